@@ -1,0 +1,99 @@
+/**
+ * Shared by `npm start` and `npm run bench`: prepare local state (secrets file, D1 migrations),
+ * start `wrangler dev`, wait until it answers, and register the demo models through the admin API.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { randomBytes } from "node:crypto";
+import { existsSync, readFileSync, writeFileSync } from "node:fs";
+import path from "node:path";
+
+export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
+const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+
+/** Demo models registered at start, with the aliases they get on first registration. */
+export const DEMO_MODELS = [
+  { stem: "credit-risk-lr", aliases: ["champion"] },
+  { stem: "credit-risk-gbt", aliases: ["challenger"] },
+];
+
+/** Reads .dev.vars, creating it with random local credentials if it does not exist. */
+export function ensureDevVars(): Record<string, string> {
+  const file = path.join(ROOT, ".dev.vars");
+  if (!existsSync(file)) {
+    const admin = randomBytes(24).toString("base64url");
+    const key = randomBytes(24).toString("base64url");
+    writeFileSync(file, `# Local secrets for wrangler dev (not committed).\nADMIN_TOKEN=${admin}\nAPI_KEYS=${key}\n`, { mode: 0o600 });
+    console.log(`created .dev.vars with a random ADMIN_TOKEN and API key`);
+  }
+  const vars: Record<string, string> = {};
+  for (const line of readFileSync(file, "utf8").split("\n")) {
+    const m = /^\s*([A-Z_][A-Z0-9_]*)\s*=\s*(.*)\s*$/.exec(line);
+    if (m) vars[m[1]] = m[2].replace(/^"(.*)"$/, "$1");
+  }
+  return vars;
+}
+
+export function applyMigrations(persistTo?: string) {
+  const args = ["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])];
+  const result = spawnSync(WRANGLER, args, { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, CI: "true" } });
+  if (result.status !== 0) throw new Error(`wrangler ${args.join(" ")} failed`);
+}
+
+export interface DevServer {
+  url: string;
+  child: ChildProcess;
+  stop(): Promise<void>;
+}
+
+export async function startDevServer(opts: { port: number; persistTo?: string; vars?: Record<string, string>; quiet?: boolean }): Promise<DevServer> {
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--show-interactive-dev-session=false"];
+  if (opts.persistTo) args.push("--persist-to", opts.persistTo);
+  for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
+  const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: opts.quiet ? ["ignore", "ignore", "inherit"] : ["ignore", "inherit", "inherit"], env: { ...process.env } });
+  const url = `http://127.0.0.1:${opts.port}`;
+  const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
+  const deadline = Date.now() + 90_000;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error("wrangler dev exited before it was ready");
+    try {
+      const res = await fetch(`${url}/health`);
+      if (res.ok) break;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGTERM");
+      throw new Error("wrangler dev did not answer /health within 90 s");
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  return {
+    url,
+    child,
+    async stop() {
+      child.kill("SIGTERM");
+      await exited;
+    },
+  };
+}
+
+/** Registers the demo models; an already registered version (409) is left as it is. */
+export async function registerDemoModels(url: string, adminToken: string): Promise<void> {
+  for (const { stem, aliases } of DEMO_MODELS) {
+    const manifest = readFileSync(path.join(ROOT, "models", `${stem}.manifest.json`), "utf8");
+    const artifact = readFileSync(path.join(ROOT, "models", `${stem}.onnx`));
+    const form = new FormData();
+    form.set("manifest", manifest);
+    form.set("artifact", new Blob([artifact]), `${stem}.onnx`);
+    for (const alias of aliases) form.append("alias", alias);
+    const { name, version } = JSON.parse(manifest) as { name: string; version: string };
+    const res = await fetch(`${url}/admin/models/${name}/versions`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${adminToken}`, "x-actor": "npm-start" },
+      body: form,
+    });
+    if (res.status === 201) console.log(`registered ${name}@${version} (${aliases.join(", ")})`);
+    else if (res.status === 409) console.log(`${name}@${version} already registered`);
+    else throw new Error(`registering ${name}@${version} failed: ${res.status} ${await res.text()}`);
+  }
+}

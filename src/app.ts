@@ -1,0 +1,67 @@
+/**
+ * The HTTP surface: wires each capability's routes into one Hono app with the cross-cutting
+ * middleware (request id, per-isolate metrics, body limits, credentials) and the single error
+ * mapping. Capabilities live in their folders; nothing here knows how a prediction is made.
+ */
+import { Hono } from "hono";
+import { requestId } from "hono/request-id";
+import { adminAuth, apiKeyAuth, constantTimeEqual } from "./http/auth";
+import { ApiError, toResponse } from "./http/errors";
+import { intVar, limitBody } from "./http/limits";
+import { sessionCache } from "./inference/predictor";
+import { isolateMetrics } from "./observability/isolate-metrics";
+import { registryRoutes } from "./registry/routes";
+import { readiness } from "./serving/health";
+import { v1Routes } from "./serving/v1";
+import { v2Routes } from "./serving/v2";
+
+type AppEnv = { Bindings: Env; Variables: { requestId: string; actor: string } };
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export function createApp() {
+  const app = new Hono<AppEnv>();
+
+  app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => crypto.randomUUID() }));
+  app.use(async function recordMetrics(c, next) {
+    const started = performance.now();
+    await next();
+    isolateMetrics.recordRequest(c.req.routePath || "unmatched", c.res.status, (performance.now() - started) / 1000);
+  });
+
+  const predictionLimit = limitBody((env) => intVar(env.MAX_BODY_BYTES, 1024 * 1024));
+
+  app.get("/health", (c) => c.json({ status: "ok" }));
+  app.get("/ready", async (c) => {
+    const report = await readiness(c.env);
+    return c.json(report, report.ready ? 200 : 503);
+  });
+  app.get("/metrics", async (c) => {
+    const token = c.env.METRICS_TOKEN;
+    if (token) {
+      const presented = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
+      if (!presented) throw new ApiError("unauthorized", "missing bearer token for /metrics");
+      if (!(await constantTimeEqual(presented, token))) throw new ApiError("forbidden", "invalid metrics token");
+    }
+    const cache = sessionCache(c.env).stats();
+    const body = isolateMetrics.render({
+      edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
+      edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
+      edge_ml_sessions_created_total: { help: "ONNX sessions created by this isolate.", value: cache.created },
+    });
+    return c.text(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+  });
+
+  app.use("/v1/*", apiKeyAuth(), predictionLimit);
+  app.route("/v1", v1Routes);
+
+  app.use("/v2/models/*", apiKeyAuth(), predictionLimit);
+  app.route("/v2", v2Routes);
+
+  app.use("/admin/*", adminAuth());
+  app.route("/admin/models", registryRoutes);
+
+  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, request_id: c.get("requestId") }, 404));
+  app.onError(toResponse);
+  return app;
+}

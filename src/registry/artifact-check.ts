@@ -1,0 +1,132 @@
+/**
+ * Validation of an ONNX artifact against its declared feature schema, before anything is written.
+ *
+ * The artifact must decode as ONNX, load in onnxruntime-web (the same runtime that will serve it),
+ * expose exactly the inputs the schema builds with matching types and widths, expose the declared
+ * outputs, and score a probe row built from the schema to sane values (finite; probabilities in
+ * [0, 1] summing to 1). Each failure is an `invalid_artifact` error that says which check failed.
+ */
+import type * as Ort from "onnxruntime-web";
+import { ApiError } from "../http/errors";
+import { rowValidator, type ResolvedRow } from "../inference/features";
+import type { ModelInfo } from "../inference/onnx-model";
+import { decodeOutputs, requestedOutputs } from "../inference/outputs";
+import { createLoadedModel, type LoadedModel } from "../inference/sessions";
+import { buildFeeds } from "../inference/tensors";
+import { getOrt } from "../inference/ort";
+import type { FeatureSchema, FeatureSpec } from "./manifest";
+
+function fail(message: string): never {
+  throw new ApiError("invalid_artifact", message);
+}
+
+export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema): Promise<ModelInfo> {
+  let loaded: Awaited<ReturnType<typeof createLoadedModel>>;
+  try {
+    loaded = await createLoadedModel(sha256, bytes);
+  } catch (error) {
+    fail(`artifact does not load in onnxruntime-web: ${String((error as Error).message ?? error).slice(0, 300)}`);
+  }
+  const { model, release } = loaded;
+  try {
+    checkInputs(model, schema);
+    checkOutputs(model, schema);
+    await probe(model, schema);
+    return model.info;
+  } finally {
+    await release();
+  }
+}
+
+function meta(list: readonly Ort.InferenceSession.ValueMetadata[], name: string) {
+  return list.find((m) => m.name === name);
+}
+
+function tensorMeta(m: Ort.InferenceSession.ValueMetadata | undefined) {
+  return m && m.isTensor ? (m as Ort.InferenceSession.ValueMetadata & { type: string; shape: readonly (number | string)[] }) : undefined;
+}
+
+function checkInputs(model: LoadedModel, schema: FeatureSchema) {
+  const declared =
+    schema.input.kind === "dense"
+      ? [{ name: schema.input.name, dtype: "float32", width: schema.input.columns.length }]
+      : schema.input.tensors.map((t) => ({ name: t.name, dtype: t.dtype, width: 1 }));
+  const names = new Set(declared.map((d) => d.name));
+  const extra = model.inputNames.filter((n) => !names.has(n));
+  if (extra.length) fail(`model has inputs the schema does not build: ${extra.join(", ")}`);
+  for (const d of declared) {
+    const m = tensorMeta(meta(model.inputMetadata, d.name));
+    if (!m) fail(`schema input '${d.name}' is not a tensor input of the model (model inputs: ${model.inputNames.join(", ")})`);
+    if (m.type !== d.dtype) fail(`input '${d.name}' is ${m.type} in the model but ${d.dtype} in the schema`);
+    if (m.shape.length !== 2) fail(`input '${d.name}' must be 2-D [N, ${d.width}], model declares shape [${m.shape.join(", ")}]`);
+    const width = m.shape[1];
+    if (typeof width === "number" && width !== d.width) fail(`input '${d.name}' has ${width} columns in the model but the schema builds ${d.width}`);
+  }
+}
+
+function checkOutputs(model: LoadedModel, schema: FeatureSchema) {
+  const out = schema.output;
+  const need = (name: string, types: string[]) => {
+    const m = tensorMeta(meta(model.outputMetadata, name));
+    if (!m) fail(`declared output '${name}' is not a tensor output of the model (model outputs: ${model.outputNames.join(", ")})`);
+    if (!types.includes(m.type)) fail(`output '${name}' is ${m.type}; expected ${types.join(" or ")}`);
+    return m;
+  };
+  if (out.kind === "regressor") {
+    need(out.value, ["float32"]);
+    return;
+  }
+  const probs = need(out.probabilities, ["float32"]);
+  const width = probs.shape[probs.shape.length - 1];
+  if (typeof width === "number" && width !== out.classes.length) fail(`output '${out.probabilities}' has ${width} classes; the schema declares ${out.classes.length}`);
+  const zip = model.info.zipMapClasses;
+  if (zip && (zip.length !== out.classes.length || zip.some((c, i) => String(c) !== String(out.classes[i])))) {
+    fail(`model's class labels [${zip.join(", ")}] differ from the schema's classes [${out.classes.join(", ")}]`);
+  }
+  if (out.label) need(out.label, ["int64", "string", "int32"]);
+}
+
+/** A valid value for each feature, to run the model once before registering it. */
+function probeValue(f: FeatureSpec): number | string | boolean {
+  if (f.missing.policy === "impute") return f.missing.value;
+  switch (f.type) {
+    case "categorical":
+      return f.categories[0];
+    case "boolean":
+      return false;
+    default: {
+      const lo = f.min ?? 0;
+      const hi = f.max ?? lo;
+      const mid = (lo + hi) / 2;
+      return f.type === "integer" ? Math.round(mid) : mid;
+    }
+  }
+}
+
+async function probe(model: LoadedModel, schema: FeatureSchema) {
+  const ort = await getOrt();
+  const row = Object.fromEntries(schema.features.map((f) => [f.name, probeValue(f)]));
+  const rows: ResolvedRow[] = rowValidator(schema).resolve([row, row], (i) => `probe[${i}]`);
+  let results: Ort.InferenceSession.OnnxValueMapType;
+  try {
+    results = await model.run(buildFeeds(ort, schema, rows), requestedOutputs(schema.output));
+  } catch (error) {
+    fail(`model failed to score a probe row built from the schema: ${String((error as Error).message ?? error).slice(0, 300)}`);
+  }
+  for (const name of requestedOutputs(schema.output)) {
+    const dims = results[name].dims;
+    if (dims[0] !== rows.length) fail(`output '${name}' returned ${dims[0]} rows for a batch of ${rows.length}`);
+  }
+  const predictions = decodeOutputs(schema.output, results, rows.length, model.info.zipMapClasses);
+  for (const p of predictions) {
+    if ("value" in p) {
+      if (!Number.isFinite(p.value)) fail("model returned a non-finite regression value for the probe row");
+      continue;
+    }
+    const values = Object.values(p.probabilities);
+    const sum = values.reduce((a, b) => a + b, 0);
+    if (values.some((v) => !(v >= 0 && v <= 1)) || Math.abs(sum - 1) > 1e-3) {
+      fail(`model's probabilities for the probe row are not a distribution (sum ${sum.toFixed(4)}); check post_transform`);
+    }
+  }
+}

@@ -1,0 +1,236 @@
+/**
+ * Registry data access: functions taking the D1 database first, as in the workers-sdk examples.
+ * Every change writes its audit entry in the same D1 batch (one transaction), so the audit log and
+ * the registry never disagree.
+ */
+import { and, desc, eq, lt } from "drizzle-orm";
+import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
+import { ApiError, notFound } from "../http/errors";
+import { featureSchemaSchema, type FeatureSchema, type Manifest, type Reference } from "./manifest";
+import { aliases, auditLog, models, modelVersions } from "./tables";
+
+export type Db = DrizzleD1Database;
+export function registryDb(d1: D1Database): Db {
+  return drizzle(d1);
+}
+
+export type VersionRow = typeof modelVersions.$inferSelect;
+export type VersionStatus = "registered" | "archived";
+
+/** A version as served: its row with the feature schema parsed. */
+export interface ModelVersion extends Omit<VersionRow, "featureSchema" | "reference"> {
+  featureSchema: FeatureSchema;
+  reference?: Reference | null;
+}
+
+export function toModelVersion(row: VersionRow): ModelVersion {
+  // Stored schemas were validated at registration; parsing again restores defaults and types.
+  return { ...row, featureSchema: featureSchemaSchema.parse(row.featureSchema), reference: row.reference as Reference | null };
+}
+
+/** Public view of a version (no reference samples, which are large). */
+export function describeVersion(v: VersionRow | ModelVersion) {
+  return {
+    name: v.modelName,
+    version: v.version,
+    task: v.task,
+    description: v.description,
+    environment: v.environment,
+    status: v.status,
+    artifact: { key: v.artifactKey, sha256: v.sha256, size_bytes: v.sizeBytes, ir_version: v.irVersion, opsets: v.opsets },
+    metrics: v.metrics,
+    feature_schema: v.featureSchema,
+    created_at: v.createdAt,
+    created_by: v.createdBy,
+  };
+}
+
+export function artifactKey(sha256: string): string {
+  return `artifacts/sha256/${sha256}.onnx`;
+}
+
+export function parseSemver(version: string): [number, number, number] {
+  const [major, minor, patch] = version.split(".").map(Number);
+  return [major, minor, patch];
+}
+
+function now(): string {
+  return new Date().toISOString();
+}
+
+export async function listModels(db: Db) {
+  return db.select().from(models).orderBy(models.name).all();
+}
+
+export async function getModel(db: Db, name: string) {
+  const model = await db.select().from(models).where(eq(models.name, name)).get();
+  if (!model) throw notFound(`model '${name}'`);
+  return model;
+}
+
+export async function listVersions(db: Db, name: string): Promise<VersionRow[]> {
+  return db
+    .select()
+    .from(modelVersions)
+    .where(eq(modelVersions.modelName, name))
+    .orderBy(desc(modelVersions.major), desc(modelVersions.minor), desc(modelVersions.patch))
+    .all();
+}
+
+export async function findVersion(db: Db, name: string, version: string): Promise<VersionRow | undefined> {
+  return db
+    .select()
+    .from(modelVersions)
+    .where(and(eq(modelVersions.modelName, name), eq(modelVersions.version, version)))
+    .get();
+}
+
+export async function getVersion(db: Db, name: string, version: string): Promise<VersionRow> {
+  const row = await findVersion(db, name, version);
+  if (!row) throw notFound(`version ${version} of model '${name}'`);
+  return row;
+}
+
+export async function listAliases(db: Db, name: string) {
+  return db.select().from(aliases).where(eq(aliases.modelName, name)).orderBy(aliases.alias).all();
+}
+
+export async function findAlias(db: Db, name: string, alias: string) {
+  return db
+    .select()
+    .from(aliases)
+    .where(and(eq(aliases.modelName, name), eq(aliases.alias, alias)))
+    .get();
+}
+
+export interface NewVersion {
+  manifest: Manifest;
+  sha256: string;
+  sizeBytes: number;
+  irVersion: number;
+  opsets: Record<string, number>;
+  actor: string;
+  aliases: string[];
+}
+
+/** Inserts model (if new), version, aliases and audit entries in one D1 transaction. */
+export async function insertVersion(db: Db, v: NewVersion): Promise<VersionRow> {
+  const m = v.manifest;
+  const at = now();
+  const [major, minor, patch] = parseSemver(m.version);
+  const row = {
+    modelName: m.name,
+    version: m.version,
+    major,
+    minor,
+    patch,
+    task: m.task,
+    description: m.description,
+    environment: m.environment,
+    status: "registered" as VersionStatus,
+    artifactKey: artifactKey(v.sha256),
+    sha256: v.sha256,
+    sizeBytes: v.sizeBytes,
+    irVersion: v.irVersion,
+    opsets: v.opsets,
+    metrics: m.metrics,
+    featureSchema: m.featureSchema,
+    reference: m.reference ?? null,
+    createdAt: at,
+    createdBy: v.actor,
+  };
+  const aliasWrites = v.aliases.map((alias) =>
+    db
+      .insert(aliases)
+      .values({ modelName: m.name, alias, version: m.version, updatedAt: at, updatedBy: v.actor })
+      .onConflictDoUpdate({ target: [aliases.modelName, aliases.alias], set: { version: m.version, updatedAt: at, updatedBy: v.actor } }),
+  );
+  const aliasAudits = v.aliases.map((alias) =>
+    db.insert(auditLog).values({ at, actor: v.actor, action: "alias.set", modelName: m.name, version: m.version, details: { alias } }),
+  );
+  const [, inserted] = await db.batch([
+    db.insert(models).values({ name: m.name, description: m.description, createdAt: at, createdBy: v.actor }).onConflictDoNothing(),
+    db.insert(modelVersions).values(row).returning(),
+    db.insert(auditLog).values({
+      at,
+      actor: v.actor,
+      action: "version.register",
+      modelName: m.name,
+      version: m.version,
+      details: { sha256: v.sha256, size_bytes: v.sizeBytes, environment: m.environment, metrics: m.metrics },
+    }),
+    ...aliasWrites,
+    ...aliasAudits,
+  ]);
+  return (inserted as VersionRow[])[0];
+}
+
+/**
+ * Points `alias` at `version`. Archived versions cannot take an alias. Returns the previous version
+ * the alias pointed at, if any.
+ */
+export async function setAlias(db: Db, name: string, alias: string, version: string, actor: string, reason?: string) {
+  const target = await getVersion(db, name, version);
+  if (target.status === "archived") throw new ApiError("conflict", `version ${version} of '${name}' is archived and cannot take alias '${alias}'`);
+  const previous = await findAlias(db, name, alias);
+  const at = now();
+  await db.batch([
+    db
+      .insert(aliases)
+      .values({ modelName: name, alias, version, updatedAt: at, updatedBy: actor })
+      .onConflictDoUpdate({ target: [aliases.modelName, aliases.alias], set: { version, updatedAt: at, updatedBy: actor } }),
+    db.insert(auditLog).values({ at, actor, action: "alias.set", modelName: name, version, reason, details: { alias, previous: previous?.version ?? null } }),
+  ]);
+  return { alias, version, previous: previous?.version ?? null };
+}
+
+export async function deleteAlias(db: Db, name: string, alias: string, actor: string, reason?: string) {
+  const existing = await findAlias(db, name, alias);
+  if (!existing) throw notFound(`alias '${alias}' of model '${name}'`);
+  await db.batch([
+    db.delete(aliases).where(and(eq(aliases.modelName, name), eq(aliases.alias, alias))),
+    db.insert(auditLog).values({ at: now(), actor, action: "alias.delete", modelName: name, version: existing.version, reason, details: { alias } }),
+  ]);
+}
+
+/**
+ * What makes a version serve traffic. Aliases for now; deployments (a later capability) add their
+ * references here so archiving stays refused while any traffic can reach the version.
+ */
+export async function servingReferences(db: Db, name: string, version: string): Promise<string[]> {
+  const refs = await db
+    .select({ alias: aliases.alias })
+    .from(aliases)
+    .where(and(eq(aliases.modelName, name), eq(aliases.version, version)))
+    .all();
+  return refs.map((r) => `alias '${r.alias}'`);
+}
+
+export async function archiveVersion(db: Db, name: string, version: string, actor: string, reason?: string) {
+  const row = await getVersion(db, name, version);
+  if (row.status === "archived") throw new ApiError("conflict", `version ${version} of '${name}' is already archived`);
+  const refs = await servingReferences(db, name, version);
+  if (refs.length) throw new ApiError("conflict", `version ${version} of '${name}' serves traffic (${refs.join(", ")}); move those first`);
+  await db.batch([
+    db
+      .update(modelVersions)
+      .set({ status: "archived" })
+      .where(and(eq(modelVersions.modelName, name), eq(modelVersions.version, version))),
+    db.insert(auditLog).values({ at: now(), actor, action: "version.archive", modelName: name, version, reason }),
+  ]);
+  return { ...row, status: "archived" };
+}
+
+/** Audit entries newest first; `before` is the id cursor from the previous page (LIMIT n+1 paging). */
+export async function auditTrail(db: Db, name: string, limit: number, before?: number) {
+  const where = before ? and(eq(auditLog.modelName, name), lt(auditLog.id, before)) : eq(auditLog.modelName, name);
+  const rows = await db.select().from(auditLog).where(where).orderBy(desc(auditLog.id)).limit(limit + 1).all();
+  const page = rows.slice(0, limit);
+  return { entries: page, next_before: rows.length > limit ? page[page.length - 1].id : null };
+}
+
+/** Is any other version row still pointing at this artifact? (Used before deleting an R2 object.) */
+export async function artifactInUse(db: Db, sha256: string): Promise<boolean> {
+  const row = await db.select({ id: modelVersions.id }).from(modelVersions).where(eq(modelVersions.sha256, sha256)).limit(1).get();
+  return Boolean(row);
+}

@@ -1,0 +1,54 @@
+/**
+ * Prediction API, version 1.
+ *
+ *   POST /v1/models/:name/predict
+ *     { "features": { ... } }                 one row  -> { prediction }
+ *     { "instances": [ { ... }, ... ] }       N rows   -> { predictions: [...] }  (one session run)
+ *     optional "version" or "alias" (default: the champion alias)
+ *
+ * Responses carry the model name and version that answered, the request id, and headers
+ * `x-model-version` and `server-timing: inference;dur=<ms>`.
+ */
+import { Hono } from "hono";
+import { z } from "zod";
+import { ApiError } from "../http/errors";
+import { intVar, readJson } from "../http/limits";
+import { aliasSchema, modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
+import { resolveVersion } from "../registry/resolver";
+import { score } from "../inference/predictor";
+import { isolateMetrics } from "../observability/isolate-metrics";
+
+const predictBody = z
+  .object({
+    features: z.record(z.string(), z.unknown()).optional(),
+    instances: z.array(z.unknown()).min(1, "instances must not be empty").optional(),
+    version: semverSchema.optional(),
+    alias: aliasSchema.optional(),
+  })
+  .strict()
+  .refine((b) => (b.features === undefined) !== (b.instances === undefined), { message: 'give exactly one of "features" (one row) or "instances" (rows)' });
+
+export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string } }>().post("/models/:name/predict", async (c) => {
+  const name = modelNameSchema.safeParse(c.req.param("name"));
+  if (!name.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("name")}'`);
+  const raw = await readJson(c);
+  const maxRows = intVar(c.env.MAX_BATCH_ROWS, 1000);
+  if (raw && typeof raw === "object" && Array.isArray((raw as { instances?: unknown }).instances)) {
+    const n = (raw as { instances: unknown[] }).instances.length;
+    if (n > maxRows) throw new ApiError("too_many_rows", `instances has ${n} rows; the limit is ${maxRows}`);
+  }
+  const parsed = predictBody.safeParse(raw);
+  if (!parsed.success) throw new ApiError("invalid_input", "invalid request body", zodIssues(parsed.error));
+  const body = parsed.data;
+
+  const { version, alias } = await resolveVersion(c.env, name.data, { version: body.version, alias: body.alias });
+  const single = body.features !== undefined;
+  const rows = single ? [body.features] : body.instances!;
+  const { predictions, inferenceMs } = await score(c.env, version, rows, single ? () => "features" : (i) => `instances[${i}]`);
+  isolateMetrics.recordInference(version.modelName, version.version, rows.length, inferenceMs / 1000);
+
+  c.header("x-model-version", version.version);
+  c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);
+  const base = { request_id: c.get("requestId"), model: version.modelName, version: version.version, ...(alias ? { alias } : {}) };
+  return c.json(single ? { ...base, prediction: predictions[0] } : { ...base, predictions });
+});
