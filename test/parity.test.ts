@@ -15,7 +15,7 @@ beforeAll(async () => {
   expect((await registerStem("models", "credit-risk-gbt", ["challenger"])).status).toBe(201);
 });
 
-async function scoreAll(rows: Record<string, unknown>[], selector: Record<string, string>): Promise<number[]> {
+async function scoreAll(rows: Record<string, unknown>[], selector: { alias?: string; version?: string }): Promise<number[]> {
   const scores: number[] = [];
   for (let i = 0; i < rows.length; i += 1000) {
     const res = await call("POST", "/v1/models/credit-risk/predict", { instances: rows.slice(i, i + 1000), ...selector });

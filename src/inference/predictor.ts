@@ -7,7 +7,7 @@ import type * as Ort from "onnxruntime-web";
 import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import type { ModelVersion } from "../registry/store";
-import { rowValidator } from "./features";
+import { rowValidator, type ResolvedRow } from "./features";
 import { decodeOutputs, requestedOutputs, type Prediction } from "./outputs";
 import { getOrt } from "./ort";
 import { SessionCache, type LoadedModel } from "./sessions";
@@ -31,6 +31,8 @@ export function loadModel(env: Env, version: ModelVersion): Promise<LoadedModel>
 
 export interface RunResult {
   results: Ort.InferenceSession.OnnxValueMapType;
+  /** The validated rows in schema feature order (absent for raw tensor requests). */
+  resolved?: ResolvedRow[];
   model: LoadedModel;
   rows: number;
   /** Milliseconds spent in tensor building + session run (0 in deployed Workers, whose clocks stop during CPU work). */
@@ -44,7 +46,7 @@ export async function runRows(env: Env, version: ModelVersion, rows: unknown[], 
   const [ort, model] = await Promise.all([getOrt(), loadModel(env, version)]);
   const started = performance.now();
   const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));
-  return { results, model, rows: resolved.length, inferenceMs: performance.now() - started };
+  return { results, resolved, model, rows: resolved.length, inferenceMs: performance.now() - started };
 }
 
 /** Runs already-built input tensors (Open Inference Protocol tensor requests). */
@@ -57,6 +59,7 @@ export async function runTensors(env: Env, version: ModelVersion, feeds: Record<
 
 export interface ScoreResult {
   predictions: Prediction[];
+  resolved: ResolvedRow[];
   inferenceMs: number;
 }
 
@@ -65,5 +68,5 @@ export async function score(env: Env, version: ModelVersion, rows: unknown[], pa
   const run = await runRows(env, version, rows, pathOf);
   const decodeStarted = performance.now();
   const predictions = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
-  return { predictions, inferenceMs: run.inferenceMs + (performance.now() - decodeStarted) };
+  return { predictions, resolved: run.resolved!, inferenceMs: run.inferenceMs + (performance.now() - decodeStarted) };
 }

@@ -14,9 +14,10 @@ import { z } from "zod";
 import { ApiError } from "../http/errors";
 import { intVar, readJson } from "../http/limits";
 import { aliasSchema, modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
-import { resolveVersion } from "../registry/resolver";
 import { score } from "../inference/predictor";
 import { isolateMetrics } from "../observability/isolate-metrics";
+import { dispatch, dispatchHeaders } from "./dispatch";
+import { emitFailure, emitPrediction } from "./events";
 
 const predictBody = z
   .object({
@@ -29,6 +30,7 @@ const predictBody = z
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), { message: 'give exactly one of "features" (one row) or "instances" (rows)' });
 
 export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string } }>().post("/models/:name/predict", async (c) => {
+  const started = performance.now();
   const name = modelNameSchema.safeParse(c.req.param("name"));
   if (!name.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("name")}'`);
   const raw = await readJson(c);
@@ -41,14 +43,40 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   if (!parsed.success) throw new ApiError("invalid_input", "invalid request body", zodIssues(parsed.error));
   const body = parsed.data;
 
-  const { version, alias } = await resolveVersion(c.env, name.data, { version: body.version, alias: body.alias });
+  const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias });
+  const { version } = routed;
   const single = body.features !== undefined;
   const rows = single ? [body.features] : body.instances!;
-  const { predictions, inferenceMs } = await score(c.env, version, rows, single ? () => "features" : (i) => `instances[${i}]`);
+  let result;
+  try {
+    result = await score(c.env, version, rows, single ? () => "features" : (i) => `instances[${i}]`);
+  } catch (error) {
+    const e = error instanceof ApiError ? error : undefined;
+    emitFailure(c, {
+      requestId: c.get("requestId"),
+      at: Date.now(),
+      route: "v1",
+      model: version.modelName,
+      version: version.version,
+      variant: routed.variant,
+      status: e?.status ?? 500,
+      code: e?.code ?? "internal_error",
+      latencyMs: performance.now() - started,
+    });
+    throw error;
+  }
+  const { predictions, resolved, inferenceMs } = result;
   isolateMetrics.recordInference(version.modelName, version.version, rows.length, inferenceMs / 1000);
+  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, latencyMs: performance.now() - started, inferenceMs });
 
-  c.header("x-model-version", version.version);
+  for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);
-  const base = { request_id: c.get("requestId"), model: version.modelName, version: version.version, ...(alias ? { alias } : {}) };
+  const base = {
+    request_id: c.get("requestId"),
+    model: version.modelName,
+    version: version.version,
+    ...(routed.alias ? { alias: routed.alias } : {}),
+    ...(routed.deployment ? { deployment: routed.deployment, variant: routed.variant } : {}),
+  };
   return c.json(single ? { ...base, prediction: predictions[0] } : { ...base, predictions });
 });

@@ -22,9 +22,12 @@ import { getOrt } from "../inference/ort";
 import { loadModel, runRows, runTensors } from "../inference/predictor";
 import { requestedOutputs } from "../inference/outputs";
 import { modelNameSchema, semverSchema, zodIssues, type FeatureSchema } from "../registry/manifest";
-import { resolveVersion, type Resolved } from "../registry/resolver";
+import { resolveVersion } from "../registry/resolver";
 import { isolateMetrics } from "../observability/isolate-metrics";
 import { readiness } from "./health";
+import { dispatch, dispatchHeaders, type Dispatch } from "./dispatch";
+import { emitFailure, emitPrediction } from "./events";
+import { decodeOutputs } from "../inference/outputs";
 
 type V2Env = { Bindings: Env; Variables: { requestId: string } };
 
@@ -57,12 +60,18 @@ function flatten(data: unknown[]): unknown[] {
   return data.some(Array.isArray) ? (data as unknown[]).flat(Infinity as 1) : data;
 }
 
-async function selected(c: Context<V2Env>): Promise<Resolved> {
+function target(c: Context<V2Env>): { name: string; version?: string } {
   const name = modelNameSchema.safeParse(c.req.param("name"));
   if (!name.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("name")}'`);
   const versionParam = c.req.param("version");
   if (versionParam !== undefined && !semverSchema.safeParse(versionParam).success) throw new ApiError("bad_request", `invalid version '${versionParam}'`);
-  return resolveVersion(c.env, name.data, { version: versionParam });
+  return { name: name.data, version: versionParam };
+}
+
+/** Metadata and readiness describe the version an unversioned request would get by default. */
+async function selected(c: Context<V2Env>) {
+  const t = target(c);
+  return resolveVersion(c.env, t.name, { version: t.version });
 }
 
 function tensorMetadata(list: readonly Ort.InferenceSession.ValueMetadata[]) {
@@ -158,11 +167,34 @@ function denseFeeds(ort: typeof Ort, schema: FeatureSchema, input: InferInput): 
 }
 
 async function infer(c: Context<V2Env>) {
-  const { version } = await selected(c);
+  const started = performance.now();
+  const t = target(c);
   const raw = await readJson(c);
   const parsed = inferRequest.safeParse(raw);
   if (!parsed.success) throw new ApiError("invalid_input", "invalid inference request", zodIssues(parsed.error));
   const req = parsed.data;
+  const routed = await dispatch(c, t.name, { version: t.version });
+  try {
+    return await inferWith(c, routed, req, started);
+  } catch (error) {
+    const e = error instanceof ApiError ? error : undefined;
+    emitFailure(c, {
+      requestId: c.get("requestId"),
+      at: Date.now(),
+      route: "v2",
+      model: routed.version.modelName,
+      version: routed.version.version,
+      variant: routed.variant,
+      status: e?.status ?? 500,
+      code: e?.code ?? "internal_error",
+      latencyMs: performance.now() - started,
+    });
+    throw error;
+  }
+}
+
+async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeof inferRequest>, started: number) {
+  const { version } = routed;
   const schema = version.featureSchema;
   const maxRows = intVar(c.env.MAX_BATCH_ROWS, 1000);
   const n = req.inputs[0].shape[0];
@@ -180,6 +212,7 @@ async function infer(c: Context<V2Env>) {
   if (new Set(names).size !== names.length) throw new ApiError("invalid_input", "duplicate input names", [{ path: "inputs", message: "each input name may appear once" }]);
 
   let run;
+  let rows: unknown[] | undefined;
   if (schema.input.kind === "dense" && names.length === 1 && names[0] === schema.input.name) {
     const { feeds, rows } = denseFeeds(await getOrt(), schema, req.inputs[0]);
     run = await runTensors(c.env, version, feeds, rows, available);
@@ -189,17 +222,19 @@ async function infer(c: Context<V2Env>) {
       const expected = schema.input.kind === "dense" ? `'${schema.input.name}' [N, ${schema.input.columns.length}] or the features` : "the features";
       throw new ApiError("invalid_input", `unknown input(s): ${strange.join(", ")}; send ${expected}`, strange.map((s) => ({ path: "inputs", message: `unknown input '${s}'` })));
     }
-    const rows = rowsFromFeatureInputs(schema, req.inputs, featureOf);
+    rows = rowsFromFeatureInputs(schema, req.inputs, featureOf);
     run = await runRows(c.env, version, rows, (i) => `row[${i}]`);
   }
   isolateMetrics.recordInference(version.modelName, version.version, run.rows, run.inferenceMs / 1000);
+  const predictions = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
 
   const outputs = wanted.map((name) => {
     const t = run.results[name];
     const data = Array.from(t.data as ArrayLike<unknown>, (v) => (typeof v === "bigint" ? Number(v) : v));
     return { name, datatype: ORT_TO_V2[t.type] ?? t.type.toUpperCase(), shape: t.dims, data };
   });
-  c.header("x-model-version", version.version);
+  for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${run.inferenceMs.toFixed(3)}`);
   return c.json({ model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), outputs });
 }

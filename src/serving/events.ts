@@ -1,0 +1,69 @@
+/**
+ * Prediction events: what other capabilities (monitoring, shadow traffic, bandit rewards) learn
+ * about each answered or failed prediction, without sitting on the response path.
+ *
+ * Serving calls `emitPrediction` / `emitFailure` after the response is computed; every listener
+ * runs inside `ctx.waitUntil`, so a slow or throwing listener never changes the caller's response,
+ * status or latency. Listeners are wired once in app.ts (isolate configuration, not request state).
+ */
+import type { Context } from "hono";
+import type { ResolvedRow } from "../inference/features";
+import type { Prediction } from "../inference/outputs";
+import type { Dispatch } from "./dispatch";
+
+export interface PredictionEvent {
+  requestId: string;
+  at: number;
+  route: "v1" | "v2";
+  dispatch: Dispatch;
+  /** Validated feature rows in schema order (absent for raw-tensor v2 requests). */
+  resolved?: ResolvedRow[];
+  /** Raw request rows as given (feature objects), when the request carried rows. */
+  rows?: unknown[];
+  predictions: Prediction[];
+  /** Wall time of the request handler so far, and the inference part of it (ms). */
+  latencyMs: number;
+  inferenceMs: number;
+}
+
+export interface FailureEvent {
+  requestId: string;
+  at: number;
+  route: "v1" | "v2";
+  model: string;
+  version?: string;
+  variant?: string;
+  status: number;
+  code: string;
+  latencyMs: number;
+}
+
+export type PredictionListener = (env: Env, event: PredictionEvent) => Promise<void>;
+export type FailureListener = (env: Env, event: FailureEvent) => Promise<void>;
+
+const predictionListeners: PredictionListener[] = [];
+const failureListeners: FailureListener[] = [];
+
+export function onPrediction(listener: PredictionListener) {
+  predictionListeners.push(listener);
+}
+export function onFailure(listener: FailureListener) {
+  failureListeners.push(listener);
+}
+
+function runDetached<E extends { Bindings: Env }>(c: Context<E>, task: Promise<void>) {
+  const guarded = task.catch((error) => console.error(JSON.stringify({ level: "error", msg: "prediction listener failed", error: String(error) })));
+  try {
+    c.executionCtx.waitUntil(guarded);
+  } catch {
+    // No execution context (in-memory app.request in unit tests): the task still runs detached.
+  }
+}
+
+export function emitPrediction<E extends { Bindings: Env }>(c: Context<E>, event: PredictionEvent) {
+  for (const listener of predictionListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
+}
+
+export function emitFailure<E extends { Bindings: Env }>(c: Context<E>, event: FailureEvent) {
+  for (const listener of failureListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
+}
