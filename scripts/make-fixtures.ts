@@ -34,7 +34,7 @@ import { encodeDense, linearScore, resolveValue, sigmoid, softmax, treeRawScore 
 import type { DenseColumn, FeatureSpec, RawRow } from "./lib/predict-reference.ts";
 import { categoricalReference, numericReference, scoreReference } from "./lib/manifest.ts";
 import type { InputSpec, Manifest, OutputSpec } from "./lib/manifest.ts";
-import { binaryMetrics } from "./lib/metrics.ts";
+import { binaryMetrics } from "../src/stats/classification.ts";
 import { gaussian, mulberry32 } from "./lib/prng.ts";
 import { formatJson } from "./lib/json.ts";
 

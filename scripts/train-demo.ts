@@ -15,7 +15,7 @@ import { fileURLToPath } from "node:url";
 import { parseCsv } from "./lib/csv.ts";
 import { formatJson } from "./lib/json.ts";
 import { mulberry32, shuffle } from "./lib/prng.ts";
-import { binaryMetrics } from "./lib/metrics.ts";
+import { binaryMetrics } from "../src/stats/classification.ts";
 import { fitLogistic } from "./lib/train-lr.ts";
 import { fitGbt } from "./lib/train-gbt.ts";
 import type { GbtOptions } from "./lib/train-gbt.ts";

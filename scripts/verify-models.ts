@@ -21,7 +21,7 @@ import { DT, onnx, tensorInfo } from "./onnx/builder.ts";
 import { encodeDense, predictLogistic, predictTrees, resolveValue } from "./lib/predict-reference.ts";
 import type { FeatureSpec, LogisticParams, RawRow, TreeParams } from "./lib/predict-reference.ts";
 import type { InputSpec, Manifest } from "./lib/manifest.ts";
-import { binaryMetrics } from "./lib/metrics.ts";
+import { binaryMetrics } from "../src/stats/classification.ts";
 import { mulberry32 } from "./lib/prng.ts";
 
 ort.env.wasm.numThreads = 1;

@@ -67,3 +67,32 @@ export function emitPrediction<E extends { Bindings: Env }>(c: Context<E>, event
 export function emitFailure<E extends { Bindings: Env }>(c: Context<E>, event: FailureEvent) {
   for (const listener of failureListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
 }
+
+/** A delayed label joined to the prediction it belongs to (emitted by the feedback endpoint). */
+export interface FeedbackEvent {
+  requestId: string;
+  /** Row index within the original request (0 for single-row requests). */
+  row: number;
+  model: string;
+  version: string;
+  deployment?: string;
+  variant?: string;
+  /** The score the model gave (positive-class probability, or the regression value). */
+  score: number;
+  /** The observed outcome: class label (0/1 for binary) or regression target. */
+  actual: number | string;
+  predictedAt: number;
+  at: number;
+}
+
+export type FeedbackListener = (env: Env, event: FeedbackEvent) => Promise<void>;
+const feedbackListeners: FeedbackListener[] = [];
+
+export function onFeedback(listener: FeedbackListener) {
+  feedbackListeners.push(listener);
+}
+
+/** Called by whoever joins labels to predictions; listeners run like prediction listeners. */
+export function emitFeedback<E extends { Bindings: Env }>(c: Context<E>, event: FeedbackEvent) {
+  for (const listener of feedbackListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
+}

@@ -1,5 +1,6 @@
 /**
- * Binary-classification metrics used to evaluate the demo models on the holdout.
+ * Binary-classification metrics (AUC, KS, Gini, log loss, Brier, accuracy), shared by the training
+ * script (holdout metrics) and the worker (live performance, validation).
  * Labels are 0/1 (1 = positive = "bad"); scores are P(label 1).
  * Pure functions, no dependencies.
  */
