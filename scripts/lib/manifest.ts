@@ -13,6 +13,7 @@
  *     sorted[floor(k * n / 1000)] (all values when n <= 1000);
  *   - missing: number of training rows where the raw value was missing (before imputation).
  */
+import { binIndex } from "../../src/stats/drift.ts";
 import type { FeatureSpec } from "./predict-reference.ts";
 
 export type InputSpec =
@@ -55,16 +56,6 @@ export function quantileSorted(sorted: number[], q: number): number {
   return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
 }
 
-export function binIndex(edges: number[], x: number): number {
-  let lo = 0;
-  let hi = edges.length; // first index with edges[i] > x
-  while (lo < hi) {
-    const mid = (lo + hi) >> 1;
-    if (edges[mid] > x) hi = mid;
-    else lo = mid + 1;
-  }
-  return Math.min(edges.length - 2, Math.max(0, lo - 1));
-}
 
 function round(v: number, digits = 8): number {
   return Number(v.toPrecision(digits));
