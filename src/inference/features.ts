@@ -43,10 +43,7 @@ function fieldSchema(f: FeatureSpec): z.ZodType {
   }
   if (f.missing.policy === "reject") return base;
   // null or absent -> MISSING marker, resolved by policy after validation.
-  return z
-    .union([base, z.null()])
-    .optional()
-    .transform((v) => (v === null || v === undefined ? MISSING : v));
+  return base.nullish().transform((v) => (v === null || v === undefined ? MISSING : v));
 }
 
 function describe(value: unknown): string {

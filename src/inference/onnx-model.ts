@@ -8,12 +8,21 @@
  * registry stores and hashes; the rewrite happens when a session is created.
  */
 import onnxProto from "onnx-proto";
+import protobuf from "protobufjs/minimal.js";
 
 const { onnx } = onnxProto;
+
+/**
+ * Encode with protobufjs' plain Uint8Array writer. Its default picks a Node Buffer writer whenever
+ * a global Buffer exists, and workerd's Buffer (nodejs_compat) rejects the utf8Write call it makes.
+ */
+function writer() {
+  return new protobuf.Writer();
+}
 export type ModelProto = ReturnType<typeof onnx.ModelProto.decode>;
 
 export function encodeModel(model: Parameters<typeof onnx.ModelProto.create>[0]): Uint8Array {
-  return onnx.ModelProto.encode(onnx.ModelProto.create(model)).finish();
+  return onnx.ModelProto.encode(onnx.ModelProto.create(model), writer()).finish();
 }
 
 export interface ModelInfo {
@@ -67,5 +76,5 @@ export function prepareForWeb(bytes: Uint8Array): PreparedModel {
       tensorType: { elemType: onnx.TensorProto.DataType.FLOAT, shape: { dim: [{ dimParam: "N" }, { dimValue: info.zipMapClasses.length }] } },
     });
   }
-  return { info, bytes: onnx.ModelProto.encode(model).finish() };
+  return { info, bytes: onnx.ModelProto.encode(model, writer()).finish() };
 }

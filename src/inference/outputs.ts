@@ -4,8 +4,8 @@
  * Classifier: probabilities come from a float [N, C] tensor (a ZipMap was turned into one when the
  * session was created); class labels come from the ZipMap if there was one, else from the schema.
  * The label is the model's own label output when declared (int64 or string tensor), else the
- * most probable class. `score` is the probability of the positive class (binary) or of the
- * predicted class (multiclass). Regressor: `value` from the declared output.
+ * most probable class. `score` is the probability of the positive class (declared, or the second
+ * of two classes), or of the predicted class for multiclass models without a positive class. Regressor: `value` from the declared output.
  */
 import type * as Ort from "onnxruntime-web";
 import type { OutputSpec } from "../registry/manifest";
@@ -47,7 +47,9 @@ export function decodeOutputs(
   const probs = results[spec.probabilities].data as Float32Array;
   const width = classes.length;
   const labels = spec.label ? labelsOf(results[spec.label] as Ort.Tensor) : undefined;
-  const positive = classes.length === 2 ? classes.findIndex((c) => c === (spec.positiveClass ?? classes[1])) : -1;
+  // Declared positive class, else the second of two classes; multiclass without one: the top class.
+  const positiveLabel = spec.positiveClass ?? (classes.length === 2 ? classes[1] : undefined);
+  const positive = positiveLabel === undefined ? -1 : classes.findIndex((c) => String(c) === String(positiveLabel));
   const out: ClassifierPrediction[] = new Array(rows);
   for (let r = 0; r < rows; r++) {
     const probabilities: Record<string, number> = {};
