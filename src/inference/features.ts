@@ -107,3 +107,24 @@ function buildValidator(schema: FeatureSchema): RowValidator {
     },
   };
 }
+
+/** A valid row built from the schema alone: impute values, else the first category, false, or the middle of the bounds. */
+export function exampleRow(schema: FeatureSchema): Record<string, FeatureValue> {
+  return Object.fromEntries(schema.features.map((f) => [f.name, exampleValue(f)]));
+}
+
+function exampleValue(f: FeatureSpec): FeatureValue {
+  if (f.missing.policy === "impute") return f.missing.value;
+  switch (f.type) {
+    case "categorical":
+      return f.categories[0];
+    case "boolean":
+      return false;
+    default: {
+      const lo = f.min ?? 0;
+      const hi = f.max ?? lo;
+      const mid = (lo + hi) / 2;
+      return f.type === "integer" ? Math.round(mid) : mid;
+    }
+  }
+}

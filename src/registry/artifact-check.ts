@@ -8,13 +8,13 @@
  */
 import type * as Ort from "onnxruntime-web";
 import { ApiError } from "../http/errors";
-import { rowValidator, type ResolvedRow } from "../inference/features";
+import { exampleRow, rowValidator, type ResolvedRow } from "../inference/features";
 import type { ModelInfo } from "../inference/onnx-model";
 import { decodeOutputs, requestedOutputs } from "../inference/outputs";
 import { createLoadedModel, type LoadedModel } from "../inference/sessions";
 import { buildFeeds } from "../inference/tensors";
 import { getOrt } from "../inference/ort";
-import type { FeatureSchema, FeatureSpec } from "./manifest";
+import type { FeatureSchema } from "./manifest";
 
 function fail(message: string): never {
   throw new ApiError("invalid_artifact", message);
@@ -86,26 +86,9 @@ function checkOutputs(model: LoadedModel, schema: FeatureSchema) {
   if (out.label) need(out.label, ["int64", "string", "int32"]);
 }
 
-/** A valid value for each feature, to run the model once before registering it. */
-function probeValue(f: FeatureSpec): number | string | boolean {
-  if (f.missing.policy === "impute") return f.missing.value;
-  switch (f.type) {
-    case "categorical":
-      return f.categories[0];
-    case "boolean":
-      return false;
-    default: {
-      const lo = f.min ?? 0;
-      const hi = f.max ?? lo;
-      const mid = (lo + hi) / 2;
-      return f.type === "integer" ? Math.round(mid) : mid;
-    }
-  }
-}
-
 async function probe(model: LoadedModel, schema: FeatureSchema) {
   const ort = await getOrt();
-  const row = Object.fromEntries(schema.features.map((f) => [f.name, probeValue(f)]));
+  const row = exampleRow(schema);
   const rows: ResolvedRow[] = rowValidator(schema).resolve([row, row], (i) => `probe[${i}]`);
   let results: Ort.InferenceSession.OnnxValueMapType;
   try {
