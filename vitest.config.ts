@@ -4,14 +4,17 @@
  *  - TEST_MIGRATIONS: the SQL in migrations/, applied by test/support/setup.ts;
  *  - TEST_FILES: a service binding, running in Node, that serves repository files (models/,
  *    test/fixtures/, data/) to tests, since workerd has no file system.
+ * Monitoring adds three test-only Node services (webhook sink, promtool, headless Chromium); see
+ * test/support/node-services.ts.
  */
 import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
+import { browser, promtool, webhookSink } from "./test/support/node-services";
 
 const root = path.dirname(new URL(import.meta.url).pathname);
-const SERVED = ["models/", "test/fixtures/", "data/"];
+const SERVED = ["models/", "test/fixtures/", "data/", "dashboards/"];
 
 async function serveRepoFile(request: Request): Promise<Response> {
   const rel = decodeURIComponent(new URL(request.url).pathname).replace(/^\/+/, "");
@@ -36,8 +39,13 @@ export default defineConfig(async () => {
             TEST_MIGRATIONS: migrations,
             ADMIN_TOKEN: "test-admin-token",
             API_KEYS: "test-key-1,test-key-2",
+            // Monitoring batches leave isolates after 50 ms in tests (2 s in wrangler.toml).
+            MONITORING_FLUSH_MS: "50",
           },
-          serviceBindings: { TEST_FILES: serveRepoFile },
+          // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
+          serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },
+          // A real rate-limit binding with a tiny budget, so tests can reach the limit.
+          ratelimits: { TEST_TIGHT_LIMITER: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
         },
       }),
     ],

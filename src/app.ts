@@ -8,8 +8,12 @@ import { requestId } from "hono/request-id";
 import { adminAuth, apiKeyAuth, constantTimeEqual } from "./http/auth";
 import { ApiError, toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
+import { rateLimit } from "./http/rate-limit";
 import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
+import { wireDeploymentListeners } from "./deployments/listeners";
+import { deploymentRoutes } from "./deployments/routes";
+import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
@@ -44,22 +48,38 @@ export function createApp() {
       if (!(await constantTimeEqual(presented, token))) throw new ApiError("forbidden", "invalid metrics token");
     }
     const cache = sessionCache(c.env).stats();
+    // Fleet-wide aggregates from the monitoring Durable Objects, then this isolate's own series.
+    const fleet = renderFleet(await collectFleet(c.env));
     const body = isolateMetrics.render({
       edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
       edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
-      edge_ml_sessions_created_total: { help: "ONNX sessions created by this isolate.", value: cache.created },
     });
-    return c.text(body, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    // Counters of this isolate (typed as counters so `promtool check metrics` accepts the names).
+    const counters = renderCounters({
+      edge_ml_sessions_created_total: { help: "ONNX sessions created by this isolate.", value: cache.created },
+      edge_ml_monitoring_dropped_total: { help: "Monitoring observations this isolate dropped after a failed flush retry.", value: collector.dropped },
+      edge_ml_monitoring_flushes_total: { help: "Monitoring batches this isolate flushed to Durable Objects.", value: collector.flushes },
+    });
+    return c.text(fleet + body + counters, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
-  app.use("/v1/*", apiKeyAuth(), predictionLimit);
+  const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict");
+  app.use("/v1/*", apiKeyAuth(), predictRate, predictionLimit);
   app.route("/v1", v1Routes);
 
-  app.use("/v2/models/*", apiKeyAuth(), predictionLimit);
+  app.use("/v2/models/*", apiKeyAuth(), predictRate, predictionLimit);
   app.route("/v2", v2Routes);
 
-  app.use("/admin/*", adminAuth());
+  app.route("/v1/feedback", feedbackRoutes);
+  app.route("/v1/monitoring", monitoringReadRoutes);
+  app.route("/dashboard", dashboardRoutes);
+  wireMonitoring();
+
+  app.use("/admin/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin"), adminAuth());
+  app.route("/admin/monitoring", monitoringAdminRoutes);
   app.route("/admin/models", registryRoutes);
+  app.route("/admin/deployments", deploymentRoutes);
+  wireDeploymentListeners();
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, request_id: c.get("requestId") }, 404));
   app.onError(toResponse);

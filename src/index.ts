@@ -3,14 +3,27 @@
  * and (as they land) queue consumers and Durable Object classes.
  */
 import { createApp } from "./app";
+import { runDeploymentCron } from "./deployments/cron";
+import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
+
+export { DeploymentStats } from "./deployments/live-stats";
+export { ModelControl, MonitorShard, PredictionLog } from "./monitoring";
 
 const app = createApp();
 
 /** Work the cron triggers in wrangler.toml run; each capability adds its task here. */
 const cronTasks: ((controller: ScheduledController, env: Env, ctx: ExecutionContext) => Promise<void>)[] = [];
+cronTasks.push(async (controller, env) => {
+  await runDeploymentCron(env, controller.scheduledTime);
+});
+cronTasks.push((controller, env) => monitoringCron(controller, env));
 
 export default {
   fetch: app.fetch,
+  async queue(batch, env) {
+    // Only the monitoring notification queues (and their dead-letter queue) exist so far.
+    await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
+  },
   async scheduled(controller, env, ctx) {
     const results = await Promise.allSettled(cronTasks.map((task) => task(controller, env, ctx)));
     const failed = results.filter((r) => r.status === "rejected");

@@ -227,3 +227,19 @@ describe("health, readiness and metrics", () => {
     expect(res.json.error.code).toBe("not_found");
   });
 });
+
+describe("rate limits", () => {
+  it("answer 429 with retry-after once a client's budget is spent, per API key", async () => {
+    const app = createApp();
+    const limited = { ...env, PREDICT_RATE_LIMITER: env.TEST_TIGHT_LIMITER };
+    const post = (key: string) =>
+      app.request("/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json", "x-api-key": key }, body: JSON.stringify({ features: ROW }) }, limited);
+    const statuses = [];
+    for (let i = 0; i < 5; i++) statuses.push((await post("client-a")).status);
+    expect(statuses).toEqual([200, 200, 200, 429, 429]);
+    const res = await post("client-a");
+    expect(res.headers.get("retry-after")).toBe("60");
+    expect(((await res.json()) as any).error.code).toBe("rate_limited");
+    expect((await post("client-b")).status).toBe(200);
+  });
+});

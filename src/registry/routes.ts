@@ -10,6 +10,7 @@
  *   PUT    /:name/aliases/:alias               point an alias at a version
  *   DELETE /:name/aliases/:alias               remove an alias
  *   GET    /:name/audit                        audit log, newest first
+ *   POST   /:name/versions/:version/profile    time inference in this isolate (mean per run/row)
  *
  * Registration is all-or-nothing: the manifest and artifact are fully validated (the artifact is
  * loaded and probed in onnxruntime-web) before the first write. The artifact goes to R2 under its
@@ -39,7 +40,10 @@ import {
   listVersions,
   registryDb,
   setAlias,
+  toModelVersion,
 } from "./store";
+import { exampleRow } from "../inference/features";
+import { profileInference } from "../inference/profile";
 
 type AdminEnv = { Bindings: Env; Variables: { actor: string } };
 
@@ -51,6 +55,13 @@ function param<T>(schema: z.ZodType<T>, value: string | undefined, what: string)
   return parsed.data;
 }
 
+const profileBody = z
+  .object({
+    instances: z.array(z.record(z.string(), z.unknown())).min(1).max(1000).optional(),
+    rows: z.number().int().min(1).max(1000).default(1),
+    iterations: z.number().int().min(1).max(100_000).default(1000),
+  })
+  .strict();
 const reasonBody = z.object({ reason: z.string().max(1000).optional() }).strict();
 const aliasBody = z.object({ version: semverSchema, reason: z.string().max(1000).optional() }).strict();
 
@@ -203,6 +214,15 @@ export const registryRoutes = new Hono<AdminEnv>()
     await deleteAlias(db, name, alias, c.get("actor"), reason);
     invalidateResolved(name);
     return c.body(null, 204);
+  })
+  .post("/:name/versions/:version/profile", async (c) => {
+    const db = registryDb(c.env.DB);
+    const name = param(modelNameSchema, c.req.param("name"), "model name");
+    const version = param(semverSchema, c.req.param("version"), "version");
+    const body = await parseBody(profileBody, await optionalJson(c));
+    const row = toModelVersion(await getVersion(db, name, version));
+    const rows = body.instances ?? Array.from({ length: body.rows }, () => exampleRow(row.featureSchema));
+    return c.json(await profileInference(c.env, row, rows, body.iterations));
   })
   .get("/:name/audit", async (c) => {
     const db = registryDb(c.env.DB);

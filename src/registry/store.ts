@@ -3,10 +3,11 @@
  * Every change writes its audit entry in the same D1 batch (one transaction), so the audit log and
  * the registry never disagree.
  */
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, inArray, lt } from "drizzle-orm";
 import { drizzle, type DrizzleD1Database } from "drizzle-orm/d1";
 import { ApiError, notFound } from "../http/errors";
 import { featureSchemaSchema, type FeatureSchema, type Manifest, type Reference } from "./manifest";
+import { deployments } from "../deployments/tables";
 import { aliases, auditLog, models, modelVersions } from "./tables";
 
 export type Db = DrizzleD1Database;
@@ -194,8 +195,8 @@ export async function deleteAlias(db: Db, name: string, alias: string, actor: st
 }
 
 /**
- * What makes a version serve traffic. Aliases for now; deployments (a later capability) add their
- * references here so archiving stays refused while any traffic can reach the version.
+ * What makes a version serve traffic: aliases, and deployments that are not finished (validating,
+ * active, promoting, paused), so archiving stays refused while any traffic can reach the version.
  */
 export async function servingReferences(db: Db, name: string, version: string): Promise<string[]> {
   const refs = await db
@@ -203,7 +204,15 @@ export async function servingReferences(db: Db, name: string, version: string): 
     .from(aliases)
     .where(and(eq(aliases.modelName, name), eq(aliases.version, version)))
     .all();
-  return refs.map((r) => `alias '${r.alias}'`);
+  const open = await db
+    .select({ id: deployments.id, state: deployments.state, variants: deployments.variants, config: deployments.config })
+    .from(deployments)
+    .where(and(eq(deployments.modelName, name), inArray(deployments.state, ["validating", "active", "promoting", "paused"])))
+    .all();
+  const inDeployments = open
+    .filter((d) => (d.variants as { version: string }[]).some((v) => v.version === version) || (d.config as { candidate?: string }).candidate === version)
+    .map((d) => `deployment ${d.id} (${d.state})`);
+  return [...refs.map((r) => `alias '${r.alias}'`), ...inDeployments];
 }
 
 export async function archiveVersion(db: Db, name: string, version: string, actor: string, reason?: string) {

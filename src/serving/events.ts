@@ -32,6 +32,8 @@ export interface FailureEvent {
   route: "v1" | "v2";
   model: string;
   version?: string;
+  /** Deployment and variant that routed the failed request, if a deployment did. */
+  deployment?: string;
   variant?: string;
   status: number;
   code: string;

@@ -4,7 +4,8 @@
  *   POST /v1/models/:name/predict
  *     { "features": { ... } }                 one row  -> { prediction }
  *     { "instances": [ { ... }, ... ] }       N rows   -> { predictions: [...] }  (one session run)
- *     optional "version" or "alias" (default: the champion alias)
+ *     optional "version" or "alias" (default: the model's deployment routing, else the champion alias)
+ *     optional "unit": the entity/user id that keeps a caller on one deployment variant
  *
  * Responses carry the model name and version that answered, the request id, and headers
  * `x-model-version` and `server-timing: inference;dur=<ms>`.
@@ -25,6 +26,8 @@ const predictBody = z
     instances: z.array(z.unknown()).min(1, "instances must not be empty").optional(),
     version: semverSchema.optional(),
     alias: aliasSchema.optional(),
+    /** Sticky-assignment unit (entity or user id) for deployments that split traffic. */
+    unit: z.string().min(1).max(256).optional(),
   })
   .strict()
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), { message: 'give exactly one of "features" (one row) or "instances" (rows)' });
@@ -43,7 +46,7 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   if (!parsed.success) throw new ApiError("invalid_input", "invalid request body", zodIssues(parsed.error));
   const body = parsed.data;
 
-  const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias });
+  const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias }, body.unit);
   const { version } = routed;
   const single = body.features !== undefined;
   const rows = single ? [body.features] : body.instances!;
@@ -58,6 +61,7 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
       route: "v1",
       model: version.modelName,
       version: version.version,
+      deployment: routed.deployment,
       variant: routed.variant,
       status: e?.status ?? 500,
       code: e?.code ?? "internal_error",

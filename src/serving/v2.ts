@@ -184,6 +184,7 @@ async function infer(c: Context<V2Env>) {
       route: "v2",
       model: routed.version.modelName,
       version: routed.version.version,
+      deployment: routed.deployment,
       variant: routed.variant,
       status: e?.status ?? 500,
       code: e?.code ?? "internal_error",

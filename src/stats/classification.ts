@@ -115,3 +115,58 @@ export function binaryMetrics(labels: number[], probs: number[], digits = 6): Bi
     n_holdout: labels.length,
   };
 }
+
+export interface Confusion {
+  tp: number;
+  fp: number;
+  tn: number;
+  fn: number;
+}
+
+/** Confusion counts of the rule "predict 1 iff p > threshold". */
+export function confusion(labels: number[], probs: number[], threshold = 0.5): Confusion {
+  const c = { tp: 0, fp: 0, tn: 0, fn: 0 };
+  for (let i = 0; i < labels.length; i++) {
+    const predicted = probs[i] > threshold;
+    if (predicted) labels[i] === 1 ? c.tp++ : c.fp++;
+    else labels[i] === 1 ? c.fn++ : c.tn++;
+  }
+  return c;
+}
+
+/** Precision, recall and F1 of the positive class (0 when undefined, as scikit-learn's zero_division=0). */
+export function precisionRecallF1(c: Confusion): { precision: number; recall: number; f1: number } {
+  const precision = c.tp + c.fp ? c.tp / (c.tp + c.fp) : 0;
+  const recall = c.tp + c.fn ? c.tp / (c.tp + c.fn) : 0;
+  const f1 = precision + recall ? (2 * precision * recall) / (precision + recall) : 0;
+  return { precision, recall, f1 };
+}
+
+/** Multiclass accuracy and macro-averaged precision / recall / F1 over the classes seen in either list. */
+export function multiclassMetrics(actual: readonly (number | string)[], predicted: readonly (number | string)[]) {
+  const classes = [...new Set([...actual, ...predicted].map(String))];
+  let correct = 0;
+  const per = new Map(classes.map((k) => [k, { tp: 0, fp: 0, fn: 0, tn: 0 }]));
+  for (let i = 0; i < actual.length; i++) {
+    const a = String(actual[i]);
+    const p = String(predicted[i]);
+    if (a === p) {
+      correct++;
+      per.get(a)!.tp++;
+    } else {
+      per.get(p)!.fp++;
+      per.get(a)!.fn++;
+    }
+  }
+  let precision = 0;
+  let recall = 0;
+  let f1 = 0;
+  for (const c of per.values()) {
+    const m = precisionRecallF1(c);
+    precision += m.precision;
+    recall += m.recall;
+    f1 += m.f1;
+  }
+  const k = classes.length || 1;
+  return { accuracy: actual.length ? correct / actual.length : Number.NaN, precision_macro: precision / k, recall_macro: recall / k, f1_macro: f1 / k };
+}

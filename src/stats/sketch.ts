@@ -72,6 +72,20 @@ export class DDSketch {
     return this.max;
   }
 
+  /**
+   * Estimated share of values above `threshold` (for latency SLOs): buckets whose range lies above
+   * the threshold's bucket count as above; the threshold's own bucket counts as below, so the
+   * estimate is exact up to values within relative error alpha of the threshold.
+   */
+  fractionAbove(threshold: number): number {
+    if (this.count === 0) return Number.NaN;
+    if (threshold <= this.minValue) return (this.count - this.zero) / this.count;
+    const limit = Math.ceil(Math.log(threshold) / this.logGamma);
+    let above = 0;
+    for (const [k, v] of this.buckets) if (k > limit) above += v;
+    return above / this.count;
+  }
+
   merge(other: DDSketch | SketchJSON) {
     const o = other instanceof DDSketch ? other.toJSON() : other;
     if (Math.abs(o.alpha - this.alpha) > 1e-12) throw new RangeError("cannot merge sketches with different alpha");

@@ -1,0 +1,96 @@
+/**
+ * What deployments learn from served traffic, wired as prediction/failure/feedback listeners
+ * (src/serving/events.ts). All of it runs inside ctx.waitUntil, after the caller's response is
+ * decided, so none of it can change a response, its status or its latency.
+ *
+ * - Every routed prediction or failure is recorded per variant in the deployment's DeploymentStats.
+ * - Shadow: the shadow version scores the same rows here, bounded by SHADOW_TIMEOUT_MS; agreement
+ *   of predicted labels and absolute score differences are recorded, and so are its errors and
+ *   timeouts (a shadow that throws or hangs only shows up in these counters).
+ * - Feedback (labels joined to predictions by the monitoring capability): per-variant reward and
+ *   conversion counts for the bandit and the A/B results, and (score, label) pairs for AUC.
+ */
+import { score } from "../inference/predictor";
+import type { ClassifierPrediction, Prediction } from "../inference/outputs";
+import { onFailure, onFeedback, onPrediction, type FailureEvent, type FeedbackEvent, type PredictionEvent } from "../serving/events";
+import { statsFor } from "./live-stats";
+
+export const SHADOW_TIMEOUT_MS = 5_000;
+
+const isClassifier = (p: Prediction): p is ClassifierPrediction => "score" in p;
+
+export async function recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
+  const d = event.dispatch;
+  if (!d.deployment || !d.variant) return;
+  const tasks: Promise<unknown>[] = [
+    statsFor(env, d.deployment).record({
+      at: event.at,
+      variant: d.variant,
+      version: d.version.version,
+      latencyMs: event.latencyMs,
+      scores: event.predictions.filter(isClassifier).map((p) => p.score),
+    }),
+  ];
+  if (d.shadow && event.rows) tasks.push(scoreShadow(env, d.deployment, d.shadow.version, event.rows, event.predictions, event.at));
+  await Promise.all(tasks);
+}
+
+async function scoreShadow(env: Env, deployment: string, version: Parameters<typeof score>[1], rows: unknown[], primary: Prediction[], at: number) {
+  const started = performance.now();
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), SHADOW_TIMEOUT_MS)));
+  let outcome: Awaited<ReturnType<typeof score>> | "timeout" | "error";
+  try {
+    outcome = await Promise.race([score(env, version, rows, (i) => `shadow[${i}]`), timeout]);
+  } catch {
+    outcome = "error";
+  } finally {
+    clearTimeout(timer);
+  }
+  const stats = statsFor(env, deployment);
+  if (outcome === "timeout") return stats.recordShadow({ at, timeout: true });
+  if (outcome === "error") return stats.recordShadow({ at, error: true });
+  let agreements = 0;
+  const absDiffs: number[] = [];
+  outcome.predictions.forEach((p, i) => {
+    const q = primary[i];
+    if (isClassifier(p) && q && isClassifier(q)) {
+      if (String(p.label) === String(q.label)) agreements++;
+      absDiffs.push(Math.abs(p.score - q.score));
+    } else if ("value" in p && q && "value" in q) {
+      absDiffs.push(Math.abs(p.value - q.value));
+    }
+  });
+  return stats.recordShadow({ at, rows: outcome.predictions.length, agreements, absDiffs, latencyMs: performance.now() - started });
+}
+
+export async function recordFailure(env: Env, event: FailureEvent): Promise<void> {
+  if (!event.deployment || !event.variant) return;
+  await statsFor(env, event.deployment).record({ at: event.at, variant: event.variant, version: event.version ?? "", error: true });
+}
+
+const POSITIVE = new Set(["1", "true", "yes", "bad"]);
+
+/** Turns an observed outcome into 0/1: numbers > 0 and the usual positive spellings are positive. */
+export function isPositive(actual: number | string | boolean): 0 | 1 {
+  if (typeof actual === "number") return actual > 0 ? 1 : 0;
+  if (typeof actual === "boolean") return actual ? 1 : 0;
+  return POSITIVE.has(actual.trim().toLowerCase()) ? 1 : 0;
+}
+
+export async function recordFeedback(env: Env, event: FeedbackEvent): Promise<void> {
+  if (!event.deployment || !event.variant) return;
+  const positive = isPositive(event.actual);
+  const predicted = event.score >= 0.5 ? 1 : 0;
+  await statsFor(env, event.deployment).recordFeedback({ at: event.at, variant: event.variant, score: event.score, positive, correct: predicted === positive ? 1 : 0 });
+}
+
+let wired = false;
+/** Registers the listeners once per isolate (createApp may run more than once in tests). */
+export function wireDeploymentListeners() {
+  if (wired) return;
+  wired = true;
+  onPrediction(recordPrediction);
+  onFailure(recordFailure);
+  onFeedback(recordFeedback);
+}

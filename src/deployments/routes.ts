@@ -1,0 +1,133 @@
+/**
+ * Admin API for deployments, mounted at /admin/deployments (bearer ADMIN_TOKEN; `x-actor` names
+ * the person for the history and the registry audit log).
+ *
+ *   POST /                      create (validating; no traffic yet)
+ *   GET  /?model=&state=        list, newest first
+ *   GET  /:id                   state, variants, config, validation report
+ *   GET  /:id/history           every change: who, what, when, why
+ *   POST /:id/validate          run the validation report (test_set in the body or the stored one)
+ *   POST /:id/start             begin routing traffic (needs a passed validation)
+ *   POST /:id/pause|resume      freeze / unfreeze automation (traffic keeps its current split)
+ *   POST /:id/promote           make the candidate (or { variant }) stable: moves the alias
+ *   POST /:id/abort             end without promoting; traffic returns to the stable version
+ *   POST /:id/rollback          return traffic to the stable version at once (also after completion)
+ *   GET  /:id/results           per-variant live results, significance, winner; shadow comparison
+ *   PUT  /test-sets/:model      store the model's validation test set ({ rows: [{ features, label? }] })
+ *
+ * Bad input is a 4xx naming the problem and changes nothing; see model.ts and store.ts.
+ */
+import { Hono, type Context } from "hono";
+import type { z } from "zod";
+import { ApiError } from "../http/errors";
+import { readJson } from "../http/limits";
+import { modelNameSchema, zodIssues } from "../registry/manifest";
+import { shadowResults, variantResults } from "./analysis";
+import { abort, pause, promote, resume, rollback, start } from "./lifecycle";
+import { statsFor } from "./live-stats";
+import { createDeploymentSchema, promoteBodySchema, reasonBodySchema, STATES, testSetSchema, validateBodySchema, type State, type TestSet } from "./model";
+import { applyChange, createDeployment, deploymentsDb, describeDeployment, getDeployment, history, listDeployments, versionsToValidate } from "./store";
+import { storedTestSet, testSetKey, validateVersions } from "./validation";
+
+type AdminEnv = { Bindings: Env; Variables: { actor: string } };
+
+function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
+  const parsed = schema.safeParse(raw);
+  if (!parsed.success) throw new ApiError("invalid_input", `invalid request body: ${parsed.error.issues[0].path.join(".") || "(root)"}: ${parsed.error.issues[0].message}`, zodIssues(parsed.error));
+  return parsed.data;
+}
+
+async function optionalJson(c: Context): Promise<unknown> {
+  const length = c.req.header("content-length");
+  if (length === "0" || (!length && !c.req.header("content-type"))) return {};
+  return readJson(c);
+}
+
+const ID = /^dep-[a-z0-9]{1,16}-[0-9a-f]{12}$/;
+async function load(c: Context<AdminEnv>) {
+  const id = c.req.param("id")!;
+  if (!ID.test(id)) throw new ApiError("not_found", `deployment '${id.slice(0, 80)}' not found`);
+  return getDeployment(deploymentsDb(c.env.DB), id);
+}
+
+type Transition = typeof start;
+function transition(fn: Transition) {
+  return async (c: Context<AdminEnv>) => {
+    const body = parse(reasonBodySchema, await optionalJson(c));
+    const d = await load(c);
+    const next = await fn(deploymentsDb(c.env.DB), c.env, d, c.get("actor"), body.reason);
+    return c.json({ deployment: describeDeployment(next) });
+  };
+}
+
+export const deploymentRoutes = new Hono<AdminEnv>()
+  .post("/", async (c) => {
+    const input = parse(createDeploymentSchema, await readJson(c));
+    const d = await createDeployment(deploymentsDb(c.env.DB), c.env, input, c.get("actor"));
+    return c.json({ deployment: describeDeployment(d) }, 201);
+  })
+  .get("/", async (c) => {
+    const model = c.req.query("model");
+    const state = c.req.query("state");
+    if (model !== undefined && !modelNameSchema.safeParse(model).success) throw new ApiError("bad_request", `invalid model name '${model}'`);
+    if (state !== undefined && !STATES.includes(state as State)) throw new ApiError("bad_request", `invalid state '${state}'; one of ${STATES.join(", ")}`);
+    const rows = await listDeployments(deploymentsDb(c.env.DB), { model, states: state ? [state as State] : undefined });
+    return c.json({ deployments: rows.map(describeDeployment) });
+  })
+  .put("/test-sets/:model", async (c) => {
+    const model = modelNameSchema.safeParse(c.req.param("model"));
+    if (!model.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("model")}'`);
+    const set = parse(testSetSchema, await readJson(c));
+    const rows = set.rows.map((r) => ({ features: r.features, ...(r.label !== undefined ? { label: r.label } : {}) }));
+    await c.env.ARTIFACTS.put(testSetKey(model.data), JSON.stringify({ rows }), { httpMetadata: { contentType: "application/json" }, customMetadata: { by: c.get("actor") } });
+    return c.json({ model: model.data, rows: rows.length, labelled: rows.filter((r) => r.label !== undefined).length });
+  })
+  .get("/:id", async (c) => c.json({ deployment: describeDeployment(await load(c)) }))
+  .get("/:id/history", async (c) => {
+    const d = await load(c);
+    return c.json({ deployment: d.id, events: await history(deploymentsDb(c.env.DB), d.id) });
+  })
+  .post("/:id/validate", async (c) => {
+    const body = parse(validateBodySchema, await optionalJson(c));
+    const db = deploymentsDb(c.env.DB);
+    const d = await load(c);
+    if (d.state !== "validating") throw new ApiError("conflict", `deployment ${d.id} is ${d.state}; validation runs before traffic (state validating)`);
+    const stored = body.test_set ? null : await storedTestSet(c.env, d.modelName);
+    const testSet = body.test_set ? { source: "request" as const, set: body.test_set as TestSet } : stored ? { source: "stored" as const, set: stored } : null;
+    const cfg = { ...d.config.validation, ...(body.validation ?? {}) };
+    const report = await validateVersions(c.env, db, d.modelName, versionsToValidate(d), d.baselineVersion, testSet, cfg);
+    const next = await applyChange(db, c.env, d, {
+      action: "validate",
+      actor: c.get("actor"),
+      reason: body.reason,
+      validationStatus: report.passed ? "passed" : "failed",
+      validation: report,
+      config: { ...d.config, validation: cfg },
+      details: { passed: report.passed, failed_checks: report.versions.flatMap((v) => v.checks.filter((k) => !k.passed).map((k) => `${v.version}:${k.name}`)) },
+    });
+    return c.json({ deployment: describeDeployment(next), report });
+  })
+  .post("/:id/start", transition(start))
+  .post("/:id/pause", transition(pause))
+  .post("/:id/resume", transition(resume))
+  .post("/:id/abort", transition(abort))
+  .post("/:id/rollback", transition((db, env, d, actor, reason) => rollback(db, env, d, actor, reason)))
+  .post("/:id/promote", async (c) => {
+    const body = parse(promoteBodySchema, await optionalJson(c));
+    const d = await load(c);
+    const next = await promote(deploymentsDb(c.env.DB), c.env, d, c.get("actor"), body.reason, body.variant);
+    return c.json({ deployment: describeDeployment(next) });
+  })
+  .get("/:id/results", async (c) => {
+    const d = await load(c);
+    const summary = await statsFor(c.env, d.id).summary(0);
+    return c.json({
+      deployment: d.id,
+      model: d.modelName,
+      strategy: d.strategy,
+      state: d.state,
+      since: new Date(summary.since).toISOString(),
+      ...variantResults(summary, d.variants, d.config.metric ?? "auc"),
+      ...(d.strategy === "shadow" ? { shadow: { version: d.config.candidate, fraction: d.config.fraction, ...shadowResults(summary.shadow) } } : {}),
+    });
+  });

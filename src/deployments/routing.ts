@@ -1,0 +1,81 @@
+/**
+ * The routing table each isolate keeps: which deployment (if any) routes a model's traffic.
+ *
+ * The source of truth is D1. Each isolate caches the model's routing deployment and, at most
+ * every ROUTING_CHECK_SECONDS (default 2 s), reads one small KV key (`routing:<model>`) that every
+ * change rewrites; a different token means reload from D1. Independently of KV, the cache is
+ * reloaded from D1 once it is ROUTING_MAX_STALE_SECONDS old (default 10 s).
+ *
+ * Bound on how long a change takes to reach an isolate:
+ * - the isolate that made the change: immediately (it drops its cache);
+ * - any other isolate: at most min(check interval + KV propagation, max staleness). KV is
+ *   eventually consistent: in the location of the write a new value is normally read within the
+ *   check interval; Cloudflare documents up to ~60 s elsewhere, which the D1 max-staleness caps
+ *   at 10 s. With the defaults: ~2 s typically, 10 s worst case, everywhere.
+ * Cost on the hot path: a Map lookup; per isolate and model, one KV read every 2 s and one D1
+ * query every 10 s (or on change). Concurrent requests share one refresh.
+ */
+import { intVar } from "../http/limits";
+import { cumulativeBounds } from "./assignment";
+import { deploymentsDb, routingDeployment, type Deployment } from "./store";
+
+export interface RoutingTable {
+  deployment: Deployment;
+  /** Cumulative bounds of the deployment's variants (assignment.ts). */
+  bounds: number[];
+}
+
+interface Entry {
+  table: RoutingTable | null;
+  token: string | null;
+  loadedAt: number;
+  checkedAt: number;
+}
+
+const entries = new Map<string, Entry>();
+const inflight = new Map<string, Promise<RoutingTable | null>>();
+const MAX_MODELS = 1000;
+
+export function routingTokenKey(model: string): string {
+  return `routing:${model}`;
+}
+
+export function forgetRouting(model?: string) {
+  if (model === undefined) entries.clear();
+  else entries.delete(model);
+}
+
+export function routingTimings(env: Env): { checkMs: number; maxStaleMs: number } {
+  return { checkMs: intVar(env.ROUTING_CHECK_SECONDS, 2) * 1000, maxStaleMs: intVar(env.ROUTING_MAX_STALE_SECONDS, 10) * 1000 };
+}
+
+function build(d: Deployment | null): RoutingTable | null {
+  return d ? { deployment: d, bounds: cumulativeBounds(d.variants) } : null;
+}
+
+/** The model's routing table as this isolate sees it at `now` (ms). */
+export function routingFor(env: Env, model: string, now = Date.now()): RoutingTable | null | Promise<RoutingTable | null> {
+  const entry = entries.get(model);
+  const { checkMs, maxStaleMs } = routingTimings(env);
+  if (entry && now - entry.checkedAt < checkMs && now - entry.loadedAt < maxStaleMs) return entry.table;
+  const pending = inflight.get(model);
+  if (pending) return pending;
+  const refresh = (async () => {
+    // Token first, then D1: a change landing in between is seen at the next check, never lost.
+    const token = await env.CONFIG.get(routingTokenKey(model));
+    if (entry && token === entry.token && now - entry.loadedAt < maxStaleMs) {
+      entry.checkedAt = now;
+      return entry.table;
+    }
+    const table = build(await routingDeployment(deploymentsDb(env.DB), model));
+    if (entries.size >= MAX_MODELS && !entries.has(model)) entries.delete(entries.keys().next().value!);
+    entries.set(model, { table, token, loadedAt: now, checkedAt: now });
+    return table;
+  })();
+  inflight.set(model, refresh);
+  refresh.then(
+    () => inflight.delete(model),
+    () => inflight.delete(model),
+  );
+  return refresh;
+}

@@ -1,0 +1,41 @@
+/** Monitoring settings from wrangler vars, with defaults (see wrangler.toml for what each means). */
+import { intVar } from "../http/limits";
+
+export interface MonitoringConfig {
+  enabled: boolean;
+  flushMs: number;
+  flushEvents: number;
+  flushRows: number;
+  statsShards: number;
+  logShards: number;
+  logDays: number;
+}
+
+export function monitoringConfig(env: Env): MonitoringConfig {
+  const vars = env as unknown as Record<string, string | undefined>;
+  return {
+    enabled: vars.MONITORING_ENABLED !== "false",
+    flushMs: intVar(vars.MONITORING_FLUSH_MS, 2000),
+    flushEvents: intVar(vars.MONITORING_FLUSH_EVENTS, 1000),
+    flushRows: intVar(vars.MONITORING_FLUSH_ROWS, 20000),
+    statsShards: Math.min(intVar(vars.MONITOR_SHARDS, 1), 64),
+    logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
+    logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
+  };
+}
+
+/** FNV-1a, 32 bit: stable shard choice for a request id. */
+export function hash32(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
+}
+
+export const shardName = (model: string, version: string, shard: number) => `${model}@${version}#${shard}`;
+export const logShardName = (model: string, requestId: string, shards: number) => `${model}#${hash32(requestId) % shards}`;
+export const MINUTE = 60_000;
+export const HOUR = 3_600_000;
+export const DAY = 86_400_000;

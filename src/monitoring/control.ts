@@ -1,0 +1,288 @@
+/**
+ * ModelControl: one Durable Object per model (named by the model), holding what is configured or
+ * decided per model rather than measured per version: the versions seen serving (so readers
+ * know which shards to ask), the SLA config, notification targets, alert state and history, SLA
+ * compliance checks, the notification outbox, and dead letters.
+ *
+ * Alert semantics: an alert is identified by (version, rule). Firing -> firing is deduplicated
+ * (value refreshed, no new notification); firing -> ok resolves it (notified); ok -> firing
+ * notifies unless the same alert was notified less than `cooldown_minutes` ago, in which case the
+ * transition is recorded in history as suppressed. Compliance rows are purged after 8 days,
+ * history after 90 days, by the alarm.
+ */
+import { DurableObject } from "cloudflare:workers";
+import { DAY, HOUR } from "./config";
+import { type Notification, type NotificationMessage, redactTarget, type Target } from "./notify";
+import { type Check, DEFAULT_SLA, SEVERITY_RANK, type SlaConfig, slaConfigSchema } from "./sla";
+
+/** Figures of the latest evaluation of a version. */
+export interface Snapshot {
+  latency_ms_5m: { p50: number | null; p95: number | null; p99: number | null };
+  requests_per_second_5m: number;
+  error_rate_5m: number;
+  score_psi_1h: number | null;
+  feature_psi_1h: Record<string, number | null>;
+  drifted_features_1h: string[];
+  live: Record<string, number>;
+  live_labels: number;
+  compliant: boolean | null;
+}
+
+export type AlertRow = {
+  key: string;
+  version: string;
+  rule: string;
+  severity: string;
+  state: "firing" | "resolved";
+  value: number | null;
+  threshold: number | null;
+  message: string;
+  fired_at: number;
+  resolved_at: number | null;
+  last_notified_at: number | null;
+};
+
+export type HistoryRow = {
+  id: number;
+  at: number;
+  key: string;
+  version: string;
+  rule: string;
+  severity: string;
+  state: string;
+  value: number | null;
+  threshold: number | null;
+  message: string;
+  notified: number;
+};
+
+export class ModelControl extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`
+        CREATE TABLE IF NOT EXISTS versions (version TEXT NOT NULL, shard TEXT NOT NULL, last_seen INTEGER NOT NULL, PRIMARY KEY (version, shard));
+        CREATE TABLE IF NOT EXISTS config (key TEXT PRIMARY KEY, value TEXT NOT NULL, updated_at INTEGER NOT NULL, updated_by TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS targets (id TEXT PRIMARY KEY, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS alerts (key TEXT PRIMARY KEY, version TEXT NOT NULL, rule TEXT NOT NULL, severity TEXT NOT NULL, state TEXT NOT NULL,
+          value REAL, threshold REAL, message TEXT NOT NULL, fired_at INTEGER NOT NULL, resolved_at INTEGER, last_notified_at INTEGER);
+        CREATE TABLE IF NOT EXISTS history (id INTEGER PRIMARY KEY AUTOINCREMENT, at INTEGER NOT NULL, key TEXT NOT NULL, version TEXT NOT NULL, rule TEXT NOT NULL,
+          severity TEXT NOT NULL, state TEXT NOT NULL, value REAL, threshold REAL, message TEXT NOT NULL, notified INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS compliance (at INTEGER NOT NULL, version TEXT NOT NULL, compliant INTEGER NOT NULL, violations TEXT NOT NULL, PRIMARY KEY (version, at));
+        CREATE TABLE IF NOT EXISTS outbox (id TEXT PRIMARY KEY, body TEXT NOT NULL, created_at INTEGER NOT NULL);
+        CREATE TABLE IF NOT EXISTS snapshots (version TEXT PRIMARY KEY, at INTEGER NOT NULL, body TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS dead_letters (id TEXT PRIMARY KEY, at INTEGER NOT NULL, attempts INTEGER NOT NULL, body TEXT NOT NULL);
+      `);
+    });
+  }
+
+  async touch(version: string, shard: string): Promise<void> {
+    this.sql.exec("INSERT OR REPLACE INTO versions (version, shard, last_seen) VALUES (?, ?, ?)", version, shard, Date.now());
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY);
+  }
+
+  /** Versions with traffic since `since`, with their stats shards. */
+  async active(since = Date.now() - 8 * DAY): Promise<{ version: string; shards: string[] }[]> {
+    const rows = this.sql.exec<{ version: string; shard: string }>("SELECT version, shard FROM versions WHERE last_seen >= ? ORDER BY version, shard", since).toArray();
+    const out = new Map<string, string[]>();
+    for (const r of rows) out.set(r.version, [...(out.get(r.version) ?? []), r.shard]);
+    return [...out].map(([version, shards]) => ({ version, shards }));
+  }
+
+  async sla(): Promise<{ config: SlaConfig; updated_at: number | null; updated_by: string | null }> {
+    const row = this.sql.exec<{ value: string; updated_at: number; updated_by: string }>("SELECT * FROM config WHERE key = 'sla'").toArray()[0];
+    return row ? { config: slaConfigSchema.parse(JSON.parse(row.value)), updated_at: row.updated_at, updated_by: row.updated_by } : { config: DEFAULT_SLA, updated_at: null, updated_by: null };
+  }
+
+  async setSla(config: SlaConfig, actor: string): Promise<void> {
+    this.sql.exec("INSERT OR REPLACE INTO config (key, value, updated_at, updated_by) VALUES ('sla', ?, ?, ?)", JSON.stringify(config), Date.now(), actor);
+  }
+
+  async setTargets(targets: Target[]): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM targets");
+      for (const t of targets) this.sql.exec("INSERT INTO targets (id, body) VALUES (?, ?)", t.id, JSON.stringify(t));
+    });
+  }
+
+  async targets(): Promise<ReturnType<typeof redactTarget>[]> {
+    return this.allTargets().map(redactTarget);
+  }
+
+  /** One target with its secret (for the queue consumer only; never rendered). */
+  async target(id: string): Promise<Target | null> {
+    const row = this.sql.exec<{ body: string }>("SELECT body FROM targets WHERE id = ?", id).toArray()[0];
+    return row ? (JSON.parse(row.body) as Target) : null;
+  }
+
+  private allTargets(): Target[] {
+    return this.sql.exec<{ body: string }>("SELECT body FROM targets ORDER BY id").toArray().map((r) => JSON.parse(r.body) as Target);
+  }
+
+  /** Queues `n` for every target that wants it (in the caller's transaction). */
+  private enqueue(n: Notification) {
+    for (const t of this.allTargets()) {
+      const wanted = n.kind === "report" ? t.reports : SEVERITY_RANK[n.severity] >= SEVERITY_RANK[t.min_severity];
+      if (!wanted) continue;
+      const id = crypto.randomUUID();
+      const message: NotificationMessage = { id, model: n.model, target: t.id, notification: n };
+      this.sql.exec("INSERT INTO outbox (id, body, created_at) VALUES (?, ?, ?)", id, JSON.stringify(message), Date.now());
+    }
+  }
+
+  /** Sends the outbox to the queue; rows stay until the queue accepted them. */
+  async flushOutbox(): Promise<number> {
+    const rows = this.sql.exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY created_at LIMIT 100").toArray();
+    if (!rows.length) return 0;
+    await this.env.NOTIFICATIONS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body) as NotificationMessage, contentType: "json" as const })));
+    this.ctx.storage.transactionSync(() => {
+      for (const r of rows) this.sql.exec("DELETE FROM outbox WHERE id = ?", r.id);
+    });
+    return rows.length;
+  }
+
+  async pendingOutbox(): Promise<number> {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM outbox").one().n;
+  }
+
+  /**
+   * Applies one evaluation of a version: alert transitions (with dedup and cool-down), history,
+   * compliance, outbox; then flushes the outbox. Returns the transitions made.
+   */
+  async applyEvaluation(model: string, version: string, at: number, checks: Check[], snapshot?: Snapshot): Promise<{ fired: string[]; resolved: string[]; suppressed: string[] }> {
+    const { config } = await this.sla();
+    const cooldown = config.cooldown_minutes * 60_000;
+    const result = { fired: [] as string[], resolved: [] as string[], suppressed: [] as string[] };
+    this.ctx.storage.transactionSync(() => {
+      for (const c of checks) {
+        const key = `${version}:${c.rule}`;
+        const current = this.sql.exec<AlertRow>("SELECT * FROM alerts WHERE key = ?", key).toArray()[0];
+        const history = (state: string, notified: boolean) =>
+          this.sql.exec(
+            "INSERT INTO history (at, key, version, rule, severity, state, value, threshold, message, notified) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            at, key, version, c.rule, c.severity, state, c.value, c.threshold, c.message, notified ? 1 : 0,
+          );
+        const notification = (state: "firing" | "resolved"): Notification => ({
+          kind: "alert",
+          model,
+          version,
+          severity: c.severity,
+          state,
+          rule: c.rule,
+          title: `${state === "firing" ? "FIRING" : "RESOLVED"}: ${c.rule} on ${model}@${version}`,
+          text: c.message,
+          value: c.value,
+          threshold: c.threshold,
+          at,
+        });
+        if (c.firing && current?.state === "firing") {
+          this.sql.exec("UPDATE alerts SET value = ?, message = ? WHERE key = ?", c.value, c.message, key);
+        } else if (c.firing) {
+          const cooling = current?.last_notified_at != null && at - current.last_notified_at < cooldown;
+          this.sql.exec(
+            "INSERT OR REPLACE INTO alerts (key, version, rule, severity, state, value, threshold, message, fired_at, resolved_at, last_notified_at) VALUES (?, ?, ?, ?, 'firing', ?, ?, ?, ?, NULL, ?)",
+            key, version, c.rule, c.severity, c.value, c.threshold, c.message, at, cooling ? current!.last_notified_at : at,
+          );
+          history("firing", !cooling);
+          if (cooling) result.suppressed.push(key);
+          else {
+            this.enqueue(notification("firing"));
+            result.fired.push(key);
+          }
+        } else if (current?.state === "firing") {
+          this.sql.exec("UPDATE alerts SET state = 'resolved', resolved_at = ?, value = ?, message = ? WHERE key = ?", at, c.value, c.message, key);
+          history("resolved", true);
+          this.enqueue(notification("resolved"));
+          result.resolved.push(key);
+        }
+      }
+      if (snapshot) this.sql.exec("INSERT OR REPLACE INTO snapshots (version, at, body) VALUES (?, ?, ?)", version, at, JSON.stringify(snapshot));
+      const violations = checks.filter((c) => c.sla && c.firing).map((c) => c.rule);
+      if (checks.some((c) => c.sla)) {
+        this.sql.exec("INSERT OR REPLACE INTO compliance (at, version, compliant, violations) VALUES (?, ?, ?, ?)", at, version, violations.length ? 0 : 1, JSON.stringify(violations));
+      }
+    });
+    await this.flushOutboxSafely();
+    return result;
+  }
+
+  /** The latest evaluation figures per version (what /metrics exports as gauges). */
+  async snapshots(): Promise<{ version: string; at: number; snapshot: Snapshot }[]> {
+    return this.sql
+      .exec<{ version: string; at: number; body: string }>("SELECT * FROM snapshots ORDER BY version")
+      .toArray()
+      .map((r) => ({ version: r.version, at: r.at, snapshot: JSON.parse(r.body) as Snapshot }));
+  }
+
+  /** Announces a report (or any notification) to the targets that take it. */
+  async announce(n: Notification): Promise<void> {
+    this.ctx.storage.transactionSync(() => this.enqueue(n));
+    await this.flushOutboxSafely();
+  }
+
+  private async flushOutboxSafely() {
+    try {
+      await this.flushOutbox();
+    } catch (error) {
+      console.error(JSON.stringify({ level: "warn", msg: "outbox flush failed; kept for the next evaluation", error: String(error) }));
+    }
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + HOUR);
+  }
+
+  async alerts(limit = 100): Promise<{ active: AlertRow[]; history: HistoryRow[] }> {
+    return {
+      active: this.sql.exec<AlertRow>("SELECT * FROM alerts WHERE state = 'firing' ORDER BY fired_at DESC").toArray(),
+      history: this.sql.exec<HistoryRow>("SELECT * FROM history ORDER BY id DESC LIMIT ?", Math.min(limit, 1000)).toArray(),
+    };
+  }
+
+  /** Share of compliant evaluations per version over 1 h / 24 h / 7 d, and the current status. */
+  async compliance(now = Date.now()) {
+    const versions = this.sql.exec<{ version: string }>("SELECT DISTINCT version FROM compliance ORDER BY version").toArray();
+    return versions.map(({ version }) => {
+      const share = (span: number) => {
+        const r = this.sql.exec<{ n: number; ok: number }>("SELECT COUNT(*) AS n, COALESCE(SUM(compliant), 0) AS ok FROM compliance WHERE version = ? AND at >= ?", version, now - span).one();
+        return { evaluations: r.n, compliant_share: r.n ? r.ok / r.n : null };
+      };
+      const last = this.sql.exec<{ at: number; compliant: number; violations: string }>("SELECT * FROM compliance WHERE version = ? ORDER BY at DESC LIMIT 1", version).one();
+      return {
+        version,
+        current: { compliant: last.compliant === 1, violations: JSON.parse(last.violations) as string[], evaluated_at: last.at },
+        windows: { "1h": share(HOUR), "24h": share(DAY), "7d": share(7 * DAY) },
+      };
+    });
+  }
+
+  async recordDeadLetter(message: NotificationMessage, attempts: number): Promise<void> {
+    this.sql.exec("INSERT OR REPLACE INTO dead_letters (id, at, attempts, body) VALUES (?, ?, ?, ?)", message.id, Date.now(), attempts, JSON.stringify(message));
+  }
+
+  async deadLetters(): Promise<{ id: string; at: number; attempts: number; message: NotificationMessage }[]> {
+    return this.sql
+      .exec<{ id: string; at: number; attempts: number; body: string }>("SELECT * FROM dead_letters ORDER BY at DESC LIMIT 200")
+      .toArray()
+      .map((r) => ({ id: r.id, at: r.at, attempts: r.attempts, message: JSON.parse(r.body) as NotificationMessage }));
+  }
+
+  /** Puts dead letters back on the queue (after the receiver was fixed). */
+  async replayDeadLetters(): Promise<number> {
+    const rows = this.sql.exec<{ id: string; body: string }>("SELECT id, body FROM dead_letters LIMIT 100").toArray();
+    if (!rows.length) return 0;
+    await this.env.NOTIFICATIONS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body) as NotificationMessage, contentType: "json" as const })));
+    this.ctx.storage.transactionSync(() => {
+      for (const r of rows) this.sql.exec("DELETE FROM dead_letters WHERE id = ?", r.id);
+    });
+    return rows.length;
+  }
+
+  async alarm(): Promise<void> {
+    const now = Date.now();
+    await this.flushOutboxSafely();
+    this.sql.exec("DELETE FROM compliance WHERE at < ?", now - 8 * DAY);
+    this.sql.exec("DELETE FROM history WHERE at < ?", now - 90 * DAY);
+    this.sql.exec("DELETE FROM versions WHERE last_seen < ?", now - 8 * DAY);
+  }
+}

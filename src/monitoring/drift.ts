@@ -1,0 +1,126 @@
+/**
+ * Drift of a window of traffic against the training reference recorded at registration (the
+ * original design's `check_drift`).
+ *
+ * Per numeric feature: PSI on the reference's decile bins, two-sample KS (statistic, p-value)
+ * between the reference sample and a uniform sample of the window. Per categorical feature: PSI
+ * on category shares, chi-square test of homogeneity and Jensen-Shannon distance. For the score:
+ * PSI and KS. A feature drifts when PSI exceeds its threshold, or when its test rejects at
+ * `pvalue` AND the effect is material (KS D >= `ks_statistic`, JS >= `js_distance`): with
+ * thousands of rows a test alone flags shifts too small to matter. Fewer than `min_samples`
+ * observations give `insufficient_data`, never drift.
+ */
+import type { ModelVersion } from "../registry/store";
+import { psi } from "../stats/drift";
+import { chiSquareHomogeneity, jensenShannonDistance, ksTwoSample } from "../stats/tests";
+import { round, type Aggregate } from "./aggregate";
+
+export interface DriftThresholds {
+  psi: number;
+  pvalue: number;
+  ks_statistic: number;
+  js_distance: number;
+  min_samples: number;
+}
+
+export const DEFAULT_DRIFT_THRESHOLDS: DriftThresholds = { psi: 0.2, pvalue: 0.01, ks_statistic: 0.1, js_distance: 0.1, min_samples: 100 };
+
+export interface FeatureDrift {
+  type: "numeric" | "categorical";
+  n: number;
+  status: "ok" | "drift" | "insufficient_data" | "no_reference";
+  drifted: boolean;
+  psi: number | null;
+  missing_rate: { reference: number | null; current: number | null };
+  ks?: { statistic: number; pvalue: number; sample_size: number };
+  chi_square?: { statistic: number; pvalue: number; dof: number };
+  js_distance?: number;
+  reasons: string[];
+}
+
+export interface DriftReport {
+  has_drift: boolean;
+  drifted_features: string[];
+  score: FeatureDrift | null;
+  features: Record<string, FeatureDrift>;
+  thresholds: DriftThresholds;
+  n: number;
+}
+
+function num(v: number): number | null {
+  return Number.isFinite(v) ? round(v) : null;
+}
+
+function numericDrift(refCounts: number[], refSample: number[] | undefined, refMissing: number | undefined, cur: { counts: number[] | null; missing: number; sample: { seen: number; values: number[] } }, t: DriftThresholds): FeatureDrift {
+  const n = cur.sample.seen;
+  const refTotal = refCounts.reduce((a, b) => a + b, 0);
+  const base: FeatureDrift = {
+    type: "numeric",
+    n,
+    status: "insufficient_data",
+    drifted: false,
+    psi: null,
+    missing_rate: { reference: refMissing !== undefined ? round(refMissing / (refTotal + refMissing)) : null, current: n + cur.missing ? round(cur.missing / (n + cur.missing)) : null },
+    reasons: [],
+  };
+  if (n < t.min_samples) return base;
+  base.status = "ok";
+  if (cur.counts && cur.counts.length === refCounts.length) base.psi = num(psi(refCounts, cur.counts));
+  if (refSample?.length && cur.sample.values.length) {
+    const k = ksTwoSample(refSample, cur.sample.values);
+    base.ks = { statistic: round(k.statistic), pvalue: k.pvalue, sample_size: cur.sample.values.length };
+    if (k.pvalue < t.pvalue && k.statistic >= t.ks_statistic) base.reasons.push(`KS D=${round(k.statistic, 3)} (p=${k.pvalue.toExponential(2)})`);
+  }
+  if (base.psi !== null && base.psi > t.psi) base.reasons.unshift(`PSI ${round(base.psi, 3)} > ${t.psi}`);
+  base.drifted = base.reasons.length > 0;
+  if (base.drifted) base.status = "drift";
+  return base;
+}
+
+function categoricalDrift(ref: Record<string, number>, refMissing: number | undefined, cur: { counts: Record<string, number>; missing: number }, t: DriftThresholds): FeatureDrift {
+  const categories = [...new Set([...Object.keys(ref), ...Object.keys(cur.counts)])];
+  const r = categories.map((c) => ref[c] ?? 0);
+  const c = categories.map((k) => cur.counts[k] ?? 0);
+  const n = c.reduce((a, b) => a + b, 0);
+  const refTotal = r.reduce((a, b) => a + b, 0);
+  const base: FeatureDrift = {
+    type: "categorical",
+    n,
+    status: "insufficient_data",
+    drifted: false,
+    psi: null,
+    missing_rate: { reference: refMissing !== undefined ? round(refMissing / (refTotal + refMissing)) : null, current: n + cur.missing ? round(cur.missing / (n + cur.missing)) : null },
+    reasons: [],
+  };
+  if (n < t.min_samples) return base;
+  base.status = "ok";
+  base.psi = num(psi(r, c));
+  const chi = chiSquareHomogeneity(r, c);
+  base.chi_square = { statistic: round(chi.statistic), pvalue: chi.pvalue, dof: chi.dof };
+  base.js_distance = round(jensenShannonDistance(r, c));
+  if (base.psi !== null && base.psi > t.psi) base.reasons.push(`PSI ${round(base.psi, 3)} > ${t.psi}`);
+  if (chi.pvalue < t.pvalue && base.js_distance >= t.js_distance) base.reasons.push(`chi-square p=${chi.pvalue.toExponential(2)}, JS=${round(base.js_distance, 3)}`);
+  base.drifted = base.reasons.length > 0;
+  if (base.drifted) base.status = "drift";
+  return base;
+}
+
+export function driftReport(version: Pick<ModelVersion, "featureSchema" | "reference">, agg: Aggregate, thresholds: Partial<DriftThresholds> = {}): DriftReport {
+  const t = { ...DEFAULT_DRIFT_THRESHOLDS, ...thresholds };
+  const ref = version.reference;
+  const features: Record<string, FeatureDrift> = {};
+  for (const f of version.featureSchema.features) {
+    const r = ref?.features?.[f.name];
+    const cur = agg.features[f.name];
+    const numeric = f.type === "numeric" || f.type === "integer";
+    if (!r || !cur) {
+      features[f.name] = { type: numeric ? "numeric" : "categorical", n: 0, status: r ? "insufficient_data" : "no_reference", drifted: false, psi: null, missing_rate: { reference: null, current: null }, reasons: [] };
+      continue;
+    }
+    if (r.type === "numeric" && cur.type === "numeric") features[f.name] = numericDrift(r.counts, r.sample, r.missing, cur, t);
+    else if (r.type === "categorical" && cur.type === "categorical") features[f.name] = categoricalDrift(r.counts, r.missing, cur, t);
+  }
+  const score = ref?.score ? numericDrift(ref.score.counts, ref.score.sample, undefined, { counts: agg.score.counts, missing: 0, sample: agg.score.sample }, t) : null;
+  const drifted = Object.entries(features).filter(([, d]) => d.drifted).map(([name]) => name);
+  return { has_drift: drifted.length > 0 || !!score?.drifted, drifted_features: drifted, score, features, thresholds: t, n: agg.rows };
+}

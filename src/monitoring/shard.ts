@@ -1,0 +1,214 @@
+/**
+ * MonitorShard: one Durable Object per (model version, shard), named `model@version#k`.
+ *
+ * Storage (SQLite): time buckets of merged Aggregates in two tiers, minute buckets (kept 3 h;
+ * they answer the 1 m / 5 m / 30 m / 1 h windows) and hour buckets (kept 8 days; 6 h / 24 h / 7 d),
+ * both written at ingest so no roll-up job exists to fall behind; cumulative totals (the
+ * Prometheus counters); and the labelled predictions joined by /v1/feedback (kept
+ * PREDICTION_LOG_DAYS) for live performance. An hourly alarm purges what is past retention, so
+ * storage is bounded by time, not by traffic: minute buckets cost O(180), hour buckets O(192).
+ *
+ * Windows are bucket-aligned: a window of span S covers the buckets starting at or after
+ * floor((now - S) / bucket) * bucket, i.e. between S and S + one bucket; `seconds` reports the
+ * covered time so rates stay right.
+ *
+ * Throughput: isolates send one batch per flush interval, so one object absorbs thousands of
+ * isolates; MONITOR_SHARDS splits a version further when that is not enough (reads merge shards).
+ */
+import { DurableObject } from "cloudflare:workers";
+import { DDSketch, type SketchJSON } from "../stats/sketch";
+import { emptyAggregate, mergeAll, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
+import type { ShardBatch } from "./collector";
+import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
+
+const MINUTE_RETENTION = 3 * HOUR;
+const HOUR_RETENTION = 8 * DAY;
+
+export interface WindowResult {
+  aggregate: Aggregate;
+  from: number;
+  to: number;
+  seconds: number;
+}
+
+export interface Totals {
+  requests: number;
+  rows: number;
+  errors: Record<string, number>;
+  latency: SketchJSON | null;
+  labelled: number;
+}
+
+export interface LabelRow {
+  requestId: string;
+  row: number;
+  predictedAt: number;
+  labelledAt: number;
+  score: number;
+  predicted: string | null;
+  actual: string;
+}
+
+/** Where a span's buckets live and where they start. */
+export function windowStart(span: number, now: number): { tier: "m" | "h"; from: number } {
+  if (span <= MINUTE_RETENTION) return { tier: "m", from: Math.floor((now - span) / MINUTE) * MINUTE };
+  return { tier: "h", from: Math.floor((now - span) / HOUR) * HOUR };
+}
+
+export class MonitorShard extends DurableObject<Env> {
+  private readonly sql: SqlStorage;
+  private alarmSet = false;
+  private touchedHour = 0;
+  /** Parsed copies of the buckets being written (the current minute and hour), to skip re-parsing at each ingest. */
+  private readonly hot = new Map<string, Aggregate>();
+
+  constructor(ctx: DurableObjectState, env: Env) {
+    super(ctx, env);
+    this.sql = ctx.storage.sql;
+    ctx.blockConcurrencyWhile(async () => {
+      this.sql.exec(`
+        CREATE TABLE IF NOT EXISTS buckets (tier TEXT NOT NULL, start INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (tier, start));
+        CREATE TABLE IF NOT EXISTS totals (id INTEGER PRIMARY KEY CHECK (id = 1), requests INTEGER NOT NULL, rows INTEGER NOT NULL, errors TEXT NOT NULL, latency TEXT);
+        CREATE TABLE IF NOT EXISTS labels (request_id TEXT NOT NULL, row INTEGER NOT NULL, predicted_at INTEGER NOT NULL, labelled_at INTEGER NOT NULL,
+          score REAL NOT NULL, predicted TEXT, actual TEXT NOT NULL, PRIMARY KEY (request_id, row));
+        CREATE INDEX IF NOT EXISTS labels_by_time ON labels (labelled_at);
+        CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      `);
+    });
+  }
+
+  /** Merges a batch from one isolate into its minute and hour buckets and the totals. */
+  async ingest(batch: ShardBatch): Promise<void> {
+    const total = emptyAggregate();
+    try {
+      this.ingestSync(batch, total);
+    } catch (error) {
+      this.hot.clear(); // the transaction rolled back: cached copies may be ahead of storage
+      throw error;
+    }
+    await this.ensureAlarm();
+    await this.touchControl(batch.model, batch.version);
+  }
+
+  private ingestSync(batch: ShardBatch, total: Aggregate) {
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?), ('version', ?)", batch.model, batch.version);
+      for (const [minuteKey, agg] of Object.entries(batch.buckets)) {
+        const minute = Number(minuteKey);
+        this.mergeBucket("m", minute, agg, SAMPLE_CAP.minute);
+        this.mergeBucket("h", Math.floor(minute / HOUR) * HOUR, agg, SAMPLE_CAP.hour);
+        mergeInto(total, agg, 0);
+      }
+      const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
+      const errors: Record<string, number> = row ? JSON.parse(row.errors) : {};
+      for (const [k, v] of Object.entries(total.errors)) errors[k] = (errors[k] ?? 0) + v;
+      const latency = row?.latency ? DDSketch.fromJSON(JSON.parse(row.latency)) : new DDSketch(SKETCH_ALPHA);
+      if (total.latency) latency.merge(total.latency);
+      this.sql.exec(
+        "INSERT OR REPLACE INTO totals (id, requests, rows, errors, latency) VALUES (1, ?, ?, ?, ?)",
+        (row?.requests ?? 0) + total.requests,
+        (row?.rows ?? 0) + total.rows,
+        JSON.stringify(errors),
+        JSON.stringify(latency.toJSON()),
+      );
+    });
+  }
+
+  private mergeBucket(tier: "m" | "h", start: number, agg: Aggregate, cap: number) {
+    const key = `${tier}:${start}`;
+    let current = this.hot.get(key);
+    if (!current) {
+      const existing = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start = ?", tier, start).toArray()[0];
+      current = existing ? (JSON.parse(existing.data) as Aggregate) : emptyAggregate();
+      this.hot.set(key, current);
+      if (this.hot.size > 8) this.hot.delete(this.hot.keys().next().value!);
+    }
+    mergeInto(current, agg, cap);
+    this.sql.exec("INSERT OR REPLACE INTO buckets (tier, start, data) VALUES (?, ?, ?)", tier, start, JSON.stringify(current));
+  }
+
+  /** Registers this version as active with the model's control object, at most once an hour. */
+  private async touchControl(model: string, version: string) {
+    const hour = Math.floor(Date.now() / HOUR);
+    if (hour === this.touchedHour) return;
+    await this.env.MODEL_CONTROL.getByName(model).touch(version, this.ctx.id.name ?? "");
+    this.touchedHour = hour;
+  }
+
+  private async ensureAlarm() {
+    if (this.alarmSet) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + HOUR);
+    this.alarmSet = true;
+  }
+
+  /** The merged aggregate over the last `span` ms. */
+  async window(span: number, now = Date.now()): Promise<WindowResult> {
+    const { tier, from } = windowStart(span, now);
+    const rows = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from).toArray();
+    return { aggregate: mergeAll(rows.map((r) => JSON.parse(r.data) as Aggregate)), from, to: now, seconds: Math.max(1, (now - from) / 1000) };
+  }
+
+  /** Per-bucket aggregates over the last `span` ms (timeline charts); samples are dropped to keep it small. */
+  async series(span: number, now = Date.now()): Promise<{ start: number; aggregate: Aggregate }[]> {
+    const { tier, from } = windowStart(span, now);
+    return this.sql
+      .exec<{ start: number; data: string }>("SELECT start, data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from)
+      .toArray()
+      .map((r) => {
+        const a = JSON.parse(r.data) as Aggregate;
+        a.score.sample = { seen: a.score.sample.seen, values: [] };
+        a.features = {};
+        return { start: r.start, aggregate: a };
+      });
+  }
+
+  async totals(): Promise<Totals> {
+    const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
+    const labelled = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM labels").one().n;
+    return { requests: row?.requests ?? 0, rows: row?.rows ?? 0, errors: row ? JSON.parse(row.errors) : {}, latency: row?.latency ? JSON.parse(row.latency) : null, labelled };
+  }
+
+  /** Stores joined labels (idempotent per request id and row). */
+  async addLabels(rows: LabelRow[]): Promise<void> {
+    this.ctx.storage.transactionSync(() => {
+      for (const r of rows) {
+        this.sql.exec(
+          "INSERT OR REPLACE INTO labels (request_id, row, predicted_at, labelled_at, score, predicted, actual) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          r.requestId, r.row, r.predictedAt, r.labelledAt, r.score, r.predicted, r.actual,
+        );
+      }
+    });
+    await this.ensureAlarm();
+  }
+
+  /** Labelled predictions whose label arrived at or after `since` (most recent `limit`). */
+  async labelled(since: number, limit = 100_000): Promise<LabelRow[]> {
+    return this.sql
+      .exec<{ request_id: string; row: number; predicted_at: number; labelled_at: number; score: number; predicted: string | null; actual: string }>(
+        "SELECT * FROM labels WHERE labelled_at >= ? ORDER BY labelled_at DESC LIMIT ?",
+        since,
+        limit,
+      )
+      .toArray()
+      .map((r) => ({ requestId: r.request_id, row: r.row, predictedAt: r.predicted_at, labelledAt: r.labelled_at, score: r.score, predicted: r.predicted, actual: r.actual }));
+  }
+
+  /** Purges buckets and labels past retention; re-arms while anything is left. */
+  async alarm(): Promise<void> {
+    const now = Date.now();
+    this.hot.clear();
+    const labelDays = monitoringConfig(this.env).logDays;
+    this.sql.exec("DELETE FROM buckets WHERE tier = 'm' AND start < ?", now - MINUTE_RETENTION);
+    this.sql.exec("DELETE FROM buckets WHERE tier = 'h' AND start < ?", now - HOUR_RETENTION);
+    this.sql.exec("DELETE FROM labels WHERE labelled_at < ?", now - labelDays * DAY);
+    const left = this.sql.exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM labels) AS n").one().n;
+    this.alarmSet = left > 0;
+    if (left > 0) await this.ctx.storage.setAlarm(now + HOUR);
+  }
+
+  /** For tests: bucket counts per tier. */
+  async bucketCounts(): Promise<Record<string, number>> {
+    const rows = this.sql.exec<{ tier: string; n: number }>("SELECT tier, COUNT(*) AS n FROM buckets GROUP BY tier").toArray();
+    return Object.fromEntries(rows.map((r) => [r.tier, r.n]));
+  }
+}

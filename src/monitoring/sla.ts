@@ -1,0 +1,129 @@
+/**
+ * Per-model SLA configuration (the original design's SLAConfig) and the checks an evaluation
+ * derives from a version's windows: threshold checks (latency p95/p99, server error rate, score
+ * PSI, feature drift, live AUC and its degradation) and multiwindow burn-rate checks for the
+ * availability and latency SLOs (Google SRE workbook: page when both the 1 h and 5 min burn rates
+ * exceed 14.4, ticket when both the 6 h and 30 min rates exceed 6).
+ *
+ * A version is SLA-compliant at an evaluation when no threshold check fires; checks without data
+ * (no traffic, too few labels) neither fire nor count against compliance.
+ */
+import { z } from "zod";
+import { DDSketch } from "../stats/sketch";
+import { failures, round, type Aggregate } from "./aggregate";
+import type { DriftReport } from "./drift";
+import type { LivePerformance } from "./performance";
+
+export const severitySchema = z.enum(["info", "warning", "critical"]);
+export type Severity = z.infer<typeof severitySchema>;
+export const SEVERITY_RANK: Record<Severity, number> = { info: 0, warning: 1, critical: 2 };
+
+const fraction = z.number().gt(0).lt(1);
+
+export const slaConfigSchema = z
+  .object({
+    p95_latency_ms: z.number().positive().optional(),
+    p99_latency_ms: z.number().positive().optional(),
+    max_error_rate: z.number().min(0).max(1).optional(),
+    min_auc: z.number().min(0).max(1).optional(),
+    max_auc_degradation: z.number().min(0).max(1).optional(),
+    max_psi: z.number().positive().optional(),
+    availability_slo: z.object({ target: fraction }).strict().optional(),
+    latency_slo: z.object({ threshold_ms: z.number().positive(), target: fraction }).strict().optional(),
+    /** Minimum labelled predictions before live AUC is judged. */
+    min_labels: z.number().int().positive().default(50),
+    /** Minutes after a notification during which the same alert firing again is not re-notified. */
+    cooldown_minutes: z.number().int().min(0).max(10_080).default(15),
+  })
+  .strict();
+export type SlaConfig = z.infer<typeof slaConfigSchema>;
+export const DEFAULT_SLA: SlaConfig = slaConfigSchema.parse({});
+
+export interface Check {
+  rule: string;
+  severity: Severity;
+  firing: boolean;
+  value: number | null;
+  threshold: number | null;
+  message: string;
+  /** Threshold checks count for compliance; burn-rate and drift-detail checks do not. */
+  sla: boolean;
+}
+
+export interface EvaluationInput {
+  /** Aggregates over 5m, 30m, 1h, 6h windows. */
+  windows: Record<"5m" | "30m" | "1h" | "6h", Aggregate>;
+  drift: DriftReport | null;
+  performance: LivePerformance | null;
+}
+
+function quantile(a: Aggregate, q: number): number | null {
+  if (!a.latency || a.latency.count === 0) return null;
+  return DDSketch.fromJSON(a.latency).quantile(q);
+}
+
+function errorRate(a: Aggregate): number | null {
+  return a.requests ? failures(a).server / a.requests : null;
+}
+
+function slowRate(a: Aggregate, thresholdMs: number): number | null {
+  if (!a.latency || a.latency.count === 0) return null;
+  return DDSketch.fromJSON(a.latency).fractionAbove(thresholdMs);
+}
+
+export function burnRate(badFraction: number | null, target: number): number | null {
+  return badFraction === null ? null : badFraction / (1 - target);
+}
+
+export function evaluateChecks(sla: SlaConfig, input: EvaluationInput): Check[] {
+  const checks: Check[] = [];
+  const w5 = input.windows["5m"];
+  const push = (c: Omit<Check, "firing"> & { firing?: boolean }) => checks.push({ firing: false, ...c });
+  const fmt = (v: number | null, d = 4) => (v === null ? "n/a" : String(round(v, d)));
+
+  if (sla.p95_latency_ms !== undefined) {
+    const v = quantile(w5, 0.95);
+    if (v !== null) push({ rule: "latency_p95", severity: "warning", value: round(v), threshold: sla.p95_latency_ms, firing: v > sla.p95_latency_ms, message: `p95 latency ${fmt(v)} ms (5m) vs SLA ${sla.p95_latency_ms} ms`, sla: true });
+  }
+  if (sla.p99_latency_ms !== undefined) {
+    const v = quantile(w5, 0.99);
+    if (v !== null) push({ rule: "latency_p99", severity: "warning", value: round(v), threshold: sla.p99_latency_ms, firing: v > sla.p99_latency_ms, message: `p99 latency ${fmt(v)} ms (5m) vs SLA ${sla.p99_latency_ms} ms`, sla: true });
+  }
+  if (sla.max_error_rate !== undefined) {
+    const v = errorRate(w5);
+    if (v !== null) push({ rule: "error_rate", severity: "critical", value: round(v), threshold: sla.max_error_rate, firing: v > sla.max_error_rate, message: `server error rate ${fmt(v)} (5m) vs SLA ${sla.max_error_rate}`, sla: true });
+  }
+  if (sla.max_psi !== undefined && input.drift?.score?.psi != null) {
+    const v = input.drift.score.psi;
+    push({ rule: "score_psi", severity: "warning", value: v, threshold: sla.max_psi, firing: v > sla.max_psi, message: `prediction PSI ${fmt(v)} vs SLA ${sla.max_psi}`, sla: true });
+  }
+  if (input.drift && input.drift.n > 0) {
+    const drifted = input.drift.drifted_features;
+    push({ rule: "feature_drift", severity: "info", value: drifted.length, threshold: 0, firing: drifted.length > 0, message: drifted.length ? `feature drift: ${drifted.join(", ")}` : "no feature drift", sla: false });
+  }
+  const perf = input.performance;
+  if (perf && perf.n >= sla.min_labels && perf.metrics.auc !== undefined) {
+    const v = perf.metrics.auc;
+    if (sla.min_auc !== undefined) push({ rule: "live_auc", severity: "critical", value: v, threshold: sla.min_auc, firing: v < sla.min_auc, message: `live AUC ${fmt(v)} on ${perf.n} labels vs SLA minimum ${sla.min_auc}`, sla: true });
+    const d = perf.degradation.auc;
+    if (sla.max_auc_degradation !== undefined && d) {
+      push({ rule: "auc_degradation", severity: "warning", value: d.degradation, threshold: sla.max_auc_degradation, firing: d.degradation > sla.max_auc_degradation, message: `AUC degraded by ${fmt(d.degradation)} (registered ${d.registered}, live ${d.live}) vs SLA ${sla.max_auc_degradation}`, sla: true });
+    }
+  }
+  const burn = (name: string, bad: (a: Aggregate) => number | null, target: number) => {
+    const r = (k: keyof EvaluationInput["windows"]) => burnRate(bad(input.windows[k]), target);
+    const [b1h, b5m, b6h, b30m] = [r("1h"), r("5m"), r("6h"), r("30m")];
+    if (b1h !== null && b5m !== null) {
+      push({ rule: `${name}_burn_fast`, severity: "critical", value: round(Math.min(b1h, b5m)), threshold: 14.4, firing: b1h > 14.4 && b5m > 14.4, message: `${name} error budget burning at ${fmt(b1h, 3)}x (1h) and ${fmt(b5m, 3)}x (5m); page threshold 14.4x`, sla: false });
+    }
+    if (b6h !== null && b30m !== null) {
+      push({ rule: `${name}_burn_slow`, severity: "warning", value: round(Math.min(b6h, b30m)), threshold: 6, firing: b6h > 6 && b30m > 6, message: `${name} error budget burning at ${fmt(b6h, 3)}x (6h) and ${fmt(b30m, 3)}x (30m); ticket threshold 6x`, sla: false });
+    }
+  };
+  if (sla.availability_slo) burn("availability", errorRate, sla.availability_slo.target);
+  if (sla.latency_slo) {
+    const { threshold_ms, target } = sla.latency_slo;
+    burn("latency", (a) => slowRate(a, threshold_ms), target);
+  }
+  return checks;
+}

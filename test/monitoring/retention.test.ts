@@ -1,0 +1,93 @@
+/**
+ * Durable Object storage: rolling windows from minute and hour buckets, alarms purging what is
+ * past retention, and the prediction log keeping entries for PREDICTION_LOG_DAYS (30) so late
+ * labels still join.
+ */
+import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test";
+import { describe, expect, it } from "vitest";
+import { emptyAggregate } from "../../src/monitoring/aggregate";
+import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
+import type { MonitorShard } from "../../src/monitoring/shard";
+import { DDSketch } from "../../src/stats/sketch";
+
+function agg(requests: number, latencyMs: number) {
+  const a = emptyAggregate();
+  a.requests = requests;
+  a.rows = requests;
+  const s = new DDSketch();
+  for (let i = 0; i < requests; i++) s.add(latencyMs);
+  a.latency = s.toJSON();
+  return a;
+}
+
+describe("MonitorShard windows and retention", () => {
+  it("answers each window from the right buckets and purges old ones on alarm", async () => {
+    const stub = env.MONITOR_SHARD.getByName("retention-model@1.0.0#0");
+    const now = Date.now();
+    const at = (ago: number) => String(Math.floor((now - ago) / MINUTE) * MINUTE);
+    await stub.ingest({ model: "retention-model", version: "1.0.0", buckets: { [at(0)]: agg(1, 10), [at(10 * MINUTE)]: agg(2, 20), [at(2 * HOUR)]: agg(4, 40) } });
+    await stub.ingest({ model: "retention-model", version: "1.0.0", buckets: { [at(3 * DAY)]: agg(8, 80), [at(9 * DAY)]: agg(16, 160) } });
+
+    const requests = async (span: number) => (await stub.window(span, now)).aggregate.requests;
+    expect(await requests(5 * MINUTE)).toBe(1);
+    expect(await requests(HOUR)).toBe(3);
+    expect(await requests(6 * HOUR)).toBe(7);
+    expect(await requests(DAY)).toBe(7);
+    expect(await requests(7 * DAY)).toBe(15);
+    const w = await stub.window(HOUR, now);
+    expect(DDSketch.fromJSON(w.aggregate.latency!).quantile(0.99)).toBeCloseTo(20, 0);
+    expect(w.seconds).toBeGreaterThanOrEqual(3600);
+    expect((await stub.totals()).requests).toBe(31);
+
+    // The 9-day-old data and minute buckets older than 3 h go at the next alarm.
+    await runInDurableObject(stub, async (_instance: MonitorShard, state) => {
+      expect(await state.storage.getAlarm()).not.toBeNull();
+    });
+    expect(await runDurableObjectAlarm(stub)).toBe(true);
+    const counts = await stub.bucketCounts();
+    expect(counts.m).toBe(3); // now, -10 min, -2 h
+    expect(await requests(8 * DAY)).toBe(15);
+    // Totals are counters: they never go down with retention.
+    expect((await stub.totals()).requests).toBe(31);
+    // The alarm re-armed itself while data remains.
+    await runInDurableObject(stub, async (_i: MonitorShard, state) => expect(await state.storage.getAlarm()).not.toBeNull());
+  });
+
+  it("keeps labels for the retention period only", async () => {
+    const stub = env.MONITOR_SHARD.getByName("retention-model@2.0.0#0");
+    const now = Date.now();
+    await stub.addLabels([
+      { requestId: "old", row: 0, predictedAt: now - 40 * DAY, labelledAt: now - 31 * DAY, score: 0.2, predicted: "0", actual: "0" },
+      { requestId: "recent", row: 0, predictedAt: now - 20 * DAY, labelledAt: now - DAY, score: 0.7, predicted: "1", actual: "1" },
+    ]);
+    expect(await stub.labelled(0)).toHaveLength(2);
+    await runDurableObjectAlarm(stub);
+    expect((await stub.labelled(0)).map((l) => l.requestId)).toEqual(["recent"]);
+  });
+});
+
+describe("PredictionLog retention", () => {
+  it("joins a label that arrives 29 days after the prediction and purges entries past 30 days", async () => {
+    const stub = env.PREDICTION_LOG.getByName("retention-model#0");
+    const now = Date.now();
+    await stub.append("retention-model", [
+      { requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY },
+      { requestId: "b", version: "1.0.0", scores: [0.1], labels: ["0"], at: now - 31 * DAY },
+    ]);
+    // Appends are idempotent (a retried flush cannot duplicate).
+    await stub.append("retention-model", [{ requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY }]);
+    expect(await stub.count()).toBe(2);
+    await runDurableObjectAlarm(stub);
+    expect(await stub.count()).toBe(1);
+    const [joined, second, outOfRange] = await stub.join([
+      { requestId: "a", row: 0, actual: "1" },
+      { requestId: "a", row: 1, actual: "1" },
+      { requestId: "a", row: 2, actual: "1" },
+    ]);
+    expect(joined).toMatchObject({ status: "joined", entry: { score: 0.9, label: "1", version: "1.0.0" } });
+    expect(second).toMatchObject({ status: "joined", entry: { row: 1, score: 0.4, label: "0" } });
+    expect(outOfRange.status).toBe("not_found");
+    const [gone] = await stub.join([{ requestId: "b", row: 0, actual: "0" }]);
+    expect(gone.status).toBe("not_found");
+  });
+});
