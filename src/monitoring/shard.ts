@@ -6,7 +6,10 @@
  * both written at ingest so no roll-up job exists to fall behind; cumulative totals (the
  * Prometheus counters); and the labelled predictions joined by /v1/feedback (kept
  * PREDICTION_LOG_DAYS) for live performance. An hourly alarm purges what is past retention, so
- * storage is bounded by time, not by traffic: minute buckets cost O(180), hour buckets O(192).
+ * storage is bounded by time, not by traffic: at most ~180 minute and ~192 hour buckets, each
+ * holding at most 1,000 (minute) / 2,000 (hour) sampled values per numeric feature, i.e. tens of MB
+ * per shard for a model with a dozen features, whatever the request rate. The buckets being
+ * written stay parsed in memory, so an ingest costs a merge and a serialization, not a parse.
  *
  * Windows are bucket-aligned: a window of span S covers the buckets starting at or after
  * floor((now - S) / bucket) * bucket, i.e. between S and S + one bucket; `seconds` reports the
