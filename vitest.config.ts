@@ -41,6 +41,7 @@ export default defineConfig(async () => {
             API_KEYS: "test-key-1,test-key-2",
             // Monitoring batches leave isolates after 50 ms in tests (2 s in wrangler.toml).
             MONITORING_FLUSH_MS: "50",
+            DEPLOYMENT_STATS_FLUSH_MS: "50",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },

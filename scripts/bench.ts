@@ -84,7 +84,8 @@ async function nodeInference(batch: number, iterations: number) {
 const state = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-"));
 const vars = ensureDevVars();
 applyMigrations(state);
-const server = await startDevServer({ port: PORT, persistTo: state, quiet: true });
+// The rate limiter (6000/min per client) would answer 429 to a load generator; it is off for the run.
+const server = await startDevServer({ port: PORT, persistTo: state, quiet: true, vars: { RATE_LIMITS_ENABLED: "false" } });
 try {
   await registerDemoModels(server.url, vars.ADMIN_TOKEN);
   const predictUrl = `${server.url}/v1/models/credit-risk/predict`;

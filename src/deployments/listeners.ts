@@ -3,7 +3,8 @@
  * (src/serving/events.ts). All of it runs inside ctx.waitUntil, after the caller's response is
  * decided, so none of it can change a response, its status or its latency.
  *
- * - Every routed prediction or failure is recorded per variant in the deployment's DeploymentStats.
+ * - Every routed prediction or failure is recorded per variant in the deployment's DeploymentStats,
+ *   batched per isolate (recorder.ts).
  * - Shadow: the shadow version scores the same rows here, bounded by SHADOW_TIMEOUT_MS; agreement
  *   of predicted labels and absolute score differences are recorded, and so are its errors and
  *   timeouts (a shadow that throws or hangs only shows up in these counters).
@@ -14,6 +15,7 @@ import { score } from "../inference/predictor";
 import type { ClassifierPrediction, Prediction } from "../inference/outputs";
 import { onFailure, onFeedback, onPrediction, type FailureEvent, type FeedbackEvent, type PredictionEvent } from "../serving/events";
 import { statsFor } from "./live-stats";
+import { recorder } from "./recorder";
 
 export const SHADOW_TIMEOUT_MS = 5_000;
 
@@ -23,7 +25,7 @@ export async function recordPrediction(env: Env, event: PredictionEvent): Promis
   const d = event.dispatch;
   if (!d.deployment || !d.variant) return;
   const tasks: Promise<unknown>[] = [
-    statsFor(env, d.deployment).record({
+    recorder.add(env, d.deployment, {
       at: event.at,
       variant: d.variant,
       version: d.version.version,
@@ -66,7 +68,7 @@ async function scoreShadow(env: Env, deployment: string, version: Parameters<typ
 
 export async function recordFailure(env: Env, event: FailureEvent): Promise<void> {
   if (!event.deployment || !event.variant) return;
-  await statsFor(env, event.deployment).record({ at: event.at, variant: event.variant, version: event.version ?? "", error: true });
+  await recorder.add(env, event.deployment, { at: event.at, variant: event.variant, version: event.version ?? "", error: true });
 }
 
 const POSITIVE = new Set(["1", "true", "yes", "bad"]);

@@ -6,8 +6,8 @@
  *
  * Why per deployment: the canary cron, the A/B results endpoint and the bandit all read one
  * deployment at a time, and writes from a busy model spread over one object per deployment rather
- * than one global object. The trade-off: each prediction is one RPC from waitUntil (never on the
- * caller's path); a model above ~1,000 requests/s would need isolate-side batching first.
+ * than one global object. Isolates batch observations (recorder.ts), so an object takes about one
+ * write per isolate per flush interval rather than one per prediction.
  *
  * Storage is bounded: minute rows and labels older than RETENTION_DAYS are purged by alarm(), and
  * labels are capped per variant. Schema is created in the constructor under blockConcurrencyWhile.
@@ -117,31 +117,56 @@ export class DeploymentStats extends DurableObject<Env> {
   }
 
   async record(o: ObservationInput): Promise<void> {
-    const minute = minuteOf(o.at);
+    return this.recordMany([o]);
+  }
+
+  /**
+   * Records a batch (isolates buffer observations, see recorder.ts): one read and one write per
+   * (minute, variant) touched, whatever the batch size.
+   */
+  async recordMany(list: ObservationInput[]): Promise<void> {
+    const groups = new Map<string, ObservationInput[]>();
+    for (const o of list) {
+      const key = `${minuteOf(o.at)}\u0000${o.variant}`;
+      const group = groups.get(key);
+      if (group) group.push(o);
+      else groups.set(key, [o]);
+    }
     this.ctx.storage.transactionSync(() => {
-      const current = this.row(minute, o.variant, o.version);
-      if (o.error) {
-        this.sql.exec(`UPDATE obs SET requests = requests + 1, errors = errors + 1 WHERE minute = ? AND variant = ?`, minute, o.variant);
-        return;
+      for (const group of groups.values()) {
+        const { at, variant, version } = group[0];
+        const minute = minuteOf(at);
+        const current = this.row(minute, variant, version);
+        const sketch = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
+        const counts: number[] = current.scores ? JSON.parse(current.scores) : new Array(SCORE_BINS).fill(0);
+        let errors = 0;
+        let sum = 0;
+        let scored = 0;
+        for (const o of group) {
+          if (o.error) {
+            errors++;
+            continue;
+          }
+          if (o.latencyMs !== undefined && Number.isFinite(o.latencyMs) && o.latencyMs >= 0) sketch.add(o.latencyMs);
+          for (const s of o.scores ?? []) {
+            if (!Number.isFinite(s)) continue;
+            counts[Math.min(SCORE_BINS - 1, Math.max(0, Math.floor(s * SCORE_BINS)))]++;
+            sum += s;
+            scored++;
+          }
+        }
+        this.sql.exec(
+          `UPDATE obs SET requests = requests + ?, errors = errors + ?, latency = ?, scores = ?, score_sum = score_sum + ?, scored_rows = scored_rows + ? WHERE minute = ? AND variant = ?`,
+          group.length,
+          errors,
+          JSON.stringify(sketch.toJSON()),
+          JSON.stringify(counts),
+          sum,
+          scored,
+          minute,
+          variant,
+        );
       }
-      const sketch = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
-      if (o.latencyMs !== undefined && Number.isFinite(o.latencyMs) && o.latencyMs >= 0) sketch.add(o.latencyMs);
-      const counts: number[] = current.scores ? JSON.parse(current.scores) : new Array(SCORE_BINS).fill(0);
-      let sum = 0;
-      const scores = (o.scores ?? []).filter(Number.isFinite);
-      for (const s of scores) {
-        counts[Math.min(SCORE_BINS - 1, Math.max(0, Math.floor(s * SCORE_BINS)))]++;
-        sum += s;
-      }
-      this.sql.exec(
-        `UPDATE obs SET requests = requests + 1, latency = ?, scores = ?, score_sum = score_sum + ?, scored_rows = scored_rows + ? WHERE minute = ? AND variant = ?`,
-        JSON.stringify(sketch.toJSON()),
-        JSON.stringify(counts),
-        sum,
-        scores.length,
-        minute,
-        o.variant,
-      );
     });
     await this.ensureAlarm();
   }
