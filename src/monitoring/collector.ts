@@ -90,13 +90,21 @@ function planOf(v: ModelVersion): Plan {
   return plan;
 }
 
-/** Folds one answered request into an aggregate (exported for tests and the benchmark). */
-export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent): LoggedRequest {
+/**
+ * Folds one answered request into an aggregate (exported for tests and the benchmark).
+ *
+ * Feature values of at most `featureRows` rows per request feed the drift histograms and samples:
+ * for larger batches a simple random sample of rows without replacement (Floyd's algorithm, so
+ * periodic structure in a batch cannot alias with it). Folding stays cheap for big batches, while
+ * scores, labels and counts take every row.
+ */
+export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): LoggedRequest {
   const v = event.dispatch.version;
   const plan = planOf(v);
   agg.requests++;
   agg.rows += event.predictions.length;
   sketch.add(Math.max(0, event.latencyMs));
+  const sampled = sampleRows(event.predictions.length, featureRows);
   const logged: LoggedRequest = { requestId: event.requestId, version: v.version, deployment: event.dispatch.deployment, variant: event.dispatch.variant, at: event.at, scores: [], labels: [] };
   event.predictions.forEach((p, row) => {
     const score = "value" in p ? p.value : p.score;
@@ -111,6 +119,7 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
     }
     logged.scores.push(score);
     logged.labels.push(label);
+    if (sampled && !sampled[row]) return; // features: a random sample of the rows
     const raw = event.rows?.[row] as Record<string, unknown> | undefined;
     const resolved = event.resolved?.[row];
     if (!raw && !resolved) return;
@@ -137,6 +146,17 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
     }
   });
   return logged;
+}
+
+/** Marks k of n rows chosen uniformly without replacement (Floyd), or undefined when k >= n. */
+function sampleRows(n: number, k: number): Uint8Array | undefined {
+  if (k >= n) return undefined;
+  const mask = new Uint8Array(n);
+  for (let j = n - k; j < n; j++) {
+    const t = Math.floor(Math.random() * (j + 1));
+    mask[mask[t] ? j : t] = 1;
+  }
+  return mask;
 }
 
 export function foldFailure(agg: Aggregate, sketch: DDSketch, event: FailureEvent) {
@@ -189,7 +209,7 @@ export class Collector {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled) return;
     const v = event.dispatch.version;
-    const logged = foldPrediction(...this.bucketOf(cfg, v.modelName, v.version, event.at), event);
+    const logged = foldPrediction(...this.bucketOf(cfg, v.modelName, v.version, event.at), event, cfg.featureRowsPerRequest);
     const name = logShardName(v.modelName, logged.requestId, cfg.logShards);
     let log = this.pending.logs.get(name);
     if (!log) this.pending.logs.set(name, (log = { model: v.modelName, entries: [] }));

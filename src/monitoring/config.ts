@@ -9,6 +9,8 @@ export interface MonitoringConfig {
   statsShards: number;
   logShards: number;
   logDays: number;
+  /** Rows per request whose features feed drift statistics (a systematic sample of larger batches). */
+  featureRowsPerRequest: number;
 }
 
 export function monitoringConfig(env: Env): MonitoringConfig {
@@ -21,6 +23,7 @@ export function monitoringConfig(env: Env): MonitoringConfig {
     statsShards: Math.min(intVar(vars.MONITOR_SHARDS, 1), 64),
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
+    featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 64),
   };
 }
 

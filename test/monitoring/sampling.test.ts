@@ -1,0 +1,64 @@
+/**
+ * Feature drift folds a random sample of rows from large batches (MONITORING_FEATURE_ROWS);
+ * counts, scores and labels still take every row. The sample must be unbiased: every row has the
+ * same chance, whatever its position in the batch (periodic batches included).
+ */
+import { describe, expect, it } from "vitest";
+import { emptyAggregate } from "../../src/monitoring/aggregate";
+import { foldPrediction } from "../../src/monitoring/collector";
+import type { ModelVersion } from "../../src/registry/store";
+import type { PredictionEvent } from "../../src/serving/events";
+import { DDSketch } from "../../src/stats/sketch";
+import { repoJson } from "../support/files";
+
+async function eventOf(rows: Record<string, unknown>[]): Promise<PredictionEvent> {
+  const manifest = await repoJson("models/credit-risk-lr.manifest.json");
+  const version = { modelName: "m", version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+  return {
+    requestId: "r",
+    at: Date.now(),
+    route: "v1",
+    dispatch: { version },
+    rows,
+    predictions: rows.map((_, i) => ({ label: 0, score: (i % 10) / 10 + 0.05, probabilities: {} })),
+    latencyMs: 1,
+    inferenceMs: 0.1,
+  };
+}
+
+describe("feature sampling of large batches", () => {
+  it("folds about featureRows rows' features, every row's score", async () => {
+    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
+    const event = await eventOf(holdout.slice(0, 800));
+    const agg = emptyAggregate();
+    foldPrediction(agg, new DDSketch(0.01), event, 64);
+    expect(agg.rows).toBe(800);
+    expect(agg.score.counts!.reduce((a: number, b: number) => a + b, 0)).toBe(800);
+    const age = agg.features.Age as { counts: number[]; missing: number };
+    const folded = age.counts.reduce((a, b) => a + b, 0) + age.missing;
+    expect(folded).toBe(64);
+  });
+
+  it("is unbiased: every row is equally likely, even in a periodic batch", async () => {
+    // Age cycles with period 80, Seniority encodes the row's position in blocks of 100.
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ Age: 18 + (i % 80), Seniority: Math.floor(i / 100) }));
+    const event = await eventOf(rows);
+    const trueMean = rows.reduce((s, r) => s + r.Age, 0) / rows.length;
+    const trials = 300;
+    const perBlock = new Array(10).fill(0);
+    let meanSum = 0;
+    for (let trial = 0; trial < trials; trial++) {
+      const agg = emptyAggregate();
+      foldPrediction(agg, new DDSketch(0.01), event, 64);
+      const sample = (agg.features.Age as { sample: { values: number[] } }).sample.values;
+      expect(sample).toHaveLength(64);
+      meanSum += sample.reduce((a, b) => a + b, 0) / sample.length;
+      const blocks = agg.features.Seniority as { counts: number[]; sample: { values: number[] } };
+      for (const b of blocks.sample.values) perBlock[b]++;
+    }
+    // Mean of 300 sample means: standard error about 23 / sqrt(64 * 300) = 0.17.
+    expect(Math.abs(meanSum / trials - trueMean)).toBeLessThan(0.8);
+    // Each block of 100 rows holds 10% of the batch: 1920 expected picks, sd about 42.
+    for (const count of perBlock) expect(Math.abs(count - 1920)).toBeLessThan(200);
+  });
+});
