@@ -1,15 +1,8 @@
 /** Small seeded PRNG (mulberry32) and helpers for deterministic splits / synthetic data. */
 
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from "../../src/stats/random.ts";
+
+export { mulberry32 };
 
 /** Fisher-Yates shuffle (returns a new array). */
 export function shuffle<T>(items: readonly T[], rand: () => number): T[] {

@@ -29,6 +29,7 @@
  */
 import onnxProto from "onnx-proto";
 import type { onnx as OnnxTypes } from "onnx-proto";
+import type { TreeNode } from "../lib/predict-reference.ts";
 
 // onnx-proto is CommonJS; Node's ESM loader cannot see its named export, so use the default.
 export const onnx = onnxProto.onnx;
@@ -314,19 +315,8 @@ export function linearClassifierGraph(
 // (c) / (d) Tree ensembles
 // ---------------------------------------------------------------------------------------------
 
-/** One node of a tree; ids are indices into the tree's node array. */
-export interface TreeNode {
-  /** Leaf iff `leaf` is set. */
-  leaf?: number;
-  feature?: number;
-  threshold?: number;
-  /** Child taken when x <= threshold. */
-  left?: number;
-  /** Child taken when x > threshold. */
-  right?: number;
-  /** NaN goes to `left` iff true. */
-  missingGoesLeft?: boolean;
-}
+/** One node of a tree (ids are indices into the tree's node array); shared with the reference scorer. */
+export type { TreeNode };
 export interface Tree {
   nodes: TreeNode[];
 }

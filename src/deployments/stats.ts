@@ -6,6 +6,7 @@
  * Pure functions. Randomness is injectable (`rand: () => number`) so tests and bootstraps can be
  * seeded; the router passes Math.random.
  */
+import { mulberry32 } from "../stats/random";
 
 /** Standard normal CDF (Abramowitz & Stegun 7.1.26 through erf; absolute error < 1.5e-7). */
 export function normalCdf(z: number): number {
@@ -69,18 +70,6 @@ export function twoProportionZTest(x1: number, n1: number, x2: number, n2: numbe
   return { z, p_value: 2 * (1 - normalCdf(Math.abs(z))) };
 }
 
-/** mulberry32: a small seeded PRNG for reproducible bootstraps and tests. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 /**
  * Percentile bootstrap interval of stat(a) - stat(b), resampling each group independently.
  * Returns null when a resample cannot be scored (e.g. AUC of a one-class resample) too often.
@@ -93,7 +82,7 @@ export function bootstrapDifference<T>(
 ): { low: number; high: number; estimate: number } | null {
   const iterations = opts.iterations ?? 300;
   const confidence = opts.confidence ?? 0.95;
-  const rand = opts.rand ?? seededRandom(12345);
+  const rand = opts.rand ?? mulberry32(12345);
   const resample = (xs: T[]) => Array.from({ length: xs.length }, () => xs[Math.floor(rand() * xs.length)]);
   const diffs: number[] = [];
   for (let i = 0; i < iterations; i++) {

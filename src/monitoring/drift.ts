@@ -51,18 +51,22 @@ function num(v: number): number | null {
   return Number.isFinite(v) ? round(v) : null;
 }
 
-function numericDrift(refCounts: number[], refSample: number[] | undefined, refMissing: number | undefined, cur: { counts: number[] | null; missing: number; sample: { seen: number; values: number[] } }, t: DriftThresholds): FeatureDrift {
-  const n = cur.sample.seen;
-  const refTotal = refCounts.reduce((a, b) => a + b, 0);
-  const base: FeatureDrift = {
-    type: "numeric",
+/** A feature's drift entry before any test has run (status insufficient_data), with missing rates. */
+function emptyDrift(type: FeatureDrift["type"], n: number, refTotal: number, refMissing: number | undefined, curMissing: number): FeatureDrift {
+  return {
+    type,
     n,
     status: "insufficient_data",
     drifted: false,
     psi: null,
-    missing_rate: { reference: refMissing !== undefined ? round(refMissing / (refTotal + refMissing)) : null, current: n + cur.missing ? round(cur.missing / (n + cur.missing)) : null },
+    missing_rate: { reference: refMissing !== undefined ? round(refMissing / (refTotal + refMissing)) : null, current: n + curMissing ? round(curMissing / (n + curMissing)) : null },
     reasons: [],
   };
+}
+
+function numericDrift(refCounts: number[], refSample: number[] | undefined, refMissing: number | undefined, cur: { counts: number[] | null; missing: number; sample: { seen: number; values: number[] } }, t: DriftThresholds): FeatureDrift {
+  const n = cur.sample.seen;
+  const base = emptyDrift("numeric", n, refCounts.reduce((a, b) => a + b, 0), refMissing, cur.missing);
   if (n < t.min_samples) return base;
   base.status = "ok";
   if (cur.counts && cur.counts.length === refCounts.length) base.psi = num(psi(refCounts, cur.counts));
@@ -82,16 +86,7 @@ function categoricalDrift(ref: Record<string, number>, refMissing: number | unde
   const r = categories.map((c) => ref[c] ?? 0);
   const c = categories.map((k) => cur.counts[k] ?? 0);
   const n = c.reduce((a, b) => a + b, 0);
-  const refTotal = r.reduce((a, b) => a + b, 0);
-  const base: FeatureDrift = {
-    type: "categorical",
-    n,
-    status: "insufficient_data",
-    drifted: false,
-    psi: null,
-    missing_rate: { reference: refMissing !== undefined ? round(refMissing / (refTotal + refMissing)) : null, current: n + cur.missing ? round(cur.missing / (n + cur.missing)) : null },
-    reasons: [],
-  };
+  const base = emptyDrift("categorical", n, r.reduce((a, b) => a + b, 0), refMissing, cur.missing);
   if (n < t.min_samples) return base;
   base.status = "ok";
   base.psi = num(psi(r, c));

@@ -9,6 +9,7 @@
 import type { Context } from "hono";
 import type { ResolvedRow } from "../inference/features";
 import type { Prediction } from "../inference/outputs";
+import { ApiError } from "../http/errors";
 import type { Dispatch } from "./dispatch";
 
 export interface PredictionEvent {
@@ -64,6 +65,23 @@ function runDetached<E extends { Bindings: Env }>(c: Context<E>, task: Promise<v
 
 export function emitPrediction<E extends { Bindings: Env }>(c: Context<E>, event: PredictionEvent) {
   for (const listener of predictionListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
+}
+
+/** A failure event for a request that `dispatch` had already routed to a version. */
+export function failureOf(route: FailureEvent["route"], requestId: string, routed: Dispatch, error: unknown, started: number): FailureEvent {
+  const known = error instanceof ApiError ? error : undefined;
+  return {
+    requestId,
+    at: Date.now(),
+    route,
+    model: routed.version.modelName,
+    version: routed.version.version,
+    deployment: routed.deployment,
+    variant: routed.variant,
+    status: known?.status ?? 500,
+    code: known?.code ?? "internal_error",
+    latencyMs: performance.now() - started,
+  };
 }
 
 export function emitFailure<E extends { Bindings: Env }>(c: Context<E>, event: FailureEvent) {

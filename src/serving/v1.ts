@@ -18,7 +18,7 @@ import { aliasSchema, modelNameSchema, semverSchema, zodIssues } from "../regist
 import { score } from "../inference/predictor";
 import { isolateMetrics } from "../observability/isolate-metrics";
 import { dispatch, dispatchHeaders } from "./dispatch";
-import { emitFailure, emitPrediction } from "./events";
+import { emitFailure, emitPrediction, failureOf } from "./events";
 
 const predictBody = z
   .object({
@@ -54,19 +54,7 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   try {
     result = await score(c.env, version, rows, single ? () => "features" : (i) => `instances[${i}]`);
   } catch (error) {
-    const e = error instanceof ApiError ? error : undefined;
-    emitFailure(c, {
-      requestId: c.get("requestId"),
-      at: Date.now(),
-      route: "v1",
-      model: version.modelName,
-      version: version.version,
-      deployment: routed.deployment,
-      variant: routed.variant,
-      status: e?.status ?? 500,
-      code: e?.code ?? "internal_error",
-      latencyMs: performance.now() - started,
-    });
+    emitFailure(c, failureOf("v1", c.get("requestId"), routed, error, started));
     throw error;
   }
   const { predictions, resolved, inferenceMs } = result;

@@ -26,7 +26,7 @@ import { resolveVersion } from "../registry/resolver";
 import { isolateMetrics } from "../observability/isolate-metrics";
 import { readiness } from "./health";
 import { dispatch, dispatchHeaders, type Dispatch } from "./dispatch";
-import { emitFailure, emitPrediction } from "./events";
+import { emitFailure, emitPrediction, failureOf } from "./events";
 import { decodeOutputs } from "../inference/outputs";
 
 type V2Env = { Bindings: Env; Variables: { requestId: string } };
@@ -177,19 +177,7 @@ async function infer(c: Context<V2Env>) {
   try {
     return await inferWith(c, routed, req, started);
   } catch (error) {
-    const e = error instanceof ApiError ? error : undefined;
-    emitFailure(c, {
-      requestId: c.get("requestId"),
-      at: Date.now(),
-      route: "v2",
-      model: routed.version.modelName,
-      version: routed.version.version,
-      deployment: routed.deployment,
-      variant: routed.variant,
-      status: e?.status ?? 500,
-      code: e?.code ?? "internal_error",
-      latencyMs: performance.now() - started,
-    });
+    emitFailure(c, failureOf("v2", c.get("requestId"), routed, error, started));
     throw error;
   }
 }

@@ -4,10 +4,11 @@
  * canary moves only new units into it, and the statistics (z-test, Wilson, Beta/Thompson) agree
  * with known values.
  */
+import { mulberry32 } from "../../src/stats/random";
 import { describe, expect, it } from "vitest";
 import { cumulativeBounds, pickIndex, unitPosition } from "../../src/deployments/assignment";
 import type { Variant } from "../../src/deployments/model";
-import { binomialCountInterval, binomialInterval, normalQuantile, sampleBeta, seededRandom, thompsonShares, twoProportionZTest } from "../../src/deployments/stats";
+import { binomialCountInterval, binomialInterval, normalQuantile, sampleBeta, thompsonShares, twoProportionZTest } from "../../src/deployments/stats";
 
 const assign = (variants: Variant[], salt: string, key: string) => pickIndex(cumulativeBounds(variants), unitPosition(salt, key));
 
@@ -76,7 +77,7 @@ describe("routing statistics", () => {
   });
 
   it("Wilson interval covers the truth at its nominal rate", () => {
-    const rand = seededRandom(7);
+    const rand = mulberry32(7);
     let covered = 0;
     for (let trial = 0; trial < 2000; trial++) {
       let k = 0;
@@ -89,7 +90,7 @@ describe("routing statistics", () => {
   });
 
   it("Beta samples have the right mean, and Thompson shares respect the floor and favour the better arm", () => {
-    const rand = seededRandom(11);
+    const rand = mulberry32(11);
     let sum = 0;
     for (let i = 0; i < 20_000; i++) sum += sampleBeta(3, 7, rand);
     expect(sum / 20_000).toBeCloseTo(0.3, 2);
@@ -101,7 +102,7 @@ describe("routing statistics", () => {
       ],
       0.05,
       4000,
-      seededRandom(3),
+      mulberry32(3),
     );
     expect(shares.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 9);
     for (const s of shares) expect(s).toBeGreaterThanOrEqual(0.05);

@@ -5,13 +5,13 @@
  * latency, score distribution and a significance test that declares a clear winner; a shadow that
  * throws or hangs changes nothing for the caller; the bandit moves traffic toward rewarded variants.
  */
+import { mulberry32 } from "../../src/stats/random";
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { recordFeedback } from "../../src/deployments/listeners";
 import { statsFor } from "../../src/deployments/live-stats";
 import { routingFor, routingTimings, routingTokenKey } from "../../src/deployments/routing";
-import { seededRandom } from "../../src/deployments/stats";
 import { onPrediction } from "../../src/serving/events";
 import { ADMIN, call, registerStem } from "../support/api";
 import { admin, createStarted, holdoutSet, predict, setupModel, storeTestSet, until } from "./helpers";
@@ -155,7 +155,7 @@ describe("A/B results", () => {
     expect(res.json.winner).toMatchObject({ clear: false, variant: null });
 
     // Labels arrive as feedback events (emitted by the monitoring capability's feedback join).
-    const rand = seededRandom(5);
+    const rand = mulberry32(5);
     const rates: Record<string, number> = { control: 0.1, trees: 0.3, copy: 0.1 };
     for (const v of variants) {
       for (let i = 0; i < 300; i++) {
