@@ -1,7 +1,9 @@
 /**
- * Judgements over a deployment's live statistics (live-stats.ts):
+ * Judgements over live statistics:
  * - `canaryVerdict`: is the canary not worse than stable on error rate, p95 latency and score
- *   distribution (PSI)? Decides advance / hold (not enough data) / rollback for the cron.
+ *   distribution (PSI)? Decides advance / hold (not enough data) / rollback for the cron. Its
+ *   input comes from the monitoring objects (canary-metrics.ts).
+ * - the rest read the deployment's own per-variant statistics (live-stats.ts):
  * - `variantResults`: the A/B (and bandit, shadow) results: volume, errors, latency quantiles,
  *   score distribution and PSI against the first variant, and with labels AUC (bootstrap interval
  *   of the difference) and conversion (two-proportion z-test), plus whether a winner is clear.

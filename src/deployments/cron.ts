@@ -5,8 +5,10 @@
  *
  * Each deployment is handled on its own: one failing (e.g. a stale revision because an admin
  * paused it meanwhile, a 409 that is expected) does not stop the others. Analysis windows start at
- * `stepStartedAt`, so a step is judged only on traffic it served.
+ * `stepStartedAt` (bucket-aligned), and canary metrics come from the monitoring objects
+ * (canary-metrics.ts).
  */
+import { canaryWindow } from "./canary-metrics";
 import { ApiError } from "../http/errors";
 import { canaryVerdict } from "./analysis";
 import { promote, rollback } from "./lifecycle";
@@ -43,7 +45,8 @@ async function tickCanary(env: Env, d: Deployment, now: number): Promise<CronOut
   const db = deploymentsDb(env.DB);
   const a = d.config.analysis!;
   if (now - d.stepStartedAt < a.step_minutes * 60_000) return { deployment: d.id, action: "skip", detail: "step still running" };
-  const summary = await statsFor(env, d.id).summary(d.stepStartedAt);
+  const version = (name: string) => d.variants.find((v) => v.name === name)!.version;
+  const summary = await canaryWindow(env, d.modelName, { stable: version("stable"), canary: version("canary") }, d.stepStartedAt, now);
   const verdict = canaryVerdict(summary, a, d.state === "promoting" ? d.config.baselineSnapshot : undefined);
   const config = { ...d.config, lastAnalysis: { at: new Date(now).toISOString(), ...verdict } };
   if (verdict.decision === "rollback") {

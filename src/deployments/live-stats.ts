@@ -4,7 +4,7 @@
  * score histogram (20 bins over [0, 1], classifier scores), feedback counts, a bounded sample of
  * (score, label) pairs for AUC, and shadow comparisons.
  *
- * Why per deployment: the canary cron, the A/B results endpoint and the bandit all read one
+ * Why per deployment: the A/B results endpoint, the shadow report and the bandit all read one
  * deployment at a time, and writes from a busy model spread over one object per deployment rather
  * than one global object. Isolates batch observations (recorder.ts), so an object takes about one
  * write per isolate per flush interval rather than one per prediction.

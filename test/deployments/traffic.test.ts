@@ -5,6 +5,9 @@
  * latency, score distribution and a significance test that declares a clear winner; a shadow that
  * throws or hangs changes nothing for the caller; the bandit moves traffic toward rewarded variants.
  */
+import { emptyAggregate } from "../../src/monitoring/aggregate";
+import { shardName } from "../../src/monitoring/config";
+import { DDSketch } from "../../src/stats/sketch";
 import { mulberry32 } from "../../src/stats/random";
 import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -21,6 +24,26 @@ async function runCron(at = Date.now()) {
   const ctx = createExecutionContext();
   await worker.scheduled(controller, env, ctx);
   await waitOnExecutionContext(ctx);
+}
+
+/** Requests the monitoring objects hold for a model over the last 5 minutes, all versions. */
+async function monitored(model: string) {
+  const r = await call("GET", `/v1/monitoring/models/${model}/summary?window=5m`);
+  return (r.json.versions ?? []).reduce((s: number, v: any) => s + v.requests, 0) as number;
+}
+
+/** Puts synthetic traffic into a version's monitoring shard, as isolates' flushes do. */
+async function ingest(model: string, version: string, o: { ok: number; errors?: number; latencyMs?: number; score?: number }) {
+  const agg = emptyAggregate();
+  agg.requests = o.ok + (o.errors ?? 0);
+  agg.rows = o.ok;
+  if (o.errors) agg.errors["500 internal_error"] = o.errors;
+  const sketch = new DDSketch(0.01);
+  for (let i = 0; i < agg.requests; i++) sketch.add(o.latencyMs ?? 1);
+  agg.latency = sketch.toJSON();
+  agg.score.sample = { seen: o.ok, values: Array(o.ok).fill(o.score ?? 0.2) };
+  const minute = Math.floor(Date.now() / 60_000) * 60_000;
+  await env.MONITOR_SHARD.getByName(shardName(model, version, 0)).ingest({ model, version, buckets: { [minute]: agg } });
 }
 
 async function requestsRecorded(id: string) {
@@ -46,7 +69,7 @@ describe("canary", () => {
       const variants = new Set<string>();
       for (let i = 0; i < 60; i++) variants.add((await predict(M, { unit: `r${round}-u${i}`, row: i })).variant!);
       sent += 60;
-      await until(() => requestsRecorded(id), (n) => n >= sent);
+      await until(() => monitored(M), (n) => n >= sent);
       await runCron();
       if (round === 0) expect(variants).toEqual(new Set(["stable", "canary"]));
     }
@@ -62,13 +85,11 @@ describe("canary", () => {
 
   it("rolls back automatically when the canary's error rate is worse, and holds without enough data", async () => {
     const id = await createStarted({ strategy: "canary", model: M, version: "1.1.0", steps: [10, 100], analysis: { step_minutes: 0, min_requests: 20 } });
-    const stats = statsFor(env, id);
-    const now = Date.now();
-    for (let i = 0; i < 10; i++) await stats.record({ at: now, variant: "canary", version: "1.1.0", error: true });
+    await ingest(M, "1.1.0", { ok: 0, errors: 10 });
     await runCron();
     expect((await admin("GET", `/${id}`)).json.deployment.state).toBe("active"); // 10 < min_requests: hold
-    for (let i = 0; i < 100; i++) await stats.record({ at: now, variant: "stable", version: "1.0.0", latencyMs: 1, scores: [0.2] });
-    for (let i = 0; i < 20; i++) await stats.record({ at: now, variant: "canary", version: "1.1.0", latencyMs: 1, scores: [0.2] });
+    await ingest(M, "1.0.0", { ok: 100 });
+    await ingest(M, "1.1.0", { ok: 20 });
     await runCron();
     const d = (await admin("GET", `/${id}`)).json.deployment;
     expect(d.state).toBe("rolled_back");
@@ -81,8 +102,8 @@ describe("canary", () => {
   it("a paused canary is not advanced; manual promote works at any step", async () => {
     const id = await createStarted({ strategy: "canary", model: M, version: "1.1.0", analysis: { step_minutes: 0, min_requests: 1, max_psi: 5 } });
     await admin("POST", `/${id}/pause`, { reason: "hold on" });
-    const stats = statsFor(env, id);
-    for (const variant of ["stable", "canary"]) for (let i = 0; i < 5; i++) await stats.record({ at: Date.now(), variant, version: "x", latencyMs: 1, scores: [0.3] });
+    await ingest(M, "1.0.0", { ok: 5, score: 0.3 });
+    await ingest(M, "1.1.0", { ok: 5, score: 0.3 });
     await runCron();
     const paused = (await admin("GET", `/${id}`)).json.deployment;
     expect([paused.state, paused.config.step]).toEqual(["paused", 0]);
