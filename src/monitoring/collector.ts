@@ -93,10 +93,12 @@ function planOf(v: ModelVersion): Plan {
 /**
  * Folds one answered request into an aggregate (exported for tests and the benchmark).
  *
- * Feature values of at most `featureRows` rows per request feed the drift histograms and samples:
- * for larger batches a simple random sample of rows without replacement (Floyd's algorithm, so
- * periodic structure in a batch cannot alias with it). Folding stays cheap for big batches, while
- * scores, labels and counts take every row.
+ * Feature values (and the score sample) come from at most `featureRows` rows per request: for
+ * larger batches a simple random sample of k of the n rows without replacement (Floyd's algorithm,
+ * so periodic structure in a batch cannot alias with it), each sampled row weighted n/k
+ * (Horvitz-Thompson), so histograms and samples still estimate the distribution over all rows
+ * and big batches are not under-represented against single-row requests. Folding stays cheap for
+ * big batches; request, row, score-histogram and label counts take every row.
  */
 export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): LoggedRequest {
   const v = event.dispatch.version;
@@ -105,6 +107,7 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
   agg.rows += event.predictions.length;
   sketch.add(Math.max(0, event.latencyMs));
   const sampled = sampleRows(event.predictions.length, featureRows);
+  const w = sampled ? event.predictions.length / featureRows : 1;
   const logged: LoggedRequest = { requestId: event.requestId, version: v.version, deployment: event.dispatch.deployment, variant: event.dispatch.variant, at: event.at, scores: [], labels: [] };
   event.predictions.forEach((p, row) => {
     const score = "value" in p ? p.value : p.score;
@@ -115,11 +118,11 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
         const counts = (agg.score.counts ??= new Array(plan.scoreEdges.length - 1).fill(0));
         counts[binIndex(plan.scoreEdges, score)]++;
       }
-      offer(agg.score.sample, score, SAMPLE_CAP.flush);
+      if (!sampled || sampled[row]) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
     }
     logged.scores.push(score);
     logged.labels.push(label);
-    if (sampled && !sampled[row]) return; // features: a random sample of the rows
+    if (sampled && !sampled[row]) return; // features: a weighted random sample of the rows
     const raw = event.rows?.[row] as Record<string, unknown> | undefined;
     const resolved = event.resolved?.[row];
     if (!raw && !resolved) return;
@@ -130,18 +133,18 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
         let fa = agg.features[f.name];
         if (!fa) fa = agg.features[f.name] = { type: "numeric", counts: f.edges ? new Array(f.edges.length - 1).fill(0) : [], missing: 0, sample: { seen: 0, values: [] } };
         if (fa.type !== "numeric") continue;
-        if (missing) fa.missing++;
+        if (missing) fa.missing += w;
         else {
           const x = Number(value);
-          if (f.edges) fa.counts[binIndex(f.edges, x)]++;
-          offer(fa.sample, x, SAMPLE_CAP.flush);
+          if (f.edges) fa.counts[binIndex(f.edges, x)] += w;
+          offer(fa.sample, x, SAMPLE_CAP.flush, Math.random, w);
         }
       } else {
         let fa = agg.features[f.name];
         if (!fa) fa = agg.features[f.name] = { type: "categorical", counts: {}, missing: 0 };
         if (fa.type !== "categorical") continue;
-        if (missing) fa.missing++;
-        else fa.counts[String(value)] = (fa.counts[String(value)] ?? 0) + 1;
+        if (missing) fa.missing += w;
+        else fa.counts[String(value)] = (fa.counts[String(value)] ?? 0) + w;
       }
     }
   });

@@ -14,13 +14,19 @@ export function emptyReservoir(): Reservoir {
   return { seen: 0, values: [] };
 }
 
-/** Algorithm R: offer one value. */
-export function offer(r: Reservoir, value: number, capacity: number, random: () => number = Math.random) {
-  r.seen++;
+/**
+ * Offers one value standing for `weight` values (1 unless the caller subsampled, e.g. a row drawn
+ * from a large batch stands for n/k rows). Weight 1 is Algorithm R; other weights follow Chao's
+ * weighted reservoir: the value enters with probability capacity * weight / seen.
+ */
+export function offer(r: Reservoir, value: number, capacity: number, random: () => number = Math.random, weight = 1) {
+  r.seen += weight;
   if (r.values.length < capacity) r.values.push(value);
-  else {
+  else if (weight === 1) {
     const j = Math.floor(random() * r.seen);
     if (j < capacity) r.values[j] = value;
+  } else if (random() < (capacity * weight) / r.seen) {
+    r.values[Math.floor(random() * capacity)] = value;
   }
 }
 

@@ -1,7 +1,8 @@
 /**
- * Feature drift folds a random sample of rows from large batches (MONITORING_FEATURE_ROWS);
- * counts, scores and labels still take every row. The sample must be unbiased: every row has the
- * same chance, whatever its position in the batch (periodic batches included).
+ * Feature drift folds a weighted random sample of rows from large batches
+ * (MONITORING_FEATURE_ROWS); counts, score histograms and labels still take every row. The sample
+ * must be unbiased: every row has the same chance, whatever its position in the batch (periodic
+ * batches included), and a sampled row stands for n/k rows so big batches keep their weight.
  */
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
@@ -27,16 +28,21 @@ async function eventOf(rows: Record<string, unknown>[]): Promise<PredictionEvent
 }
 
 describe("feature sampling of large batches", () => {
-  it("folds about featureRows rows' features, every row's score", async () => {
+  it("folds featureRows rows' features, weighted to stand for the whole batch; every row's score", async () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
     const event = await eventOf(holdout.slice(0, 800));
     const agg = emptyAggregate();
     foldPrediction(agg, new DDSketch(0.01), event, 64);
     expect(agg.rows).toBe(800);
     expect(agg.score.counts!.reduce((a: number, b: number) => a + b, 0)).toBe(800);
-    const age = agg.features.Age as { counts: number[]; missing: number };
-    const folded = age.counts.reduce((a, b) => a + b, 0) + age.missing;
-    expect(folded).toBe(64);
+    const age = agg.features.Age as { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
+    expect(age.sample.values).toHaveLength(64);
+    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(800, 9);
+    expect(age.sample.seen).toBeCloseTo(800, 9);
+    // One single-row request and one 800-row batch: the batch keeps 800/801 of the weight.
+    const single = await eventOf(holdout.slice(0, 1));
+    foldPrediction(agg, new DDSketch(0.01), single, 64);
+    expect(age.sample.seen).toBeCloseTo(801, 9);
   });
 
   it("is unbiased: every row is equally likely, even in a periodic batch", async () => {
@@ -60,5 +66,24 @@ describe("feature sampling of large batches", () => {
     expect(Math.abs(meanSum / trials - trueMean)).toBeLessThan(0.8);
     // Each block of 100 rows holds 10% of the batch: 1920 expected picks, sd about 42.
     for (const count of perBlock) expect(Math.abs(count - 1920)).toBeLessThan(200);
+  });
+});
+
+describe("weighted reservoir (Chao)", () => {
+  it("includes values in proportion to their weight", async () => {
+    const { offer } = await import("../../src/stats/reservoir");
+    const { mulberry32 } = await import("../../src/stats/random");
+    const rand = mulberry32(99);
+    let heavyShare = 0;
+    const trials = 400;
+    for (let t = 0; t < trials; t++) {
+      const r = { seen: 0, values: [] as number[] };
+      // 1000 unit-weight zeros and 100 ones of weight 10, interleaved: ones carry half the weight.
+      for (let i = 0; i < 1100; i++) offer(r, i % 11 === 10 ? 1 : 0, 20, rand, i % 11 === 10 ? 10 : 1);
+      expect(r.seen).toBe(2000);
+      heavyShare += r.values.filter((v) => v === 1).length / r.values.length;
+    }
+    // Expected share 0.5; standard error of the mean over 400 samples of 20 is about 0.006.
+    expect(Math.abs(heavyShare / trials - 0.5)).toBeLessThan(0.03);
   });
 });
