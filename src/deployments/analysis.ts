@@ -21,6 +21,11 @@ import type { StatsSummary, VariantSummary } from "./live-stats";
 import { bootstrapDifference, twoProportionZTest } from "./stats";
 
 export const MIN_LABELLED = 30;
+/**
+ * Scored rows each side needs before the score-distribution check counts: PSI over 20 bins from a
+ * few dozen scores is noise (empty bins dominate), the same floor monitoring's drift report uses.
+ */
+export const MIN_PSI_ROWS = 100;
 
 function errorRate(v: VariantSummary | undefined): number {
   return v && v.requests ? v.errors / v.requests : 0;
@@ -45,7 +50,8 @@ export function canaryVerdict(summary: StatsSummary, a: CanaryAnalysis, snapshot
   const canary = summary.variants.canary;
   const s = { requests: stable?.requests ?? 0, error_rate: snapshot?.error_rate ?? errorRate(stable), p95_ms: snapshot ? snapshot.p95_ms : p95(stable) };
   const c = { requests: canary?.requests ?? 0, error_rate: errorRate(canary), p95_ms: p95(canary) };
-  const scorePsi = !snapshot && stable?.scored_rows && canary?.scored_rows ? psi(stable.score_counts, canary.score_counts) : null;
+  const enoughForPsi = (v: VariantSummary | undefined) => (v?.scored_rows ?? 0) >= MIN_PSI_ROWS;
+  const scorePsi = !snapshot && enoughForPsi(stable) && enoughForPsi(canary) ? psi(stable.score_counts, canary.score_counts) : null;
   const verdict = (decision: CanaryVerdict["decision"], reasons: string[]): CanaryVerdict => ({ decision, reasons, stable: s, canary: c, score_psi: scorePsi });
   if (c.requests < a.min_requests) return verdict("hold", [`canary has ${c.requests} requests in the window; needs ${a.min_requests}`]);
   const worse: string[] = [];
