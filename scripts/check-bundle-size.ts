@@ -11,7 +11,7 @@ const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "..")
 const LIMIT_KIB = 10 * 1024; // Paid plan: 10 MB after compression
 const FREE_KIB = 3 * 1024;
 
-const run = spawnSync(path.join(ROOT, "node_modules/.bin/wrangler"), ["deploy", "--dry-run", "--outdir", "dist"], {
+const run = spawnSync(process.execPath, [path.join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--outdir", "dist"], {
   cwd: ROOT,
   encoding: "utf8",
   env: { ...process.env, CI: "true", WRANGLER_SEND_METRICS: "false" },

@@ -8,7 +8,8 @@ import { existsSync, readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
 
 export const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const WRANGLER = path.join(ROOT, "node_modules/.bin/wrangler");
+// wrangler runs on the Node running this script (the project's Node 22), whatever `node` PATH finds.
+const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 
 /** Demo models registered at start, with the aliases they get on first registration. */
 export const DEMO_MODELS = [
@@ -35,7 +36,7 @@ export function ensureDevVars(): Record<string, string> {
 
 export function applyMigrations(persistTo?: string) {
   const args = ["d1", "migrations", "apply", "DB", "--local", ...(persistTo ? ["--persist-to", persistTo] : [])];
-  const result = spawnSync(WRANGLER, args, { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, CI: "true" } });
+  const result = spawnSync(process.execPath, [WRANGLER, ...args], { cwd: ROOT, stdio: ["ignore", "inherit", "inherit"], env: { ...process.env, CI: "true" } });
   if (result.status !== 0) throw new Error(`wrangler ${args.join(" ")} failed`);
 }
 
@@ -49,7 +50,7 @@ export async function startDevServer(opts: { port: number; persistTo?: string; v
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--show-interactive-dev-session=false"];
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
-  const child = spawn(WRANGLER, args, { cwd: ROOT, stdio: opts.quiet ? ["ignore", "ignore", "inherit"] : ["ignore", "inherit", "inherit"], env: { ...process.env } });
+  const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, stdio: opts.quiet ? ["ignore", "ignore", "inherit"] : ["ignore", "inherit", "inherit"], env: { ...process.env } });
   const url = `http://127.0.0.1:${opts.port}`;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const deadline = Date.now() + 90_000;
