@@ -23,7 +23,7 @@ export function monitoringConfig(env: Env): MonitoringConfig {
     statsShards: Math.min(intVar(vars.MONITOR_SHARDS, 1), 64),
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
-    featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 64),
+    featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 16),
   };
 }
 
