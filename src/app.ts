@@ -5,8 +5,8 @@
  */
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
-import { adminAuth, apiKeyAuth, constantTimeEqual } from "./http/auth";
-import { ApiError, toResponse } from "./http/errors";
+import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
+import { toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
 import { rateLimit } from "./http/rate-limit";
 import { sessionCache } from "./inference/predictor";
@@ -40,13 +40,7 @@ export function createApp() {
     const report = await readiness(c.env);
     return c.json(report, report.ready ? 200 : 503);
   });
-  app.get("/metrics", async (c) => {
-    const token = c.env.METRICS_TOKEN;
-    if (token) {
-      const presented = /^Bearer\s+(\S+)$/i.exec(c.req.header("authorization") ?? "")?.[1];
-      if (!presented) throw new ApiError("unauthorized", "missing bearer token for /metrics");
-      if (!(await constantTimeEqual(presented, token))) throw new ApiError("forbidden", "invalid metrics token");
-    }
+  app.get("/metrics", metricsAuth(), async (c) => {
     const cache = sessionCache(c.env).stats();
     // Fleet-wide aggregates from the monitoring Durable Objects, then this isolate's own series.
     const fleet = renderFleet(await collectFleet(c.env));

@@ -221,6 +221,14 @@ describe("health, readiness and metrics", () => {
     expect(res.text).toMatch(/^edge_ml_sessions_created_total \d+$/m);
   });
 
+  it("/metrics requires the METRICS_TOKEN bearer when that secret is set", async () => {
+    const app = createApp();
+    const secured = { ...env, METRICS_TOKEN: "scrape-secret" };
+    expect((await app.request("/metrics", {}, secured)).status).toBe(401);
+    expect((await app.request("/metrics", { headers: { authorization: "Bearer wrong" } }, secured)).status).toBe(403);
+    expect((await app.request("/metrics", { headers: { authorization: "Bearer scrape-secret" } }, secured)).status).toBe(200);
+  });
+
   it("unknown routes are JSON 404s", async () => {
     const res = await call("GET", "/nowhere");
     expect(res.status).toBe(404);

@@ -8,6 +8,7 @@
  * 409; nothing half-applies. After a successful change the model's routing token in KV is bumped so
  * other isolates notice (routing.ts), and this isolate's caches are dropped at once.
  */
+import { hex } from "../http/encoding";
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { ApiError, notFound, type FieldIssue } from "../http/errors";
 import { invalidateResolved } from "../registry/resolver";
@@ -120,7 +121,7 @@ export function versionsToValidate(d: Pick<Deployment, "variants" | "config" | "
 
 function newId(): string {
   const bytes = crypto.getRandomValues(new Uint8Array(6));
-  return `dep-${Date.now().toString(36)}-${[...bytes].map((b) => b.toString(16).padStart(2, "0")).join("")}`;
+  return `dep-${Date.now().toString(36)}-${hex(bytes)}`;
 }
 
 function isUniqueViolation(error: unknown, index: string): boolean {
@@ -234,7 +235,7 @@ export async function createDeployment(db: Db, env: Env, input: CreateDeployment
     baselineVersion: baseline,
     variants,
     config,
-    salt: input.salt ?? [...crypto.getRandomValues(new Uint8Array(8))].map((b) => b.toString(16).padStart(2, "0")).join(""),
+    salt: input.salt ?? hex(crypto.getRandomValues(new Uint8Array(8))),
     validationStatus: null,
     validation: null,
     revision: 1,

@@ -43,6 +43,18 @@ export function adminAuth(): MiddlewareHandler<{ Bindings: Env; Variables: { act
   };
 }
 
+/** /metrics: a bearer METRICS_TOKEN when that secret is set, open otherwise (scrapers). */
+export function metricsAuth(): MiddlewareHandler<{ Bindings: Env }> {
+  return async function metricsAuthMiddleware(c, next) {
+    const expected = c.env.METRICS_TOKEN;
+    if (!expected) return next();
+    const token = bearerToken(c.req.header("authorization"));
+    if (!token) throw new ApiError("unauthorized", "missing bearer token for /metrics");
+    if (!(await constantTimeEqual(token, expected))) throw new ApiError("forbidden", "invalid metrics token");
+    await next();
+  };
+}
+
 /** API-key check for prediction routes, active only when REQUIRE_API_KEY is "true". */
 export function apiKeyAuth(): MiddlewareHandler<{ Bindings: Env }> {
   return async function apiKeyAuthMiddleware(c, next) {

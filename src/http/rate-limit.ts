@@ -6,6 +6,7 @@
  *
  * `RATE_LIMITS_ENABLED = "false"` turns the check off (load benchmarks set it).
  */
+import { sha256Hex } from "./encoding";
 import type { MiddlewareHandler } from "hono";
 import { ApiError } from "./errors";
 
@@ -26,6 +27,5 @@ export function rateLimit(pick: (env: Env) => RateLimit | undefined, scope: stri
 
 /** Keys are hashed so credentials never become rate-limit keys in clear. */
 async function fingerprint(value: string): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", new TextEncoder().encode(value));
-  return [...new Uint8Array(digest).slice(0, 12)].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return (await sha256Hex(value)).slice(0, 24);
 }

@@ -135,11 +135,16 @@ export class ModelControl extends DurableObject<Env> {
 
   /** Sends the outbox to the queue; rows stay until the queue accepted them. */
   async flushOutbox(): Promise<number> {
-    const rows = this.sql.exec<{ id: string; body: string }>("SELECT id, body FROM outbox ORDER BY created_at LIMIT 100").toArray();
+    return this.enqueueAndDelete("outbox", "SELECT id, body FROM outbox ORDER BY created_at LIMIT 100");
+  }
+
+  /** Sends up to 100 stored messages to the queue, deleting each row only once the queue accepted it. */
+  private async enqueueAndDelete(table: "outbox" | "dead_letters", select: string): Promise<number> {
+    const rows = this.sql.exec<{ id: string; body: string }>(select).toArray();
     if (!rows.length) return 0;
     await this.env.NOTIFICATIONS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body) as NotificationMessage, contentType: "json" as const })));
     this.ctx.storage.transactionSync(() => {
-      for (const r of rows) this.sql.exec("DELETE FROM outbox WHERE id = ?", r.id);
+      for (const r of rows) this.sql.exec(`DELETE FROM ${table} WHERE id = ?`, r.id);
     });
     return rows.length;
   }
@@ -269,13 +274,7 @@ export class ModelControl extends DurableObject<Env> {
 
   /** Puts dead letters back on the queue (after the receiver was fixed). */
   async replayDeadLetters(): Promise<number> {
-    const rows = this.sql.exec<{ id: string; body: string }>("SELECT id, body FROM dead_letters LIMIT 100").toArray();
-    if (!rows.length) return 0;
-    await this.env.NOTIFICATIONS.sendBatch(rows.map((r) => ({ body: JSON.parse(r.body) as NotificationMessage, contentType: "json" as const })));
-    this.ctx.storage.transactionSync(() => {
-      for (const r of rows) this.sql.exec("DELETE FROM dead_letters WHERE id = ?", r.id);
-    });
-    return rows.length;
+    return this.enqueueAndDelete("dead_letters", "SELECT id, body FROM dead_letters LIMIT 100");
   }
 
   async alarm(): Promise<void> {

@@ -16,6 +16,7 @@
  * configured and again before each delivery). Tests deliver through the TEST_WEBHOOK_SINK
  * service binding, which exists only in vitest.config.ts; it does not relax the https rule.
  */
+import { hex } from "../http/encoding";
 import { z } from "zod";
 import { severitySchema, type Severity } from "./sla";
 
@@ -77,7 +78,7 @@ const encoder = new TextEncoder();
 export async function hmacHex(secret: string, payload: string): Promise<string> {
   const key = await crypto.subtle.importKey("raw", encoder.encode(secret), { name: "HMAC", hash: "SHA-256" }, false, ["sign"]);
   const sig = new Uint8Array(await crypto.subtle.sign("HMAC", key, encoder.encode(payload)));
-  return [...sig].map((b) => b.toString(16).padStart(2, "0")).join("");
+  return hex(sig);
 }
 
 export function slackPayload(n: Notification) {

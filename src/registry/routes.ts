@@ -17,6 +17,7 @@
  * sha256, then one D1 batch writes model, version, aliases and audit entries; if that batch fails,
  * an R2 object this request created is deleted again.
  */
+import { sha256Hex } from "../http/encoding";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../http/errors";
@@ -75,11 +76,6 @@ async function optionalJson(c: Parameters<typeof readJson>[0]): Promise<unknown>
   const length = c.req.header("content-length");
   if (length === "0" || (!length && !c.req.header("content-type"))) return {};
   return readJson(c);
-}
-
-async function sha256Hex(bytes: Uint8Array): Promise<string> {
-  const digest = await crypto.subtle.digest("SHA-256", bytes);
-  return [...new Uint8Array(digest)].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 export const registryRoutes = new Hono<AdminEnv>()

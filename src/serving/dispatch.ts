@@ -11,6 +11,7 @@
  * keeps its variant from then on. Bandits without a unit key draw per request by Thompson sampling.
  * `x-force-variant: <name>` with `x-admin-token: <ADMIN_TOKEN>` forces a variant (debugging).
  */
+import { detach } from "./events";
 import type { Context } from "hono";
 import { getCookie } from "hono/cookie";
 import { constantTimeEqual } from "../http/auth";
@@ -43,15 +44,6 @@ const warmedAt = new Map<string, number>();
 function unitKey<E extends { Bindings: Env }>(c: Context<E>, bodyUnit?: string): string | undefined {
   const key = bodyUnit ?? c.req.header("x-unit-id") ?? c.req.header("x-user-id") ?? getCookie(c, UNIT_COOKIE);
   return key ? key.slice(0, UNIT_MAX) : undefined;
-}
-
-function detach<E extends { Bindings: Env }>(c: Context<E>, task: Promise<unknown>) {
-  const guarded = task.catch(() => undefined);
-  try {
-    c.executionCtx.waitUntil(guarded);
-  } catch {
-    // in-memory app.request without an execution context
-  }
 }
 
 export async function dispatch<E extends { Bindings: Env }>(c: Context<E>, name: string, selector: Selector, unit?: string): Promise<Dispatch> {
@@ -103,7 +95,7 @@ export async function dispatch<E extends { Bindings: Env }>(c: Context<E>, name:
     const now = Date.now();
     if (standby && now - (warmedAt.get(d.id) ?? 0) > 10_000) {
       warmedAt.set(d.id, now);
-      detach(c, resolveVersion(c.env, name, { version: standby.version }).then((r) => loadModel(c.env, r.version)));
+      detach(c, resolveVersion(c.env, name, { version: standby.version }).then((r) => loadModel(c.env, r.version)).catch(() => undefined));
     }
   }
   return routed;

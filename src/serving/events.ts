@@ -54,13 +54,17 @@ export function onFailure(listener: FailureListener) {
   failureListeners.push(listener);
 }
 
-function runDetached<E extends { Bindings: Env }>(c: Context<E>, task: Promise<void>) {
-  const guarded = task.catch((error) => console.error(JSON.stringify({ level: "error", msg: "prediction listener failed", error: String(error) })));
+/** Hands a task to ctx.waitUntil; the task must not reject (callers guard it). */
+export function detach<E extends { Bindings: Env }>(c: Context<E>, guarded: Promise<unknown>) {
   try {
     c.executionCtx.waitUntil(guarded);
   } catch {
     // No execution context (in-memory app.request in unit tests): the task still runs detached.
   }
+}
+
+function runDetached<E extends { Bindings: Env }>(c: Context<E>, task: Promise<void>) {
+  detach(c, task.catch((error) => console.error(JSON.stringify({ level: "error", msg: "prediction listener failed", error: String(error) }))));
 }
 
 export function emitPrediction<E extends { Bindings: Env }>(c: Context<E>, event: PredictionEvent) {
