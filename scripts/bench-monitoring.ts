@@ -5,52 +5,86 @@
  * (port 8791), one with false (port 8792), both with the demo models registered. autocannon drives
  * POST /v1/models/credit-risk/predict (one row, and 100-row batches) in short loads, alternating
  * servers in ABBA order, so slow drift in the machine's speed (this is a shared VM) hits both
- * sides equally. Reported: the ratio of total throughput on/off over all loads, and a 95%
- * bootstrap interval over the ABBA blocks. Figures are printed, never asserted (target < 3%).
+ * sides equally.
  *
- * Caveat: under wrangler dev the monitoring Durable Objects run in the same workerd process as
- * the worker, so their ingest CPU is counted against predict throughput here; deployed, objects
- * run apart from the isolates serving predictions.
+ * Load goes straight to each server's workerd runtime, not through wrangler's dev proxy and
+ * request logger (scripts/lib/workerd-process.ts): those cost more CPU than the worker itself and
+ * do not exist when deployed. Where the machine has two or more cores, both runtimes are pinned to
+ * one core and this process (the load generator) to another, so the two never compete.
  *
- * BENCH_SECONDS per load (default 4), BENCH_BLOCKS of ABBA (default 4), BENCH_CONNECTIONS (10).
+ * Reported, per request shape: throughput on/off and the overhead 1 - on/off; and the runtime's CPU
+ * time per request, read from /proc from the start of a load until its last monitoring flush has
+ * run (each "on" load is followed by a MONITORING_FLUSH_MS + 0.5 s pause), so it includes the Durable
+ * Objects' ingest and prediction-log writes, which run in the same workerd process locally (deployed,
+ * they run apart from the isolates serving predictions). Each overhead is the median over ABBA
+ * blocks of the block's relative difference, with a 95% bootstrap interval. Figures are printed,
+ * never asserted (target < 3%).
+ *
+ * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_BLOCKS of
+ * ABBA (default 12), BENCH_CONNECTIONS (10),
+ * BENCH_BATCHES: rows per request, one case each (default "1,100");
+ * BENCH_ON_VARS: JSON of extra vars for the monitoring server (to compare settings).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
+import { cpuSeconds, pin, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 
-const SECONDS = Number(process.env.BENCH_SECONDS ?? 4);
-const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 4);
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
+const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 12);
+const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
+const ON_VARS: Record<string, string> = JSON.parse(process.env.BENCH_ON_VARS ?? "{}");
+const SETTLE_MS = Number(ON_VARS.MONITORING_FLUSH_MS ?? 2000) + 500;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
-async function rps(url: string, body: unknown): Promise<{ rps: number; errors: number }> {
-  const r = await autocannon({ url, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { rps: r.requests.average, errors: r.errors + r.timeouts + r.non2xx };
+/** CPU time the runtime used and requests it answered, from the start of a load. */
+interface Load {
+  rps: number;
+  requests: number;
+  cpu0: number;
+  errors: number;
+}
+async function load(rt: RuntimeProcess, body: unknown): Promise<Load> {
+  const cpu0 = cpuSeconds(rt.pid);
+  const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  return { rps: r.requests.average, requests: r.requests.total, cpu0, errors: r.errors + r.timeouts + r.non2xx };
 }
 
 async function server(mode: "on" | "off", port: number, dirs: string[], adminToken: string): Promise<DevServer> {
   const persistTo = mkdtempSync(path.join(tmpdir(), `edge-ml-bench-monitoring-${mode}-`));
   dirs.push(persistTo);
   applyMigrations(persistTo);
-  const s = await startDevServer({ port, persistTo, quiet: true, vars: { MONITORING_ENABLED: mode === "on" ? "true" : "false", RATE_LIMITS_ENABLED: "false" } });
+  const s = await startDevServer({ port, persistTo, quiet: true, vars: { MONITORING_ENABLED: mode === "on" ? "true" : "false", RATE_LIMITS_ENABLED: "false", ...(mode === "on" ? ON_VARS : {}) } });
   await registerDemoModels(s.url, adminToken);
   return s;
 }
 
-/** Overhead 1 - on/off from summed throughput, and a bootstrap 95% interval over blocks. */
-function overhead(blocks: { on: number; off: number }[]) {
-  const ratio = (bs: { on: number; off: number }[]) => 1 - bs.reduce((s, b) => s + b.on, 0) / bs.reduce((s, b) => s + b.off, 0);
+type Pair = { on: number; off: number };
+const median = (xs: number[]) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+/**
+ * Overhead as the median over ABBA blocks of each block's relative difference (robust to a block
+ * that a VM hiccup hit on one side only), with a 95% bootstrap interval of that median.
+ */
+function overhead(blocks: Pair[], diff: (b: Pair) => number) {
+  const d = blocks.map(diff);
   const rand = mulberry32(7);
   const draws: number[] = [];
-  for (let i = 0; i < 2000; i++) draws.push(ratio(blocks.map(() => blocks[Math.floor(rand() * blocks.length)])));
+  for (let i = 0; i < 2000; i++) draws.push(median(d.map(() => d[Math.floor(rand() * d.length)])));
   draws.sort((a, b) => a - b);
-  return { point: ratio(blocks), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)] };
+  return { point: median(d), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)] };
 }
+
+const mean = (bs: Pair[], k: keyof Pair) => bs.reduce((s, b) => s + b[k], 0) / bs.length;
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 const vars = ensureDevVars();
 const dirs: string[] = [];
@@ -60,32 +94,40 @@ try {
   servers.push(on);
   const off = await server("off", 8792, dirs, vars.ADMIN_TOKEN);
   servers.push(off);
-  const cases = [
-    { name: "predict 1 row", body: { features: rows[0] } },
-    { name: "predict 100 rows", body: { instances: rows.slice(0, 100) } },
-  ];
-  for (const s of [on, off]) for (let i = 0; i < 50; i++) await fetch(`${s.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
-  console.log(`\nmonitoring on (:8791) vs off (:8792): ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections`);
+  const rt = { on: await runtimeOf(on, 8791), off: await runtimeOf(off, 8792) };
+  const pinned = availableParallelism() >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
+  const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
+  for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
+  console.log(`\nmonitoring on vs off, straight to each workerd runtime (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"}): ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
   for (const c of cases) {
-    const blocks: { on: number; off: number }[] = [];
+    const throughput: Pair[] = [];
+    const cpu: Pair[] = [];
     let errors = 0;
     for (let b = 0; b < BLOCKS; b++) {
-      const order = [on, off, off, on];
-      const got = { on: 0, off: 0 };
-      for (const s of order) {
-        const r = await rps(`${s.url}/v1/models/credit-risk/predict`, c.body);
-        got[s === on ? "on" : "off"] += r.rps / 2;
+      // on, off, off, on. After each "on" load the monitoring server's last flush runs before the
+      // next load starts (it must not steal the core from "off"), and is counted in its CPU time.
+      const t = { on: 0, off: 0 };
+      const u = { on: 0, off: 0 };
+      for (const side of ["on", "off", "off", "on"] as const) {
+        const r = await load(rt[side], c.body);
+        if (side === "on") await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        t[side] += r.rps / 2;
+        u[side] += ((cpuSeconds(rt[side].pid) - r.cpu0) * 1e6) / r.requests / 2;
         errors += r.errors;
       }
-      blocks.push(got);
-      console.log(`  ${c.name.padEnd(17)} block ${b + 1}: on ${got.on.toFixed(0).padStart(5)} req/s, off ${got.off.toFixed(0).padStart(5)} req/s`);
+      throughput.push(t);
+      cpu.push(u);
+      console.log(`  ${c.name.padEnd(17)} block ${String(b + 1).padStart(2)}: on ${t.on.toFixed(0).padStart(5)} req/s ${u.on.toFixed(0).padStart(5)} us cpu/req, off ${t.off.toFixed(0).padStart(5)} req/s ${u.off.toFixed(0).padStart(5)} us cpu/req`);
     }
-    const o = overhead(blocks);
-    const mean = (k: "on" | "off") => blocks.reduce((s, x) => s + x[k], 0) / blocks.length;
-    console.log(`${c.name.padEnd(17)} on ${mean("on").toFixed(0)} req/s, off ${mean("off").toFixed(0)} req/s: overhead ${(o.point * 100).toFixed(1)}% (95% CI ${(o.lo * 100).toFixed(1)}% .. ${(o.hi * 100).toFixed(1)}%; target < 3%), errors ${errors}`);
+    const o = overhead(throughput, (b) => 1 - b.on / b.off);
+    const k = overhead(cpu, (b) => b.on / b.off - 1);
+    console.log(
+      `${c.name.padEnd(17)} throughput on ${mean(throughput, "on").toFixed(0)} vs off ${mean(throughput, "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
+        `${"".padEnd(17)} cpu/request on ${mean(cpu, "on").toFixed(0)} vs off ${mean(cpu, "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); errors ${errors}`,
+    );
   }
-  const m = await fetch(`${on.url}/metrics`).then((r) => r.text());
-  console.log(`monitored requests (fleet counter on the monitoring server): ${/edge_ml_model_requests_total\{model="credit-risk",version="1.0.0"\} (\d+)/.exec(m)?.[1] ?? "n/a"}`);
+  const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
+  console.log(`monitored requests (fleet counter on the monitoring server): ${/edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a"}`);
 } finally {
   for (const s of servers) await s.stop();
   for (const d of dirs) rmSync(d, { recursive: true, force: true });

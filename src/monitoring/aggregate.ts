@@ -10,8 +10,14 @@ import { mergeReservoirs, type Reservoir } from "../stats/reservoir";
 
 /** Relative error of the latency sketches (1 %). */
 export const SKETCH_ALPHA = 0.01;
-/** Reservoir capacities: per isolate flush, per minute bucket, per hour bucket, per window. */
-export const SAMPLE_CAP = { flush: 1000, minute: 1000, hour: 2000, window: 2000 } as const;
+/**
+ * Reservoir capacities: per isolate flush, per minute bucket, per hour bucket, per window. A flush
+ * carries at most a quarter of what a minute bucket holds: at any traffic that fills a minute
+ * bucket from several flushes nothing is lost, and each flush costs the objects a quarter as much
+ * to store and merge (a single isolate sending more than 250 requests in one flush fills its
+ * minute with 250 values per feature; hour buckets and windows are unaffected).
+ */
+export const SAMPLE_CAP = { flush: 250, minute: 1000, hour: 2000, window: 2000 } as const;
 
 export interface NumericFeature {
   type: "numeric";

@@ -26,6 +26,7 @@ import { binIndex } from "../stats/drift";
 import { offer } from "../stats/reservoir";
 import { DDSketch } from "../stats/sketch";
 import { emptyAggregate, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
+import { packRequests } from "./prediction-log";
 import { logShardName, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
 
 export interface LogEntry {
@@ -262,7 +263,7 @@ export class Collector {
     });
     const logs = [...batch.logs].map(async ([name, l]) => {
       try {
-        await env.PREDICTION_LOG.getByName(name).append(l.model, l.entries);
+        await env.PREDICTION_LOG.getByName(name).append(l.model, packRequests(l.entries));
       } catch (error) {
         failed.logs.set(name, l);
         failed.rows += l.entries.length;

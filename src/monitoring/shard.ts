@@ -2,14 +2,20 @@
  * MonitorShard: one Durable Object per (model version, shard), named `model@version#k`.
  *
  * Storage (SQLite): time buckets of merged Aggregates in two tiers, minute buckets (kept 3 h;
- * they answer the 1 m / 5 m / 30 m / 1 h windows) and hour buckets (kept 8 days; 6 h / 24 h / 7 d),
- * both written at ingest so no roll-up job exists to fall behind; cumulative totals (the
- * Prometheus counters); and the labelled predictions joined by /v1/feedback (kept
- * PREDICTION_LOG_DAYS) for live performance. An hourly alarm purges what is past retention, so
- * storage is bounded by time, not by traffic: at most ~180 minute and ~192 hour buckets, each
+ * they answer the 1 m / 5 m / 30 m / 1 h windows) and hour buckets (kept 8 days; 6 h / 24 h / 7 d);
+ * cumulative totals (the Prometheus counters); and the labelled predictions joined by /v1/feedback
+ * (kept PREDICTION_LOG_DAYS) for live performance. An hourly alarm purges what is past retention,
+ * so storage is bounded by time, not by traffic: at most ~180 minute and ~192 hour buckets, each
  * holding at most 1,000 (minute) / 2,000 (hour) sampled values per numeric feature, i.e. tens of MB
- * per shard for a model with a dozen features, whatever the request rate. The buckets being
- * written stay parsed in memory, so an ingest costs a merge and a serialization, not a parse.
+ * per shard for a model with a dozen features, whatever the request rate.
+ *
+ * Ingest is a delta log: an isolate's batch is stored as it came (cost in proportion to the batch)
+ * and the totals updated, in one transaction. Compaction folds the pending deltas into their minute
+ * and hour buckets, writing each touched bucket once; it runs every COMPACT_EVERY ingests and
+ * before every read, so reads always see every acknowledged batch and no background job can fall
+ * behind. (Rewriting a full bucket at each ingest cost ~10 ms, which capped an object at ~100
+ * ingests/s; now a bucket's serialization is shared by COMPACT_EVERY ingests.) The buckets being
+ * written stay parsed in memory, so compaction costs merges and one serialization, not a parse.
  *
  * Windows are bucket-aligned: a window of span S covers the buckets starting at or after
  * floor((now - S) / bucket) * bucket, i.e. between S and S + one bucket; `seconds` reports the
@@ -25,6 +31,8 @@ import type { ShardBatch } from "./collector";
 import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
 
 const MINUTE_RETENTION = 3 * HOUR;
+/** Pending deltas are folded into buckets once this many have accumulated (and before any read). */
+const COMPACT_EVERY = 32;
 const HOUR_RETENTION = 8 * DAY;
 
 export interface WindowResult {
@@ -64,6 +72,8 @@ export class MonitorShard extends DurableObject<Env> {
   private touchedHour = 0;
   /** Parsed copies of the buckets being written (the current minute and hour), to skip re-parsing at each ingest. */
   private readonly hot = new Map<string, Aggregate>();
+  /** Deltas not yet folded into buckets. */
+  private pending = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -76,31 +86,21 @@ export class MonitorShard extends DurableObject<Env> {
           score REAL NOT NULL, predicted TEXT, actual TEXT NOT NULL, PRIMARY KEY (request_id, row));
         CREATE INDEX IF NOT EXISTS labels_by_time ON labels (labelled_at);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS deltas (id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, data TEXT NOT NULL);
       `);
+      this.pending = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM deltas").one().n;
     });
   }
 
-  /** Merges a batch from one isolate into its minute and hour buckets and the totals. */
+  /** Stores a batch from one isolate as a delta and adds it to the totals; compacts every COMPACT_EVERY batches. */
   async ingest(batch: ShardBatch): Promise<void> {
     const total = emptyAggregate();
-    try {
-      this.ingestSync(batch, total);
-    } catch (error) {
-      this.hot.clear(); // the transaction rolled back: cached copies may be ahead of storage
-      throw error;
-    }
-    await this.ensureAlarm();
-    await this.touchControl(batch.model, batch.version);
-  }
-
-  private ingestSync(batch: ShardBatch, total: Aggregate) {
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?), ('version', ?)", batch.model, batch.version);
       for (const [minuteKey, agg] of Object.entries(batch.buckets)) {
-        const minute = Number(minuteKey);
-        this.mergeBucket("m", minute, agg, SAMPLE_CAP.minute);
-        this.mergeBucket("h", Math.floor(minute / HOUR) * HOUR, agg, SAMPLE_CAP.hour);
+        this.sql.exec("INSERT INTO deltas (minute, data) VALUES (?, ?)", Number(minuteKey), JSON.stringify(agg));
         mergeInto(total, agg, 0);
+        this.pending++;
       }
       const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
       const errors: Record<string, number> = row ? JSON.parse(row.errors) : {};
@@ -115,19 +115,48 @@ export class MonitorShard extends DurableObject<Env> {
         JSON.stringify(latency.toJSON()),
       );
     });
+    if (this.pending >= COMPACT_EVERY) this.compact();
+    await this.ensureAlarm();
+    await this.touchControl(batch.model, batch.version);
   }
 
-  private mergeBucket(tier: "m" | "h", start: number, agg: Aggregate, cap: number) {
+  /** Folds every pending delta into its minute and hour buckets, writing each touched bucket once. */
+  private compact() {
+    if (this.pending === 0) return;
+    try {
+      this.ctx.storage.transactionSync(() => {
+        const touched = new Map<string, { tier: "m" | "h"; start: number; agg: Aggregate }>();
+        let last = 0;
+        for (const d of this.sql.exec<{ id: number; minute: number; data: string }>("SELECT id, minute, data FROM deltas ORDER BY id")) {
+          const agg = JSON.parse(d.data) as Aggregate;
+          mergeInto(this.bucket(touched, "m", d.minute).agg, agg, SAMPLE_CAP.minute);
+          mergeInto(this.bucket(touched, "h", Math.floor(d.minute / HOUR) * HOUR).agg, agg, SAMPLE_CAP.hour);
+          last = d.id;
+        }
+        for (const b of touched.values()) this.sql.exec("INSERT OR REPLACE INTO buckets (tier, start, data) VALUES (?, ?, ?)", b.tier, b.start, JSON.stringify(b.agg));
+        this.sql.exec("DELETE FROM deltas WHERE id <= ?", last);
+      });
+      this.pending = 0;
+    } catch (error) {
+      this.hot.clear(); // the transaction rolled back: cached copies may be ahead of storage
+      throw error;
+    }
+  }
+
+  /** The bucket being compacted into: from this pass, the in-memory copy, or storage. */
+  private bucket(touched: Map<string, { tier: "m" | "h"; start: number; agg: Aggregate }>, tier: "m" | "h", start: number) {
     const key = `${tier}:${start}`;
-    let current = this.hot.get(key);
-    if (!current) {
+    let b = touched.get(key);
+    if (b) return b;
+    let agg = this.hot.get(key);
+    if (!agg) {
       const existing = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start = ?", tier, start).toArray()[0];
-      current = existing ? (JSON.parse(existing.data) as Aggregate) : emptyAggregate();
-      this.hot.set(key, current);
+      agg = existing ? (JSON.parse(existing.data) as Aggregate) : emptyAggregate();
+      this.hot.set(key, agg);
       if (this.hot.size > 8) this.hot.delete(this.hot.keys().next().value!);
     }
-    mergeInto(current, agg, cap);
-    this.sql.exec("INSERT OR REPLACE INTO buckets (tier, start, data) VALUES (?, ?, ?)", tier, start, JSON.stringify(current));
+    touched.set(key, (b = { tier, start, agg }));
+    return b;
   }
 
   /** Registers this version as active with the model's control object, at most once an hour. */
@@ -146,6 +175,7 @@ export class MonitorShard extends DurableObject<Env> {
 
   /** The merged aggregate over the last `span` ms. */
   async window(span: number, now = Date.now()): Promise<WindowResult> {
+    this.compact();
     const { tier, from } = windowStart(span, now);
     const rows = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from).toArray();
     return { aggregate: mergeAll(rows.map((r) => JSON.parse(r.data) as Aggregate)), from, to: now, seconds: Math.max(1, (now - from) / 1000) };
@@ -153,6 +183,7 @@ export class MonitorShard extends DurableObject<Env> {
 
   /** Per-bucket aggregates over the last `span` ms (timeline charts); samples are dropped to keep it small. */
   async series(span: number, now = Date.now()): Promise<{ start: number; aggregate: Aggregate }[]> {
+    this.compact();
     const { tier, from } = windowStart(span, now);
     return this.sql
       .exec<{ start: number; data: string }>("SELECT start, data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from)
@@ -199,6 +230,7 @@ export class MonitorShard extends DurableObject<Env> {
   /** Purges buckets and labels past retention; re-arms while anything is left. */
   async alarm(): Promise<void> {
     const now = Date.now();
+    this.compact();
     this.hot.clear();
     const labelDays = monitoringConfig(this.env).logDays;
     this.sql.exec("DELETE FROM buckets WHERE tier = 'm' AND start < ?", now - MINUTE_RETENTION);
@@ -211,6 +243,7 @@ export class MonitorShard extends DurableObject<Env> {
 
   /** For tests: bucket counts per tier. */
   async bucketCounts(): Promise<Record<string, number>> {
+    this.compact();
     const rows = this.sql.exec<{ tier: string; n: number }>("SELECT tier, COUNT(*) AS n FROM buckets GROUP BY tier").toArray();
     return Object.fromEntries(rows.map((r) => [r.tier, r.n]));
   }

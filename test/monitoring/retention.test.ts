@@ -7,6 +7,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
+import { packRequests } from "../../src/monitoring/prediction-log";
 import type { MonitorShard } from "../../src/monitoring/shard";
 import { DDSketch } from "../../src/stats/sketch";
 
@@ -53,6 +54,33 @@ describe("MonitorShard windows and retention", () => {
     await runInDurableObject(stub, async (_i: MonitorShard, state) => expect(await state.storage.getAlarm()).not.toBeNull());
   });
 
+  it("stores batches as deltas: reads see every acknowledged batch, compaction folds them once, a restarted object finds them", async () => {
+    const stub = env.MONITOR_SHARD.getByName("delta-model@1.0.0#0");
+    const now = Date.now();
+    const minute = String(Math.floor(now / MINUTE) * MINUTE);
+    const deltas = () => runInDurableObject(stub, (_i: MonitorShard, state) => state.storage.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM deltas").one().n);
+    for (let i = 0; i < 40; i++) await stub.ingest({ model: "delta-model", version: "1.0.0", buckets: { [minute]: agg(1, 10 + i) } });
+    // 32 deltas were folded at the 32nd ingest; the other 8 wait for the next read.
+    expect(await deltas()).toBe(8);
+    const w = await stub.window(5 * MINUTE, now);
+    expect(w.aggregate.requests).toBe(40);
+    expect(DDSketch.fromJSON(w.aggregate.latency!).quantile(1)).toBeCloseTo(49, 0);
+    expect(await deltas()).toBe(0);
+    expect((await stub.window(HOUR, now)).aggregate.requests).toBe(40);
+
+    // Deltas written but not yet folded are found by a new instance of the object (after eviction).
+    for (let i = 0; i < 3; i++) await stub.ingest({ model: "delta-model", version: "1.0.0", buckets: { [minute]: agg(2, 100) } });
+    expect(await deltas()).toBe(3);
+    const fresh = await runInDurableObject(stub, async (_i: MonitorShard, state) => {
+      const { MonitorShard: Shard } = await import("../../src/monitoring/shard");
+      const restarted = new Shard(state, env);
+      await scheduler.wait(1); // let the constructor's blockConcurrencyWhile run, as the runtime would before any call
+      return (await restarted.window(5 * MINUTE, now)).aggregate.requests;
+    });
+    expect(fresh).toBe(46);
+    expect((await stub.totals()).requests).toBe(46);
+  });
+
   it("keeps labels for the retention period only", async () => {
     const stub = env.MONITOR_SHARD.getByName("retention-model@2.0.0#0");
     const now = Date.now();
@@ -70,12 +98,15 @@ describe("PredictionLog retention", () => {
   it("joins a label that arrives 29 days after the prediction and purges entries past 30 days", async () => {
     const stub = env.PREDICTION_LOG.getByName("retention-model#0");
     const now = Date.now();
-    await stub.append("retention-model", [
-      { requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY },
-      { requestId: "b", version: "1.0.0", scores: [0.1], labels: ["0"], at: now - 31 * DAY },
-    ]);
+    await stub.append(
+      "retention-model",
+      packRequests([
+        { requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY },
+        { requestId: "b", version: "1.0.0", scores: [0.1], labels: ["0"], at: now - 31 * DAY },
+      ]),
+    );
     // Appends are idempotent (a retried flush cannot duplicate).
-    await stub.append("retention-model", [{ requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY }]);
+    await stub.append("retention-model", packRequests([{ requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY }]));
     expect(await stub.count()).toBe(2);
     await runDurableObjectAlarm(stub);
     expect(await stub.count()).toBe(1);
