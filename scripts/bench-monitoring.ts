@@ -31,6 +31,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
+import { median } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -43,17 +44,15 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
-/** CPU time the runtime used and requests it answered, from the start of a load. */
-interface Load {
-  rps: number;
-  requests: number;
-  cpu0: number;
-  errors: number;
-}
-async function load(rt: RuntimeProcess, body: unknown): Promise<Load> {
+/**
+ * One load: throughput, and the runtime's CPU time per request from the start of the load until
+ * `settleMs` after it (long enough for the load's last monitoring flush to run).
+ */
+async function load(rt: RuntimeProcess, body: unknown, settleMs: number): Promise<{ rps: number; cpuUs: number; errors: number }> {
   const cpu0 = cpuSeconds(rt.pid);
   const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
-  return { rps: r.requests.average, requests: r.requests.total, cpu0, errors: r.errors + r.timeouts + r.non2xx };
+  if (settleMs) await new Promise((resolve) => setTimeout(resolve, settleMs));
+  return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
 }
 
 async function server(mode: "on" | "off", port: number, dirs: string[], adminToken: string): Promise<DevServer> {
@@ -66,10 +65,6 @@ async function server(mode: "on" | "off", port: number, dirs: string[], adminTok
 }
 
 type Pair = { on: number; off: number };
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
-};
 /**
  * Overhead as the median over ABBA blocks of each block's relative difference (robust to a block
  * that a VM hiccup hit on one side only), with a 95% bootstrap interval of that median.
@@ -109,10 +104,9 @@ try {
       const t = { on: 0, off: 0 };
       const u = { on: 0, off: 0 };
       for (const side of ["on", "off", "off", "on"] as const) {
-        const r = await load(rt[side], c.body);
-        if (side === "on") await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+        const r = await load(rt[side], c.body, side === "on" ? SETTLE_MS : 0);
         t[side] += r.rps / 2;
-        u[side] += ((cpuSeconds(rt[side].pid) - r.cpu0) * 1e6) / r.requests / 2;
+        u[side] += r.cpuUs / 2;
         errors += r.errors;
       }
       throughput.push(t);

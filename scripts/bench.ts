@@ -18,6 +18,7 @@ import path from "node:path";
 import autocannon from "autocannon";
 import * as ort from "onnxruntime-web";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer } from "./lib/dev-server.ts";
+import { quantileSorted } from "./lib/quantiles.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 10);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -49,12 +50,6 @@ async function load(name: string, url: string, body?: unknown): Promise<Load> {
   return { name, rps: result.requests.average, p50: result.latency.p50, p95: result.latency.p95 ?? result.latency.p97_5, p99: result.latency.p99, errors };
 }
 
-function quantile(sorted: number[], q: number) {
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  return sorted[lo] + (h - lo) * (sorted[Math.min(lo + 1, sorted.length - 1)] - sorted[lo]);
-}
-
 async function nodeInference(batch: number, iterations: number) {
   ort.env.wasm.numThreads = 1;
   const session = await ort.InferenceSession.create(readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx")));
@@ -78,7 +73,7 @@ async function nodeInference(batch: number, iterations: number) {
   }
   samples.sort((a, b) => a - b);
   await session.release();
-  return { p50: quantile(samples, 0.5), p95: quantile(samples, 0.95), p99: quantile(samples, 0.99), perRow: quantile(samples, 0.5) / batch };
+  return { p50: quantileSorted(samples, 0.5), p95: quantileSorted(samples, 0.95), p99: quantileSorted(samples, 0.99), perRow: quantileSorted(samples, 0.5) / batch };
 }
 
 const state = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-"));

@@ -20,6 +20,7 @@ import { fitLogistic } from "./lib/train-lr.ts";
 import { fitGbt } from "./lib/train-gbt.ts";
 import type { GbtOptions } from "./lib/train-gbt.ts";
 import { categoricalReference, numericReference, scoreReference } from "./lib/manifest.ts";
+import { median } from "./lib/quantiles.ts";
 import type { Manifest, CategoricalReference, NumericReference } from "./lib/manifest.ts";
 import { encodeDense, predictLogistic, predictTrees } from "./lib/predict-reference.ts";
 import type { DenseColumn, FeatureSpec, LogisticParams, RawRow, TreeParams } from "./lib/predict-reference.ts";
@@ -98,12 +99,6 @@ function split(data: Example[]): { train: Example[]; holdout: Example[] } {
     train: data.filter((_, i) => !holdoutIdx.has(i)),
     holdout: data.filter((_, i) => holdoutIdx.has(i)),
   };
-}
-
-function median(values: number[]): number {
-  const s = values.slice().sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
 }
 
 function mode(values: string[], order: string[]): string {

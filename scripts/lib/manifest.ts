@@ -15,6 +15,7 @@
  */
 import { binIndex } from "../../src/stats/drift.ts";
 import type { FeatureSpec } from "./predict-reference.ts";
+import { quantileSorted } from "./quantiles.ts";
 
 export type InputSpec =
   | { kind: "dense"; name: string; dtype: "float32"; columns: { feature: string; oneHot?: string }[] }
@@ -45,15 +46,6 @@ export interface Manifest {
     features: Record<string, NumericReference | CategoricalReference>;
     score: { edges: number[]; counts: number[]; sample: number[] };
   };
-}
-
-/** Quantile with linear interpolation on a SORTED array (numpy "linear"). */
-export function quantileSorted(sorted: number[], q: number): number {
-  if (sorted.length === 0) throw new Error("quantile of empty array");
-  const h = (sorted.length - 1) * q;
-  const lo = Math.floor(h);
-  const hi = Math.min(sorted.length - 1, lo + 1);
-  return sorted[lo] + (h - lo) * (sorted[hi] - sorted[lo]);
 }
 
 

@@ -20,13 +20,18 @@ export interface RuntimeProcess {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
+/** Fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime. */
+function statFields(pid: number | string): string[] {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+}
+
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const entry of readdirSync("/proc")) {
     if (!/^\d+$/.test(entry)) continue;
     try {
-      const stat = readFileSync(`/proc/${entry}/stat`, "utf8");
-      if (Number(stat.slice(stat.lastIndexOf(")") + 2).split(" ")[1]) === pid) out.push(Number(entry));
+      if (Number(statFields(entry)[1]) === pid) out.push(Number(entry));
     } catch {
       /* exited */
     }
@@ -88,8 +93,7 @@ export async function runtimeOf(server: DevServer, port: number): Promise<Runtim
 
 /** User + system CPU seconds the process has used so far. */
 export function cpuSeconds(pid: number): number {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  const f = statFields(pid);
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
 }
 
