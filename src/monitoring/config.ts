@@ -9,7 +9,7 @@ export interface MonitoringConfig {
   statsShards: number;
   logShards: number;
   logDays: number;
-  /** Rows per request whose features feed drift statistics (a systematic sample of larger batches). */
+  /** Rows per request whose features feed drift statistics (a weighted random sample of larger batches). */
   featureRowsPerRequest: number;
 }
 

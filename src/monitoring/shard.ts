@@ -31,9 +31,16 @@ import type { ShardBatch } from "./collector";
 import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
 
 const MINUTE_RETENTION = 3 * HOUR;
+const HOUR_RETENTION = 8 * DAY;
 /** Pending deltas are folded into buckets once this many have accumulated (and before any read). */
 const COMPACT_EVERY = 32;
-const HOUR_RETENTION = 8 * DAY;
+
+/** A bucket being compacted into. */
+interface OpenBucket {
+  tier: "m" | "h";
+  start: number;
+  agg: Aggregate;
+}
 
 export interface WindowResult {
   aggregate: Aggregate;
@@ -70,7 +77,7 @@ export class MonitorShard extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private alarmSet = false;
   private touchedHour = 0;
-  /** Parsed copies of the buckets being written (the current minute and hour), to skip re-parsing at each ingest. */
+  /** Parsed copies of the buckets being written (the current minute and hour), to skip re-parsing at each compaction. */
   private readonly hot = new Map<string, Aggregate>();
   /** Deltas not yet folded into buckets. */
   private pending = 0;
@@ -100,7 +107,6 @@ export class MonitorShard extends DurableObject<Env> {
       for (const [minuteKey, agg] of Object.entries(batch.buckets)) {
         this.sql.exec("INSERT INTO deltas (minute, data) VALUES (?, ?)", Number(minuteKey), JSON.stringify(agg));
         mergeInto(total, agg, 0);
-        this.pending++;
       }
       const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
       const errors: Record<string, number> = row ? JSON.parse(row.errors) : {};
@@ -115,6 +121,7 @@ export class MonitorShard extends DurableObject<Env> {
         JSON.stringify(latency.toJSON()),
       );
     });
+    this.pending += Object.keys(batch.buckets).length; // counted once committed
     if (this.pending >= COMPACT_EVERY) this.compact();
     await this.ensureAlarm();
     await this.touchControl(batch.model, batch.version);
@@ -125,7 +132,7 @@ export class MonitorShard extends DurableObject<Env> {
     if (this.pending === 0) return;
     try {
       this.ctx.storage.transactionSync(() => {
-        const touched = new Map<string, { tier: "m" | "h"; start: number; agg: Aggregate }>();
+        const touched = new Map<string, OpenBucket>();
         let last = 0;
         for (const d of this.sql.exec<{ id: number; minute: number; data: string }>("SELECT id, minute, data FROM deltas ORDER BY id")) {
           const agg = JSON.parse(d.data) as Aggregate;
@@ -144,7 +151,7 @@ export class MonitorShard extends DurableObject<Env> {
   }
 
   /** The bucket being compacted into: from this pass, the in-memory copy, or storage. */
-  private bucket(touched: Map<string, { tier: "m" | "h"; start: number; agg: Aggregate }>, tier: "m" | "h", start: number) {
+  private bucket(touched: Map<string, OpenBucket>, tier: OpenBucket["tier"], start: number): OpenBucket {
     const key = `${tier}:${start}`;
     let b = touched.get(key);
     if (b) return b;
