@@ -12,9 +12,10 @@
  * Loss bound: what can be lost is what sits in the buffer when the isolate dies without running
  * its waitUntil (crash, memory limit, forced eviction): at most one flush interval's worth
  * (<= MONITORING_FLUSH_EVENTS requests, <= MONITORING_FLUSH_MS of this isolate's traffic). A
- * failed flush (object overloaded or unreachable) is put back into the buffer once and retried
- * with the next flush; if it fails again the batch is dropped and counted in
+ * flush is one RPC per object; an RPC that fails (object overloaded or unreachable) is kept and
+ * sent again with the next flush, and if that fails too its requests are dropped and counted in
  * `edge_ml_monitoring_dropped_total`, so the buffer stays bounded and loss stays visible.
+ * Prediction-log appends are idempotent, so a retry after a lost reply cannot duplicate.
  *
  * Shard choice: each isolate picks one stats shard per version at start (MONITOR_SHARDS), so a
  * version's load spreads over shards; log entries go to the log shard of their request id
@@ -25,32 +26,9 @@ import type { ModelVersion } from "../registry/store";
 import { binIndex } from "../stats/drift";
 import { offer } from "../stats/reservoir";
 import { DDSketch } from "../stats/sketch";
-import { emptyAggregate, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
-import { packRequests } from "./prediction-log";
+import { emptyAggregate, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate, type FeatureAggregate } from "./aggregate";
+import { RequestPacker, type PackedRequests } from "./prediction-log";
 import { logShardName, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
-
-export interface LogEntry {
-  requestId: string;
-  row: number;
-  version: string;
-  deployment?: string;
-  variant?: string;
-  /** Positive-class probability (binary), predicted-class probability (multiclass) or regression value. */
-  score: number;
-  label: string | null;
-  at: number;
-}
-
-/** One answered request in the prediction log: one row per request, per-row scores in arrays. */
-export interface LoggedRequest {
-  requestId: string;
-  version: string;
-  deployment?: string;
-  variant?: string;
-  at: number;
-  scores: number[];
-  labels: (string | null)[];
-}
 
 export interface ShardBatch {
   model: string;
@@ -61,7 +39,6 @@ export interface ShardBatch {
 
 interface FeaturePlan {
   name: string;
-  index: number;
   kind: "numeric" | "categorical";
   edges?: number[];
 }
@@ -78,10 +55,10 @@ function planOf(v: ModelVersion): Plan {
   if (!plan) {
     const ref = v.reference;
     plan = {
-      features: v.featureSchema.features.map((f, index) => {
+      features: v.featureSchema.features.map((f) => {
         const r = ref?.features?.[f.name];
         const numeric = f.type === "numeric" || f.type === "integer";
-        return { name: f.name, index, kind: numeric ? "numeric" : "categorical", edges: numeric && r && r.type === "numeric" ? r.edges : undefined };
+        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: numeric && r && r.type === "numeric" ? r.edges : undefined };
       }),
       scoreEdges: ref?.score?.edges ?? null,
     };
@@ -101,55 +78,66 @@ function planOf(v: ModelVersion): Plan {
  * and big batches are not under-represented against single-row requests. Folding stays cheap for
  * big batches; request, row, score-histogram and label counts take every row.
  */
-export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): LoggedRequest {
-  const v = event.dispatch.version;
-  const plan = planOf(v);
+export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): void {
+  const plan = planOf(event.dispatch.version);
+  const { predictions, rows, resolved } = event;
+  const n = predictions.length;
   agg.requests++;
-  agg.rows += event.predictions.length;
+  agg.rows += n;
   sketch.add(Math.max(0, event.latencyMs));
-  const sampled = sampleRows(event.predictions.length, featureRows);
-  const w = sampled ? event.predictions.length / featureRows : 1;
-  const logged: LoggedRequest = { requestId: event.requestId, version: v.version, deployment: event.dispatch.deployment, variant: event.dispatch.variant, at: event.at, scores: [], labels: [] };
-  event.predictions.forEach((p, row) => {
-    const score = "value" in p ? p.value : p.score;
-    const label = "label" in p ? String(p.label) : null;
-    if (label !== null) agg.labels[label] = (agg.labels[label] ?? 0) + 1;
+  const sampled = sampleRows(n, featureRows);
+  const w = sampled ? n / featureRows : 1;
+  const scoreEdges = plan.scoreEdges;
+  const scoreCounts = scoreEdges ? (agg.score.counts ??= new Array(scoreEdges.length - 1).fill(0)) : null;
+  let slots: (FeatureAggregate | null)[] | undefined;
+  let lastLabel: unknown;
+  let labelKey = "";
+  for (let row = 0; row < n; row++) {
+    const p = predictions[row];
+    let score: number;
+    if ("value" in p) score = p.value;
+    else {
+      score = p.score;
+      if (p.label !== lastLabel) labelKey = String((lastLabel = p.label));
+      agg.labels[labelKey] = (agg.labels[labelKey] ?? 0) + 1;
+    }
+    const inSample = !sampled || sampled[row] === 1; // features and the score sample: a weighted random sample of the rows
     if (Number.isFinite(score)) {
-      if (plan.scoreEdges) {
-        const counts = (agg.score.counts ??= new Array(plan.scoreEdges.length - 1).fill(0));
-        counts[binIndex(plan.scoreEdges, score)]++;
-      }
-      if (!sampled || sampled[row]) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
+      if (scoreCounts) scoreCounts[binIndex(scoreEdges!, score)]++;
+      if (inSample) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
     }
-    logged.scores.push(score);
-    logged.labels.push(label);
-    if (sampled && !sampled[row]) return; // features: a weighted random sample of the rows
-    const raw = event.rows?.[row] as Record<string, unknown> | undefined;
-    const resolved = event.resolved?.[row];
-    if (!raw && !resolved) return;
-    for (const f of plan.features) {
-      const value = raw ? raw[f.name] : resolved![f.index];
-      const missing = value === undefined || value === null || (typeof value === "number" && Number.isNaN(value));
-      if (f.kind === "numeric") {
-        let fa = agg.features[f.name];
-        if (!fa) fa = agg.features[f.name] = { type: "numeric", counts: f.edges ? new Array(f.edges.length - 1).fill(0) : [], missing: 0, sample: { seen: 0, values: [] } };
-        if (fa.type !== "numeric") continue;
-        if (missing) fa.missing += w;
-        else {
-          const x = Number(value);
-          if (f.edges) fa.counts[binIndex(f.edges, x)] += w;
-          offer(fa.sample, x, SAMPLE_CAP.flush, Math.random, w);
-        }
+    if (!inSample) continue;
+    const raw = rows?.[row] as Record<string, unknown> | undefined;
+    const values = resolved?.[row];
+    if (!raw && !values) continue;
+    slots ??= featureSlots(agg, plan);
+    for (let j = 0; j < slots.length; j++) {
+      const fa = slots[j];
+      if (!fa) continue;
+      const f = plan.features[j];
+      const value = raw ? raw[f.name] : values![j];
+      if (value === undefined || value === null || (typeof value === "number" && Number.isNaN(value))) fa.missing += w;
+      else if (fa.type === "numeric") {
+        const x = Number(value);
+        if (f.edges) fa.counts[binIndex(f.edges, x)] += w;
+        offer(fa.sample, x, SAMPLE_CAP.flush, Math.random, w);
       } else {
-        let fa = agg.features[f.name];
-        if (!fa) fa = agg.features[f.name] = { type: "categorical", counts: {}, missing: 0 };
-        if (fa.type !== "categorical") continue;
-        if (missing) fa.missing += w;
-        else fa.counts[String(value)] = (fa.counts[String(value)] ?? 0) + w;
+        const key = String(value);
+        fa.counts[key] = (fa.counts[key] ?? 0) + w;
       }
     }
+  }
+}
+
+/** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */
+function featureSlots(agg: Aggregate, plan: Plan): (FeatureAggregate | null)[] {
+  return plan.features.map((f) => {
+    const fa = (agg.features[f.name] ??=
+      f.kind === "numeric"
+        ? { type: "numeric", counts: f.edges ? new Array(f.edges.length - 1).fill(0) : [], missing: 0, sample: { seen: 0, values: [] } }
+        : { type: "categorical", counts: {}, missing: 0 });
+    return fa.type === f.kind ? fa : null;
   });
-  return logged;
 }
 
 /** Marks k of n rows chosen uniformly without replacement (Floyd), or undefined when k >= n. */
@@ -172,16 +160,28 @@ export function foldFailure(agg: Aggregate, sketch: DDSketch, event: FailureEven
 
 interface Pending {
   batches: Map<string, ShardBatch>;
-  logs: Map<string, { model: string; entries: LoggedRequest[] }>;
+  logs: Map<string, { model: string; packer: RequestPacker }>;
   /** Live latency sketches of the buffered aggregates (serialized into them at flush). */
   sketches: Map<Aggregate, DDSketch>;
   events: number;
   rows: number;
-  retried?: boolean;
 }
 
 function emptyPending(): Pending {
   return { batches: new Map(), logs: new Map(), sketches: new Map(), events: 0, rows: 0 };
+}
+
+/**
+ * One RPC of a flush: a stats batch for a MonitorShard or packed requests for a PredictionLog,
+ * with the observations it carries (requests) and whether it already failed once.
+ */
+type Send = { name: string; observations: number; retried: boolean } & (
+  | { to: "shard"; batch: ShardBatch }
+  | { to: "log"; model: string; packed: PackedRequests }
+);
+
+function deliver(env: Env, s: Send): Promise<void> {
+  return s.to === "shard" ? env.MONITOR_SHARD.getByName(s.name).ingest(s.batch) : env.PREDICTION_LOG.getByName(s.name).append(s.model, s.packed);
 }
 
 /**
@@ -191,7 +191,8 @@ function emptyPending(): Pending {
 export class Collector {
   private pending = emptyPending();
   private timerArmed = false;
-  private retry: Pending | null = null;
+  /** Sends that failed once: retried with the next flush, dropped if they fail again. */
+  private retry: Send[] = [];
   /** Observations dropped after a failed retry (exported at /metrics). */
   dropped = 0;
   flushes = 0;
@@ -212,13 +213,13 @@ export class Collector {
   async recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled) return;
-    const v = event.dispatch.version;
-    const logged = foldPrediction(...this.bucketOf(cfg, v.modelName, v.version, event.at), event, cfg.featureRowsPerRequest);
-    const name = logShardName(v.modelName, logged.requestId, cfg.logShards);
+    const { version: v, deployment, variant } = event.dispatch;
+    foldPrediction(...this.bucketOf(cfg, v.modelName, v.version, event.at), event, cfg.featureRowsPerRequest);
+    const name = logShardName(v.modelName, event.requestId, cfg.logShards);
     let log = this.pending.logs.get(name);
-    if (!log) this.pending.logs.set(name, (log = { model: v.modelName, entries: [] }));
-    log.entries.push(logged);
-    this.pending.rows += logged.scores.length;
+    if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: new RequestPacker() }));
+    log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.predictions);
+    this.pending.rows += event.predictions.length;
     return this.afterRecord(env, cfg);
   }
 
@@ -239,59 +240,31 @@ export class Collector {
     if (this.pending.events > 0) await this.flush(env);
   }
 
-  /** Ships everything buffered now. Called from waitUntil (and by tests). */
+  /** Ships everything buffered now, and retries what failed last time. Called from waitUntil (and by tests). */
   async flush(env: Env): Promise<void> {
     const batch = this.pending;
     this.pending = emptyPending();
     for (const [agg, sketch] of batch.sketches) agg.latency = sketch.toJSON();
-    batch.sketches.clear();
-    if (this.retry) {
-      mergePending(batch, this.retry);
-      this.retry = null;
+    const sends: Send[] = this.retry;
+    this.retry = [];
+    for (const [name, b] of batch.batches) {
+      sends.push({ to: "shard", name, batch: b, observations: Object.values(b.buckets).reduce((n, a) => n + a.requests, 0), retried: false });
     }
-    if (batch.events === 0 && batch.logs.size === 0) return;
+    for (const [name, l] of batch.logs) sends.push({ to: "log", name, model: l.model, packed: l.packer.pack(), observations: l.packer.requests, retried: false });
+    if (sends.length === 0) return;
     this.flushes++;
-    const failed = emptyPending();
-    const stats = [...batch.batches].map(async ([name, b]) => {
-      try {
-        await env.MONITOR_SHARD.getByName(name).ingest(b);
-      } catch (error) {
-        failed.batches.set(name, b);
-        failed.events += Object.values(b.buckets).reduce((s, a) => s + a.requests, 0);
-        console.error(JSON.stringify({ level: "warn", msg: "monitoring flush failed", shard: name, error: String(error) }));
-      }
-    });
-    const logs = [...batch.logs].map(async ([name, l]) => {
-      try {
-        await env.PREDICTION_LOG.getByName(name).append(l.model, packRequests(l.entries));
-      } catch (error) {
-        failed.logs.set(name, l);
-        failed.rows += l.entries.length;
-        console.error(JSON.stringify({ level: "warn", msg: "prediction log flush failed", shard: name, error: String(error) }));
-      }
-    });
-    await Promise.all([...stats, ...logs]);
-    if (failed.batches.size || failed.logs.size) {
-      if (batch.retried) this.dropped += failed.events + failed.rows;
-      else this.retry = { ...failed, retried: true };
-    }
+    await Promise.all(
+      sends.map(async (s) => {
+        try {
+          await deliver(env, s);
+        } catch (error) {
+          if (s.retried) this.dropped += s.observations;
+          else this.retry.push({ ...s, retried: true });
+          console.error(JSON.stringify({ level: "warn", msg: `monitoring flush to ${s.to} failed`, shard: s.name, retried: s.retried, error: String(error) }));
+        }
+      }),
+    );
   }
-}
-
-function mergePending(into: Pending & { retried?: boolean }, from: Pending) {
-  into.retried = true;
-  for (const [name, b] of from.batches) {
-    const mine = into.batches.get(name);
-    if (!mine) into.batches.set(name, b);
-    else for (const [minute, agg] of Object.entries(b.buckets)) mine.buckets[minute] = mine.buckets[minute] ? mergeInto(mine.buckets[minute], agg, SAMPLE_CAP.minute) : agg;
-  }
-  for (const [name, l] of from.logs) {
-    const mine = into.logs.get(name);
-    if (!mine) into.logs.set(name, l);
-    else mine.entries.push(...l.entries);
-  }
-  into.events += from.events;
-  into.rows += from.rows;
 }
 
 export const collector = new Collector();

@@ -7,7 +7,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
-import { packRequests } from "../../src/monitoring/prediction-log";
+import { RequestPacker, type LoggedRequest } from "../../src/monitoring/prediction-log";
 import type { MonitorShard } from "../../src/monitoring/shard";
 import { DDSketch } from "../../src/stats/sketch";
 
@@ -94,19 +94,21 @@ describe("MonitorShard windows and retention", () => {
   });
 });
 
+/** Packs requests given as (request, [score, label][]) pairs, as an isolate's flush would. */
+function packed(...requests: [LoggedRequest, [number, string][]][]) {
+  const packer = new RequestPacker();
+  for (const [request, rows] of requests) packer.add(request, rows.map(([score, label]) => ({ score, label, probabilities: {} })));
+  return packer.pack();
+}
+
 describe("PredictionLog retention", () => {
   it("joins a label that arrives 29 days after the prediction and purges entries past 30 days", async () => {
     const stub = env.PREDICTION_LOG.getByName("retention-model#0");
     const now = Date.now();
-    await stub.append(
-      "retention-model",
-      packRequests([
-        { requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY },
-        { requestId: "b", version: "1.0.0", scores: [0.1], labels: ["0"], at: now - 31 * DAY },
-      ]),
-    );
+    const a = { requestId: "a", version: "1.0.0", at: now - 29 * DAY };
+    await stub.append("retention-model", packed([a, [[0.9, "1"], [0.4, "0"]]], [{ requestId: "b", version: "1.0.0", at: now - 31 * DAY }, [[0.1, "0"]]]));
     // Appends are idempotent (a retried flush cannot duplicate).
-    await stub.append("retention-model", packRequests([{ requestId: "a", version: "1.0.0", scores: [0.9, 0.4], labels: ["1", "0"], at: now - 29 * DAY }]));
+    await stub.append("retention-model", packed([a, [[0.9, "1"], [0.4, "0"]]]));
     expect(await stub.count()).toBe(2);
     await runDurableObjectAlarm(stub);
     expect(await stub.count()).toBe(1);
@@ -120,5 +122,36 @@ describe("PredictionLog retention", () => {
     expect(outOfRange.status).toBe("not_found");
     const [gone] = await stub.join([{ requestId: "b", row: 0, actual: "0" }]);
     expect(gone.status).toBe("not_found");
+  });
+});
+
+describe("PredictionLog storage", () => {
+  it("keeps every row's exact score and predicted label, for classifiers and regressors, across one packed flush", async () => {
+    const stub = env.PREDICTION_LOG.getByName("packing-model#0");
+    const now = Date.now();
+    const packer = new RequestPacker();
+    // A 1,000-row multiclass batch (labels as numbers and strings), a regressor, an empty request.
+    const scores = Array.from({ length: 1000 }, (_, i) => Math.sin(i + 1) / 3 + 0.5);
+    const labels = scores.map((_, i) => (i % 7 === 0 ? 2 : i % 3 === 0 ? "setosa" : 0));
+    packer.add({ requestId: "multi", version: "2.0.0", deployment: "d1", variant: "b", at: now }, scores.map((score, i) => ({ score, label: labels[i], probabilities: {} })));
+    packer.add({ requestId: "regr", version: "2.0.0", at: now + 1 }, [{ value: -1234.5678901234567 }, { value: Number.MAX_VALUE }]);
+    packer.add({ requestId: "empty", version: "2.0.0", at: now + 2 }, []);
+    expect(packer.rows).toBe(1002);
+    await stub.append("packing-model", packer.pack());
+
+    const multi = await stub.entries("multi");
+    expect(multi).toHaveLength(1000);
+    expect(multi.map((e) => e.score)).toEqual(scores);
+    expect(multi.map((e) => e.label)).toEqual(labels.map(String));
+    expect(multi[999]).toMatchObject({ requestId: "multi", row: 999, version: "2.0.0", deployment: "d1", variant: "b", at: now });
+    const regr = await stub.entries("regr");
+    expect(regr.map((e) => [e.score, e.label, e.deployment])).toEqual([
+      [-1234.5678901234567, null, undefined],
+      [Number.MAX_VALUE, null, undefined],
+    ]);
+    expect(await stub.entries("empty")).toEqual([]);
+    expect(await stub.count()).toBe(3);
+    const [joined] = await stub.join([{ requestId: "multi", row: 7, actual: "2" }]);
+    expect(joined).toMatchObject({ status: "joined", entry: { row: 7, score: scores[7], label: "2" } });
   });
 });
