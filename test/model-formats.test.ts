@@ -4,8 +4,12 @@
  * TreeEnsembleClassifier with ZipMap outputs (int64 and string labels), TreeEnsembleRegressor, and a
  * column-wise pipeline with one named input per feature (int64, float and string tensors).
  * Expected outputs come from the plain-TypeScript reference in scripts/make-fixtures.ts.
+ * The prediction log, written from the decoder's columns, must hold exactly what was answered.
  */
+import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
+import { logShardName } from "../src/monitoring/config";
+import { eventually } from "./monitoring/helpers";
 import { call, registerStem } from "./support/api";
 import { repoJson } from "./support/files";
 
@@ -33,8 +37,15 @@ describe.each(FIXTURES)("%s", (stem) => {
   it("scores every fixture row in one batch like the reference (1e-5)", async () => {
     const expected = await repoJson(`test/fixtures/onnx/${stem}.expected.json`);
     const manifest = manifests[stem];
-    const res = await call("POST", `/v1/models/${manifest.name}/predict`, { instances: expected.rows.map((r: any) => r.features) });
+    const requestId = `formats-${stem}`;
+    const res = await call("POST", `/v1/models/${manifest.name}/predict`, { instances: expected.rows.map((r: any) => r.features) }, { "x-request-id": requestId });
     expect(res.status, res.text).toBe(200);
+    const logged = await eventually(async () => {
+      const entries = await env.PREDICTION_LOG.getByName(logShardName(manifest.name, requestId, 4)).entries(requestId);
+      expect(entries).toHaveLength(expected.rows.length);
+      return entries;
+    });
+    expect(logged.map((e) => [e.score, e.label])).toEqual(res.json.predictions.map((p: any) => ("value" in p ? [p.value, null] : [p.score, String(p.label)])));
     expect(res.json.predictions).toHaveLength(expected.rows.length);
     res.json.predictions.forEach((p: any, i: number) => {
       const want = expected.rows[i].expected;

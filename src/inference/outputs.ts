@@ -6,6 +6,9 @@
  * The label is the model's own label output when declared (int64 or string tensor), else the
  * most probable class. `score` is the probability of the positive class (declared, or the second
  * of two classes), or of the predicted class for multiclass models without a positive class. Regressor: `value` from the declared output.
+ *
+ * The same predictions also come as columns (`PredictionColumns`), written in the same pass, for
+ * consumers that read every row of every request (monitoring and the prediction log).
  */
 import type * as Ort from "onnxruntime-web";
 import type { OutputSpec } from "../registry/manifest";
@@ -22,6 +25,21 @@ export interface RegressorPrediction {
 }
 export type Prediction = ClassifierPrediction | RegressorPrediction;
 
+/** A request's predictions as columns: row r of each column belongs to `predictions[r]`. */
+export interface PredictionColumns {
+  /** Each row's `score` (classifiers) or `value` (regressors). */
+  scores: Float64Array;
+  /** Each row's predicted label as an index into `classes` (all 0 for regressors). */
+  labels: Uint32Array;
+  /** Class labels as strings (empty for regressors). */
+  classes: string[];
+}
+
+export interface DecodedOutputs {
+  predictions: Prediction[];
+  columns: PredictionColumns;
+}
+
 /** The output names a session must be asked for. */
 export function requestedOutputs(spec: OutputSpec): string[] {
   return spec.kind === "classifier" ? [spec.probabilities, ...(spec.label ? [spec.label] : [])] : [spec.value];
@@ -37,33 +55,41 @@ export function decodeOutputs(
   results: Ort.InferenceSession.OnnxValueMapType,
   rows: number,
   zipMapClasses?: ClassLabel[],
-): Prediction[] {
+): DecodedOutputs {
+  const scores = new Float64Array(rows);
+  const labelIndex = new Uint32Array(rows);
   if (spec.kind === "regressor") {
     const values = results[spec.value].data as Float32Array;
     const width = values.length / rows;
-    return Array.from({ length: rows }, (_, r) => ({ value: values[r * width] }));
+    const predictions = Array.from({ length: rows }, (_, r) => ({ value: (scores[r] = values[r * width]) }));
+    return { predictions, columns: { scores, labels: labelIndex, classes: [] } };
   }
   const classes = zipMapClasses ?? spec.classes;
+  const names = classes.map(String);
   const probs = results[spec.probabilities].data as Float32Array;
   const width = classes.length;
   const labels = spec.label ? labelsOf(results[spec.label] as Ort.Tensor) : undefined;
   // Declared positive class, else the second of two classes; multiclass without one: the top class.
   const positiveLabel = spec.positiveClass ?? (classes.length === 2 ? classes[1] : undefined);
-  const positive = positiveLabel === undefined ? -1 : classes.findIndex((c) => String(c) === String(positiveLabel));
+  const positive = positiveLabel === undefined ? -1 : names.indexOf(String(positiveLabel));
   const out: ClassifierPrediction[] = new Array(rows);
   for (let r = 0; r < rows; r++) {
     const probabilities: Record<string, number> = {};
     let best = 0;
     for (let c = 0; c < width; c++) {
       const p = probs[r * width + c];
-      probabilities[String(classes[c])] = p;
+      probabilities[names[c]] = p;
       if (p > probs[r * width + best]) best = c;
     }
-    out[r] = {
-      label: labels ? labels[r] : classes[best],
-      score: probs[r * width + (positive >= 0 ? positive : best)],
-      probabilities,
-    };
+    const label = labels ? labels[r] : classes[best];
+    // A declared label output normally names the top class; otherwise find (or add) its name.
+    labelIndex[r] = label === classes[best] ? best : indexOrAdd(names, String(label));
+    out[r] = { label, score: (scores[r] = probs[r * width + (positive >= 0 ? positive : best)]), probabilities };
   }
-  return out;
+  return { predictions: out, columns: { scores, labels: labelIndex, classes: names } };
+}
+
+function indexOrAdd(names: string[], name: string): number {
+  const i = names.indexOf(name);
+  return i >= 0 ? i : names.push(name) - 1;
 }

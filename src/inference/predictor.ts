@@ -8,7 +8,7 @@ import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import type { ModelVersion } from "../registry/store";
 import { rowValidator, type ResolvedRow } from "./features";
-import { decodeOutputs, requestedOutputs, type Prediction } from "./outputs";
+import { decodeOutputs, requestedOutputs, type Prediction, type PredictionColumns } from "./outputs";
 import { getOrt } from "./ort";
 import { SessionCache, type LoadedModel } from "./sessions";
 import { buildFeeds } from "./tensors";
@@ -59,6 +59,7 @@ export async function runTensors(env: Env, version: ModelVersion, feeds: Record<
 
 export interface ScoreResult {
   predictions: Prediction[];
+  columns: PredictionColumns;
   resolved: ResolvedRow[];
   inferenceMs: number;
 }
@@ -67,6 +68,6 @@ export interface ScoreResult {
 export async function score(env: Env, version: ModelVersion, rows: unknown[], pathOf: (i: number) => string): Promise<ScoreResult> {
   const run = await runRows(env, version, rows, pathOf);
   const decodeStarted = performance.now();
-  const predictions = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
-  return { predictions, resolved: run.resolved!, inferenceMs: run.inferenceMs + (performance.now() - decodeStarted) };
+  const { predictions, columns } = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  return { predictions, columns, resolved: run.resolved!, inferenceMs: run.inferenceMs + (performance.now() - decodeStarted) };
 }

@@ -41,6 +41,8 @@ interface FeaturePlan {
   name: string;
   kind: "numeric" | "categorical";
   edges?: number[];
+  /** Missing values are imputed by validation, so only the raw row shows them as missing. */
+  imputed: boolean;
 }
 interface Plan {
   features: FeaturePlan[];
@@ -58,7 +60,7 @@ function planOf(v: ModelVersion): Plan {
       features: v.featureSchema.features.map((f) => {
         const r = ref?.features?.[f.name];
         const numeric = f.type === "numeric" || f.type === "integer";
-        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: numeric && r && r.type === "numeric" ? r.edges : undefined };
+        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: numeric && r && r.type === "numeric" ? r.edges : undefined, imputed: f.missing.policy === "impute" };
       }),
       scoreEdges: ref?.score?.edges ?? null,
     };
@@ -71,42 +73,54 @@ function planOf(v: ModelVersion): Plan {
 /**
  * Folds one answered request into an aggregate (exported for tests and the benchmark).
  *
+ * Scores and predicted labels come from the request's columns (`PredictionColumns`), so the
+ * per-row work is one pass over two typed arrays: every row counts in the score histogram and
+ * the label counts.
+ *
  * Feature values (and the score sample) come from at most `featureRows` rows per request: for
  * larger batches a simple random sample of k of the n rows without replacement (Floyd's algorithm,
  * so periodic structure in a batch cannot alias with it), each sampled row weighted n/k
  * (Horvitz-Thompson), so histograms and samples still estimate the distribution over all rows
- * and big batches are not under-represented against single-row requests. Folding stays cheap for
- * big batches; request, row, score-histogram and label counts take every row.
+ * and big batches are not under-represented against single-row requests. Values come from the
+ * validated row (schema order); a feature the request left out and validation imputed counts as
+ * missing, as the raw row shows it. Returns the number of rows sampled.
  */
-export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): void {
+export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): number {
   const plan = planOf(event.dispatch.version);
-  const { predictions, rows, resolved } = event;
-  const n = predictions.length;
+  const { rows, resolved } = event;
+  const { scores, labels, classes } = event.columns;
+  const n = scores.length;
   agg.requests++;
   agg.rows += n;
   sketch.add(Math.max(0, event.latencyMs));
-  const sampled = sampleRows(n, featureRows);
-  const w = sampled ? n / featureRows : 1;
+
   const scoreEdges = plan.scoreEdges;
   const scoreCounts = scoreEdges ? (agg.score.counts ??= new Array(scoreEdges.length - 1).fill(0)) : null;
+  if (scoreCounts) {
+    for (let row = 0; row < n; row++) {
+      const x = scores[row];
+      if (x - x === 0) scoreCounts[binIndex(scoreEdges!, x)]++; // finite
+    }
+  }
+  if (classes.length) {
+    if (perClass.length < classes.length) perClass = new Float64Array(classes.length);
+    for (let row = 0; row < n; row++) perClass[labels[row]]++;
+    for (let c = 0; c < classes.length; c++) {
+      if (perClass[c] === 0) continue;
+      agg.labels[classes[c]] = (agg.labels[classes[c]] ?? 0) + perClass[c];
+      perClass[c] = 0;
+    }
+  }
+
+  // Features and the score sample: a weighted random sample of the rows.
+  const picked = sampleRows(n, featureRows);
+  const w = picked ? n / picked.length : 1;
+  const count = picked ? picked.length : n;
   let slots: (FeatureAggregate | null)[] | undefined;
-  let lastLabel: unknown;
-  let labelKey = "";
-  for (let row = 0; row < n; row++) {
-    const p = predictions[row];
-    let score: number;
-    if ("value" in p) score = p.value;
-    else {
-      score = p.score;
-      if (p.label !== lastLabel) labelKey = String((lastLabel = p.label));
-      agg.labels[labelKey] = (agg.labels[labelKey] ?? 0) + 1;
-    }
-    const inSample = !sampled || sampled[row] === 1; // features and the score sample: a weighted random sample of the rows
-    if (Number.isFinite(score)) {
-      if (scoreCounts) scoreCounts[binIndex(scoreEdges!, score)]++;
-      if (inSample) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
-    }
-    if (!inSample) continue;
+  for (let i = 0; i < count; i++) {
+    const row = picked ? picked[i] : i;
+    const score = scores[row];
+    if (score - score === 0) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
     const raw = rows?.[row] as Record<string, unknown> | undefined;
     const values = resolved?.[row];
     if (!raw && !values) continue;
@@ -115,7 +129,8 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
       const fa = slots[j];
       if (!fa) continue;
       const f = plan.features[j];
-      const value = raw ? raw[f.name] : values![j];
+      let value: unknown = values ? values[j] : raw![f.name];
+      if (f.imputed && raw && raw[f.name] == null) value = undefined;
       if (value === undefined || value === null || (typeof value === "number" && Number.isNaN(value))) fa.missing += w;
       else if (fa.type === "numeric") {
         const x = Number(value);
@@ -127,7 +142,11 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
       }
     }
   }
+  return count;
 }
+
+/** Scratch label counts per class index (zero between calls). */
+let perClass = new Float64Array(16);
 
 /** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */
 function featureSlots(agg: Aggregate, plan: Plan): (FeatureAggregate | null)[] {
@@ -140,15 +159,15 @@ function featureSlots(agg: Aggregate, plan: Plan): (FeatureAggregate | null)[] {
   });
 }
 
-/** Marks k of n rows chosen uniformly without replacement (Floyd), or undefined when k >= n. */
-function sampleRows(n: number, k: number): Uint8Array | undefined {
+/** k of the n row indexes, chosen uniformly without replacement (Floyd), or undefined when k >= n. */
+function sampleRows(n: number, k: number): number[] | undefined {
   if (k >= n) return undefined;
-  const mask = new Uint8Array(n);
+  const picked: number[] = [];
   for (let j = n - k; j < n; j++) {
     const t = Math.floor(Math.random() * (j + 1));
-    mask[mask[t] ? j : t] = 1;
+    picked.push(picked.includes(t) ? j : t);
   }
-  return mask;
+  return picked;
 }
 
 export function foldFailure(agg: Aggregate, sketch: DDSketch, event: FailureEvent) {
@@ -158,17 +177,26 @@ export function foldFailure(agg: Aggregate, sketch: DDSketch, event: FailureEven
   sketch.add(Math.max(0, event.latencyMs));
 }
 
+/**
+ * A buffered aggregate with what only the isolate needs: its live latency sketch (serialized into
+ * the aggregate at flush) and how many rows' features it has folded (the sampling budget).
+ */
+interface Bucket {
+  agg: Aggregate;
+  sketch: DDSketch;
+  sampledRows: number;
+}
+
 interface Pending {
   batches: Map<string, ShardBatch>;
   logs: Map<string, { model: string; packer: RequestPacker }>;
-  /** Live latency sketches of the buffered aggregates (serialized into them at flush). */
-  sketches: Map<Aggregate, DDSketch>;
+  buckets: Map<Aggregate, Bucket>;
   events: number;
   rows: number;
 }
 
 function emptyPending(): Pending {
-  return { batches: new Map(), logs: new Map(), sketches: new Map(), events: 0, rows: 0 };
+  return { batches: new Map(), logs: new Map(), buckets: new Map(), events: 0, rows: 0 };
 }
 
 /**
@@ -199,34 +227,36 @@ export class Collector {
   /** This isolate's stats shard index (before modulo MONITOR_SHARDS). */
   readonly shardSeed = Math.floor(Math.random() * 65536);
 
-  private bucketOf(cfg: MonitoringConfig, model: string, version: string, at: number): [Aggregate, DDSketch] {
+  private bucketOf(cfg: MonitoringConfig, model: string, version: string, at: number): Bucket {
     const name = shardName(model, version, this.shardSeed % cfg.statsShards);
     let batch = this.pending.batches.get(name);
     if (!batch) this.pending.batches.set(name, (batch = { model, version, buckets: {} }));
     const minute = String(Math.floor(at / MINUTE) * MINUTE);
     const agg = (batch.buckets[minute] ??= emptyAggregate());
-    let sketch = this.pending.sketches.get(agg);
-    if (!sketch) this.pending.sketches.set(agg, (sketch = new DDSketch(SKETCH_ALPHA)));
-    return [agg, sketch];
+    let bucket = this.pending.buckets.get(agg);
+    if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA), sampledRows: 0 }));
+    return bucket;
   }
 
   async recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled) return;
     const { version: v, deployment, variant } = event.dispatch;
-    foldPrediction(...this.bucketOf(cfg, v.modelName, v.version, event.at), event, cfg.featureRowsPerRequest);
     const name = logShardName(v.modelName, event.requestId, cfg.logShards);
     let log = this.pending.logs.get(name);
     if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: new RequestPacker() }));
-    log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.predictions);
-    this.pending.rows += event.predictions.length;
+    log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
+    const b = this.bucketOf(cfg, v.modelName, v.version, event.at);
+    b.sampledRows += foldPrediction(b.agg, b.sketch, event, b.sampledRows < cfg.featureRowsPerFlush ? cfg.featureRowsPerRequest : 1);
+    this.pending.rows += event.columns.scores.length;
     return this.afterRecord(env, cfg);
   }
 
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled || !event.version) return; // failures before a version was chosen belong to no shard
-    foldFailure(...this.bucketOf(cfg, event.model, event.version, event.at), event);
+    const b = this.bucketOf(cfg, event.model, event.version, event.at);
+    foldFailure(b.agg, b.sketch, event);
     return this.afterRecord(env, cfg);
   }
 
@@ -244,7 +274,7 @@ export class Collector {
   async flush(env: Env): Promise<void> {
     const batch = this.pending;
     this.pending = emptyPending();
-    for (const [agg, sketch] of batch.sketches) agg.latency = sketch.toJSON();
+    for (const b of batch.buckets.values()) b.agg.latency = b.sketch.toJSON();
     const sends: Send[] = this.retry;
     this.retry = [];
     for (const [name, b] of batch.batches) {

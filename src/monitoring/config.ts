@@ -11,10 +11,20 @@ export interface MonitoringConfig {
   logDays: number;
   /** Rows per request whose features feed drift statistics (a weighted random sample of larger batches). */
   featureRowsPerRequest: number;
+  /** Sampled rows per buffered (version, minute) after which each further request contributes one row. */
+  featureRowsPerFlush: number;
 }
 
+const parsed = new WeakMap<object, MonitoringConfig>();
+
+/** Parsed once per env object (it is read on every request). */
 export function monitoringConfig(env: Env): MonitoringConfig {
-  const vars = env as unknown as Record<string, string | undefined>;
+  let cfg = parsed.get(env);
+  if (!cfg) parsed.set(env, (cfg = parse(env as unknown as Record<string, string | undefined>)));
+  return cfg;
+}
+
+function parse(vars: Record<string, string | undefined>): MonitoringConfig {
   return {
     enabled: vars.MONITORING_ENABLED !== "false",
     flushMs: intVar(vars.MONITORING_FLUSH_MS, 2000),
@@ -24,6 +34,7 @@ export function monitoringConfig(env: Env): MonitoringConfig {
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
     featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 16),
+    featureRowsPerFlush: intVar(vars.MONITORING_FEATURE_ROWS_PER_FLUSH, 1000),
   };
 }
 

@@ -15,7 +15,7 @@
  * 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it re-homes future entries).
  */
 import { DurableObject } from "cloudflare:workers";
-import type { Prediction } from "../inference/outputs";
+import type { PredictionColumns } from "../inference/outputs";
 import { DAY, monitoringConfig } from "./config";
 
 /** One logged row of a request, as /v1/feedback joins it. */
@@ -66,6 +66,8 @@ export class RequestPacker {
   private readonly meta: PackedMeta[] = [];
   private scores = new Float64Array(256);
   private labels = new Uint32Array(256);
+  /** Model class index -> index into the current request's classes (-1: not used yet). */
+  private remap = new Int32Array(0);
   /** Rows packed so far. */
   rows = 0;
 
@@ -73,27 +75,30 @@ export class RequestPacker {
     return this.meta.length;
   }
 
-  add(request: LoggedRequest, predictions: readonly Prediction[]) {
-    const n = predictions.length;
+  /**
+   * Packs one request: its scores are copied as they are, its labels re-indexed into the classes
+   * the request used (in order of first use), so a row costs 12 bytes whatever the class count.
+   */
+  add(request: LoggedRequest, columns: PredictionColumns) {
+    const n = columns.scores.length;
     const first = this.rows;
     if (first + n > this.scores.length) this.grow(first + n);
+    this.scores.set(columns.scores, first);
     const classes: string[] = [];
-    let lastLabel: unknown;
-    let lastIndex = 0;
-    for (let i = 0; i < n; i++) {
-      const p = predictions[i];
-      if ("value" in p) {
-        this.scores[first + i] = p.value;
-        continue; // regressors: no label (index 0 into an empty list)
+    if (columns.classes.length) {
+      if (this.remap.length < columns.classes.length) this.remap = new Int32Array(columns.classes.length).fill(-1);
+      const { remap, labels } = this;
+      const used: number[] = [];
+      for (let i = 0; i < n; i++) {
+        const c = columns.labels[i];
+        let k = remap[c];
+        if (k < 0) {
+          k = remap[c] = used.push(c) - 1;
+          classes.push(columns.classes[c]);
+        }
+        labels[first + i] = k;
       }
-      this.scores[first + i] = p.score;
-      if (p.label !== lastLabel) {
-        const label = String(p.label);
-        lastIndex = classes.indexOf(label);
-        if (lastIndex < 0) lastIndex = classes.push(label) - 1;
-        lastLabel = p.label;
-      }
-      this.labels[first + i] = lastIndex;
+      for (const c of used) remap[c] = -1;
     }
     const { requestId, version, deployment, variant, at } = request;
     this.meta.push({ requestId, version, deployment, variant, at, row: first, rows: n, classes });

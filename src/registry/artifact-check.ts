@@ -100,7 +100,7 @@ async function probe(model: LoadedModel, schema: FeatureSchema) {
     const dims = results[name].dims;
     if (dims[0] !== rows.length) fail(`output '${name}' returned ${dims[0]} rows for a batch of ${rows.length}`);
   }
-  const predictions = decodeOutputs(schema.output, results, rows.length, model.info.zipMapClasses);
+  const { predictions } = decodeOutputs(schema.output, results, rows.length, model.info.zipMapClasses);
   for (const p of predictions) {
     if ("value" in p) {
       if (!Number.isFinite(p.value)) fail("model returned a non-finite regression value for the probe row");

@@ -8,7 +8,7 @@
  */
 import type { Context } from "hono";
 import type { ResolvedRow } from "../inference/features";
-import type { Prediction } from "../inference/outputs";
+import type { Prediction, PredictionColumns } from "../inference/outputs";
 import { ApiError } from "../http/errors";
 import type { Dispatch } from "./dispatch";
 
@@ -22,6 +22,8 @@ export interface PredictionEvent {
   /** Raw request rows as given (feature objects), when the request carried rows. */
   rows?: unknown[];
   predictions: Prediction[];
+  /** The predictions as columns (what monitoring and the prediction log read). */
+  columns: PredictionColumns;
   /** Wall time of the request handler so far, and the inference part of it (ms). */
   latencyMs: number;
   inferenceMs: number;

@@ -57,9 +57,9 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
     emitFailure(c, failureOf("v1", c.get("requestId"), routed, error, started));
     throw error;
   }
-  const { predictions, resolved, inferenceMs } = result;
+  const { predictions, columns, resolved, inferenceMs } = result;
   isolateMetrics.recordInference(version.modelName, version.version, rows.length, inferenceMs / 1000);
-  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, latencyMs: performance.now() - started, inferenceMs });
+  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs });
 
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);

@@ -215,8 +215,8 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeo
     run = await runRows(c.env, version, rows, (i) => `row[${i}]`);
   }
   isolateMetrics.recordInference(version.modelName, version.version, run.rows, run.inferenceMs / 1000);
-  const predictions = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
-  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
+  const { predictions, columns } = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
 
   const outputs = wanted.map((name) => {
     const t = run.results[name];

@@ -9,6 +9,7 @@ import { Collector } from "../../src/monitoring/collector";
 import { logShardName, shardName } from "../../src/monitoring/config";
 import type { ModelVersion } from "../../src/registry/store";
 import type { PredictionEvent } from "../../src/serving/events";
+import { columnsOf } from "../support/columns";
 import { repoJson } from "../support/files";
 
 const MODEL = "retry-model";
@@ -33,7 +34,8 @@ function flakyEnv(down: { log: number; shard: number }): Env {
 async function eventFor(requestId: string): Promise<PredictionEvent> {
   const manifest = await repoJson("models/credit-risk-lr.manifest.json");
   const version = { modelName: MODEL, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
-  return { requestId, at: Date.now(), route: "v1", dispatch: { version }, predictions: [{ label: 1, score: 0.75, probabilities: {} }], latencyMs: 2, inferenceMs: 0.1 };
+  const predictions = [{ label: 1, score: 0.75, probabilities: {} }];
+  return { requestId, at: Date.now(), route: "v1", dispatch: { version }, predictions, columns: columnsOf(predictions), latencyMs: 2, inferenceMs: 0.1 };
 }
 
 const logged = (requestId: string) => env.PREDICTION_LOG.getByName(logShardName(MODEL, requestId, 4)).entries(requestId);

@@ -9,6 +9,7 @@ import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
 import { RequestPacker, type LoggedRequest } from "../../src/monitoring/prediction-log";
 import type { MonitorShard } from "../../src/monitoring/shard";
+import { columnsOf } from "../support/columns";
 import { DDSketch } from "../../src/stats/sketch";
 
 function agg(requests: number, latencyMs: number) {
@@ -97,7 +98,7 @@ describe("MonitorShard windows and retention", () => {
 /** Packs requests given as (request, [score, label][]) pairs, as an isolate's flush would. */
 function packed(...requests: [LoggedRequest, [number, string][]][]) {
   const packer = new RequestPacker();
-  for (const [request, rows] of requests) packer.add(request, rows.map(([score, label]) => ({ score, label, probabilities: {} })));
+  for (const [request, rows] of requests) packer.add(request, columnsOf(rows.map(([score, label]) => ({ score, label, probabilities: {} }))));
   return packer.pack();
 }
 
@@ -130,19 +131,20 @@ describe("PredictionLog storage", () => {
     const stub = env.PREDICTION_LOG.getByName("packing-model#0");
     const now = Date.now();
     const packer = new RequestPacker();
-    // A 1,000-row multiclass batch (labels as numbers and strings), a regressor, an empty request.
+    // A 1,000-row multiclass batch using three of the model's four classes, a regressor, an empty request.
     const scores = Array.from({ length: 1000 }, (_, i) => Math.sin(i + 1) / 3 + 0.5);
-    const labels = scores.map((_, i) => (i % 7 === 0 ? 2 : i % 3 === 0 ? "setosa" : 0));
-    packer.add({ requestId: "multi", version: "2.0.0", deployment: "d1", variant: "b", at: now }, scores.map((score, i) => ({ score, label: labels[i], probabilities: {} })));
-    packer.add({ requestId: "regr", version: "2.0.0", at: now + 1 }, [{ value: -1234.5678901234567 }, { value: Number.MAX_VALUE }]);
-    packer.add({ requestId: "empty", version: "2.0.0", at: now + 2 }, []);
+    const labels = scores.map((_, i) => (i % 7 === 0 ? "2" : i % 3 === 0 ? "setosa" : "0"));
+    const classes = ["virginica", "0", "setosa", "2"];
+    packer.add({ requestId: "multi", version: "2.0.0", deployment: "d1", variant: "b", at: now }, { scores: Float64Array.from(scores), labels: Uint32Array.from(labels, (l) => classes.indexOf(l)), classes });
+    packer.add({ requestId: "regr", version: "2.0.0", at: now + 1 }, columnsOf([{ value: -1234.5678901234567 }, { value: Number.MAX_VALUE }]));
+    packer.add({ requestId: "empty", version: "2.0.0", at: now + 2 }, columnsOf([]));
     expect(packer.rows).toBe(1002);
     await stub.append("packing-model", packer.pack());
 
     const multi = await stub.entries("multi");
     expect(multi).toHaveLength(1000);
     expect(multi.map((e) => e.score)).toEqual(scores);
-    expect(multi.map((e) => e.label)).toEqual(labels.map(String));
+    expect(multi.map((e) => e.label)).toEqual(labels);
     expect(multi[999]).toMatchObject({ requestId: "multi", row: 999, version: "2.0.0", deployment: "d1", variant: "b", at: now });
     const regr = await stub.entries("regr");
     expect(regr.map((e) => [e.score, e.label, e.deployment])).toEqual([

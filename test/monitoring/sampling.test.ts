@@ -4,24 +4,29 @@
  * must be unbiased: every row has the same chance, whatever its position in the batch (periodic
  * batches included), and a sampled row stands for n/k rows so big batches keep their weight.
  */
+import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
-import { foldPrediction } from "../../src/monitoring/collector";
+import { Collector, foldPrediction } from "../../src/monitoring/collector";
+import { shardName } from "../../src/monitoring/config";
 import type { ModelVersion } from "../../src/registry/store";
 import type { PredictionEvent } from "../../src/serving/events";
 import { DDSketch } from "../../src/stats/sketch";
+import { columnsOf } from "../support/columns";
 import { repoJson } from "../support/files";
 
-async function eventOf(rows: Record<string, unknown>[]): Promise<PredictionEvent> {
+async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promise<PredictionEvent> {
   const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  const version = { modelName: "m", version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+  const version = { modelName, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+  const predictions = rows.map((_, i) => ({ label: 0, score: (i % 10) / 10 + 0.05, probabilities: {} }));
   return {
     requestId: "r",
     at: Date.now(),
     route: "v1",
     dispatch: { version },
     rows,
-    predictions: rows.map((_, i) => ({ label: 0, score: (i % 10) / 10 + 0.05, probabilities: {} })),
+    predictions,
+    columns: columnsOf(predictions),
     latencyMs: 1,
     inferenceMs: 0.1,
   };
@@ -66,6 +71,29 @@ describe("feature sampling of large batches", () => {
     expect(Math.abs(meanSum / trials - trueMean)).toBeLessThan(0.8);
     // Each block of 100 rows holds 10% of the batch: 1920 expected picks, sd about 42.
     for (const count of perBlock) expect(Math.abs(count - 1920)).toBeLessThan(200);
+  });
+});
+
+describe("per-flush sampling budget (MONITORING_FEATURE_ROWS_PER_FLUSH)", () => {
+  it("takes one row per request once a buffered minute holds the budget, and keeps every request's weight", async () => {
+    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
+    const model = "budget-model";
+    const collector = new Collector();
+    const budgeted = { ...env, MONITORING_FEATURE_ROWS: "16", MONITORING_FEATURE_ROWS_PER_FLUSH: "64", MONITORING_FLUSH_MS: "600000" } as Env;
+    const at = Math.floor(Date.now() / 60_000) * 60_000 + 1_000; // all ten requests in one minute
+    const rows = Array.from({ length: 1000 }, (_, i) => holdout[i % holdout.length]);
+    for (let i = 0; i < 10; i++) void collector.recordPrediction(budgeted, { ...(await eventOf(rows.slice(i * 100, i * 100 + 100), model)), requestId: `b${i}`, at });
+    await collector.flush(budgeted);
+    const shard = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
+    const { aggregate } = await shard.window(3_600_000);
+    expect(aggregate.rows).toBe(1000);
+    expect(aggregate.score.counts!.reduce((a, b) => a + b, 0)).toBe(1000); // every row's score
+    // Requests 1-4 sample 16 rows each (64 = the budget), requests 5-10 one row each.
+    const age = aggregate.features.Age as { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
+    expect(age.sample.values).toHaveLength(4 * 16 + 6);
+    // Each request's sampled rows stand for all its rows: weights 100/16 and 100/1 add up to 1000.
+    expect(age.sample.seen).toBeCloseTo(1000, 9);
+    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(1000, 9);
   });
 });
 
