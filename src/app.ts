@@ -5,6 +5,7 @@
  */
 import { Hono } from "hono";
 import { requestId } from "hono/request-id";
+import { v7 as uuidv7 } from "uuid";
 import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
 import { toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
@@ -26,7 +27,9 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 export function createApp() {
   const app = new Hono<AppEnv>();
 
-  app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => crypto.randomUUID() }));
+  // Generated ids are UUIDv7 (time-ordered): the prediction log indexes requests by id, and
+  // ordered keys append to the index instead of rewriting random pages of it on every flush.
+  app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => uuidv7() }));
   app.use(async function recordMetrics(c, next) {
     const started = performance.now();
     await next();

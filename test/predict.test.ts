@@ -38,6 +38,14 @@ describe("POST /v1/models/:name/predict", () => {
     expect(res.headers.get("server-timing")).toMatch(/^inference;dur=\d+\.\d{3}$/);
   });
 
+  it("gives requests without an id a time-ordered UUIDv7 (the prediction log indexes by id)", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 5; i++) ids.push((await predict({ features: ROW })).json.request_id);
+    for (const id of ids) expect(id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect([...ids].sort()).toEqual(ids);
+    expect(new Set(ids).size).toBe(5);
+  });
+
   it("answers a batch in order, by version or alias", async () => {
     const rows = (await repoJson("models/credit-risk-holdout.json")).rows.slice(0, 50).map((r: any) => r.features);
     const byAlias = await predict({ instances: rows, alias: "challenger" });
