@@ -227,14 +227,20 @@ export class Collector {
   /** This isolate's stats shard index (before modulo MONITOR_SHARDS). */
   readonly shardSeed = Math.floor(Math.random() * 65536);
 
+  /** The bucket of the previous event: consecutive events mostly share version and minute. */
+  private last: { pending: Pending; model: string; version: string; minute: number; bucket: Bucket } | null = null;
+
   private bucketOf(cfg: MonitoringConfig, model: string, version: string, at: number): Bucket {
+    const minute = Math.floor(at / MINUTE) * MINUTE;
+    const last = this.last;
+    if (last && last.pending === this.pending && last.minute === minute && last.model === model && last.version === version) return last.bucket;
     const name = shardName(model, version, this.shardSeed % cfg.statsShards);
     let batch = this.pending.batches.get(name);
     if (!batch) this.pending.batches.set(name, (batch = { model, version, buckets: {} }));
-    const minute = String(Math.floor(at / MINUTE) * MINUTE);
-    const agg = (batch.buckets[minute] ??= emptyAggregate());
+    const agg = (batch.buckets[String(minute)] ??= emptyAggregate());
     let bucket = this.pending.buckets.get(agg);
     if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA), sampledRows: 0 }));
+    this.last = { pending: this.pending, model, version, minute, bucket };
     return bucket;
   }
 

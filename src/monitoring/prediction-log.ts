@@ -3,16 +3,20 @@
  * Object per (model, shard) named `model#k`, k = fnv1a(request id) mod PREDICTION_LOG_SHARDS, so
  * /v1/feedback finds a request's entries without an index.
  *
- * One SQLite row per request, so a 1,000-row batch costs one row: per-row scores as a Float64
- * BLOB, per-row predicted labels as a Uint32 BLOB of indexes into the request's distinct labels
- * (`classes`, JSON). An isolate packs a whole flush (`RequestPacker`) into one JSON list of
- * request metadata and two buffers, and one statement stores it; joined labels go to a second
- * table keyed by (request id, row).
+ * One SQLite row per request, so a 1,000-row batch costs one row: per-row scores as a BLOB of
+ * Float32 (when every score of the flush is exactly a float32, as ONNX float outputs are) or
+ * Float64, per-row predicted labels as a BLOB of Uint8 (<= 256 classes in every request) or
+ * Uint32 indexes into the request's distinct labels (`classes`, JSON); `score_bytes` and
+ * `label_bytes` record the widths. An isolate packs a whole flush (`RequestPacker`) into one JSON
+ * list of request metadata and two buffers, and one statement stores it; joined labels go to a
+ * second table keyed by (request id, row).
  * Entries are kept PREDICTION_LOG_DAYS (default 30) after the prediction, labelled or not; no
  * other purge exists, so a logged prediction is never dropped while its label can still arrive.
  * Appends are idempotent (INSERT OR IGNORE on request id), so a retried flush cannot duplicate.
- * Capacity: ~100 bytes + 12 bytes a row, so one shard holds ~100 M single-row requests within the
- * 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it re-homes future entries).
+ * Capacity: ~100 bytes + 5 bytes a row (float32 scores), so one shard holds ~100 M single-row
+ * requests within the 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it
+ * re-homes future entries). Request ids index the table: generated ids are UUIDv7 (app.ts), so
+ * the index grows at its end rather than at random pages.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { PredictionColumns } from "../inference/outputs";
@@ -42,28 +46,30 @@ export interface LoggedRequest {
 
 /** What `RequestPacker.pack` produces and `PredictionLog.append` stores (see RequestPacker). */
 export interface PackedRequests {
-  /** JSON list of `PackedMeta`. */
+  /** JSON list of `PackedMeta` tuples. */
   meta: string;
-  /** Float64 per row, all requests back to back. */
+  /** One score per row, all requests back to back: Float32 or Float64 (`scoreBytes`). */
   scores: ArrayBuffer;
-  /** Uint32 per row: index into the row's request's `classes` (none for regressors). */
+  scoreBytes: 4 | 8;
+  /** One label per row, an index into the row's request's `classes` (none for regressors): Uint8 or Uint32 (`labelBytes`). */
   labels: ArrayBuffer;
+  labelBytes: 1 | 4;
 }
 
-interface PackedMeta extends LoggedRequest {
-  /** First row of this request in the buffers, and its row count. */
-  row: number;
-  rows: number;
-  classes: string[];
-}
+/** [request id, version, deployment, variant, at, first row in the buffers, rows, classes] (a tuple: shorter to write and parse than an object). */
+type PackedMeta = [string, string, string | undefined, string | undefined, number, number, number, string[]];
 
 /**
  * Packs answered requests for one `append`. Scores never pass through JSON: formatting and
  * parsing 100 doubles per request cost ~35 us of CPU in the isolate and SQLite together; as
- * buffers sliced by substr() in the INSERT, a 100-row request costs ~8 us (measured in workerd).
+ * buffers sliced by substr() in the INSERT, a 100-row request costs ~8 us, and ~4.4 us with
+ * float32 scores, uint8 labels and metadata as tuples (measured in workerd).
  */
 export class RequestPacker {
   private readonly meta: PackedMeta[] = [];
+  /** Every score so far is exactly a float32; the most classes one request used. */
+  private float32 = true;
+  private maxClasses = 0;
   private scores = new Float64Array(256);
   private labels = new Uint32Array(256);
   /** Model class index -> index into the current request's classes (-1: not used yet). */
@@ -84,6 +90,14 @@ export class RequestPacker {
     const first = this.rows;
     if (first + n > this.scores.length) this.grow(first + n);
     this.scores.set(columns.scores, first);
+    if (this.float32) {
+      for (const x of columns.scores) {
+        if (Math.fround(x) !== x && x === x) {
+          this.float32 = false;
+          break;
+        }
+      }
+    }
     const classes: string[] = [];
     if (columns.classes.length) {
       if (this.remap.length < columns.classes.length) this.remap = new Int32Array(columns.classes.length).fill(-1);
@@ -100,13 +114,23 @@ export class RequestPacker {
       }
       for (const c of used) remap[c] = -1;
     }
+    if (classes.length > this.maxClasses) this.maxClasses = classes.length;
     const { requestId, version, deployment, variant, at } = request;
-    this.meta.push({ requestId, version, deployment, variant, at, row: first, rows: n, classes });
+    this.meta.push([requestId, version, deployment, variant, at, first, n, classes]);
     this.rows += n;
   }
 
   pack(): PackedRequests {
-    return { meta: JSON.stringify(this.meta), scores: this.scores.buffer.slice(0, this.rows * 8), labels: this.labels.buffer.slice(0, this.rows * 4) };
+    const scores = this.scores.subarray(0, this.rows);
+    const labels = this.labels.subarray(0, this.rows);
+    const narrow = this.maxClasses <= 256;
+    return {
+      meta: JSON.stringify(this.meta),
+      scores: this.float32 ? Float32Array.from(scores).buffer : scores.slice().buffer,
+      scoreBytes: this.float32 ? 4 : 8,
+      labels: narrow ? Uint8Array.from(labels).buffer : labels.slice().buffer,
+      labelBytes: narrow ? 1 : 4,
+    };
   }
 
   private grow(min: number) {
@@ -138,19 +162,42 @@ type RequestRow = {
   variant: string | null;
   at: number;
   scores: ArrayBuffer;
+  score_bytes: number;
   classes: string;
   labels: ArrayBuffer;
+  label_bytes: number;
 };
 
 /** A stored request, its rows decoded. */
 interface StoredRequest {
   r: RequestRow;
-  scores: Float64Array;
-  labels: Uint32Array;
+  scores: Float32Array | Float64Array;
+  labels: Uint8Array | Uint32Array;
   classes: string[];
 }
 
-const decode = (r: RequestRow): StoredRequest => ({ r, scores: new Float64Array(r.scores), labels: new Uint32Array(r.labels), classes: JSON.parse(r.classes) });
+const decode = (r: RequestRow): StoredRequest => ({
+  r,
+  scores: r.score_bytes === 4 ? new Float32Array(r.scores) : new Float64Array(r.scores),
+  labels: r.label_bytes === 1 ? new Uint8Array(r.labels) : new Uint32Array(r.labels),
+  classes: JSON.parse(r.classes),
+});
+
+/**
+ * Creates the tables, or brings an older one up to date: tables from before the width columns
+ * hold Float64 scores and Uint32 labels, which is what the columns' defaults say.
+ */
+export function migrateLog(sql: SqlStorage) {
+  sql.exec(`
+    CREATE TABLE IF NOT EXISTS logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
+      scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4);
+    CREATE INDEX IF NOT EXISTS logged_requests_by_time ON logged_requests (at);
+    CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, labelled_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
+  `);
+  const columns = new Set(sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('logged_requests')").toArray().map((c) => c.name));
+  if (!columns.has("score_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN score_bytes INTEGER NOT NULL DEFAULT 8");
+  if (!columns.has("label_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN label_bytes INTEGER NOT NULL DEFAULT 4");
+}
 
 function entryOf({ r, scores, labels, classes }: StoredRequest, row: number): LogEntry {
   return { requestId: r.request_id, row, version: r.version, deployment: r.deployment ?? undefined, variant: r.variant ?? undefined, score: scores[row], label: classes[labels[row]] ?? null, at: r.at };
@@ -163,14 +210,7 @@ export class PredictionLog extends DurableObject<Env> {
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => {
-      this.sql.exec(`
-        CREATE TABLE IF NOT EXISTS logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
-          scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL);
-        CREATE INDEX IF NOT EXISTS logged_requests_by_time ON logged_requests (at);
-        CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, labelled_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
-      `);
-    });
+    ctx.blockConcurrencyWhile(async () => migrateLog(this.sql));
   }
 
   /**
@@ -180,13 +220,15 @@ export class PredictionLog extends DurableObject<Env> {
    */
   async append(_model: string, batch: PackedRequests): Promise<void> {
     this.sql.exec(
-      `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, classes, labels)
-       SELECT value ->> '$.requestId', value ->> '$.version', value ->> '$.deployment', value ->> '$.variant', value ->> '$.at',
-         substr(?2, (value ->> '$.row') * 8 + 1, (value ->> '$.rows') * 8), value -> '$.classes', substr(?3, (value ->> '$.row') * 4 + 1, (value ->> '$.rows') * 4)
+      `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes)
+       SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
+         substr(?2, (value ->> 5) * ?3 + 1, (value ->> 6) * ?3), ?3, value -> 7, substr(?4, (value ->> 5) * ?5 + 1, (value ->> 6) * ?5), ?5
        FROM json_each(?1)`,
       batch.meta,
       batch.scores,
+      batch.scoreBytes,
       batch.labels,
+      batch.labelBytes,
     );
     if (!this.alarmSet) {
       if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY);

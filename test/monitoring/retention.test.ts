@@ -7,7 +7,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
-import { RequestPacker, type LoggedRequest } from "../../src/monitoring/prediction-log";
+import { migrateLog, RequestPacker, type LoggedRequest } from "../../src/monitoring/prediction-log";
 import type { MonitorShard } from "../../src/monitoring/shard";
 import { columnsOf } from "../support/columns";
 import { DDSketch } from "../../src/stats/sketch";
@@ -155,5 +155,39 @@ describe("PredictionLog storage", () => {
     expect(await stub.count()).toBe(3);
     const [joined] = await stub.join([{ requestId: "multi", row: 7, actual: "2" }]);
     expect(joined).toMatchObject({ status: "joined", entry: { row: 7, score: scores[7], label: "2" } });
+  });
+
+  it("narrows float32 scores to 4 bytes and labels of <= 256 classes to 1, keeps wider ones, and reads tables from before the width columns", async () => {
+    const stub = env.PREDICTION_LOG.getByName("layout-model#0");
+    const now = Date.now();
+    // Float32-exact scores (as ONNX float outputs) with 300 classes in one request: Float32 + Uint32.
+    const f32 = Array.from({ length: 300 }, (_, i) => Math.fround(i / 300));
+    const classes = Array.from({ length: 300 }, (_, i) => `c${i}`);
+    let packer = new RequestPacker();
+    packer.add({ requestId: "wide", version: "1", at: now }, { scores: Float64Array.from(f32), labels: Uint32Array.from(f32, (_, i) => 299 - i), classes });
+    let batch = packer.pack();
+    expect([batch.scoreBytes, batch.labelBytes, batch.scores.byteLength, batch.labels.byteLength]).toEqual([4, 4, 1200, 1200]);
+    await stub.append("layout-model", batch);
+    // A score that is not a float32 keeps the flush at Float64; two classes: Uint8 labels.
+    packer = new RequestPacker();
+    packer.add({ requestId: "narrow", version: "1", at: now }, columnsOf([{ score: 0.1, label: "x", probabilities: {} }, { score: 0.5, label: "y", probabilities: {} }]));
+    batch = packer.pack();
+    expect([batch.scoreBytes, batch.labelBytes]).toEqual([8, 1]);
+    await stub.append("layout-model", batch);
+    expect((await stub.entries("wide")).map((e) => [e.score, e.label])).toEqual(f32.map((x, i) => [x, `c${299 - i}`]));
+    expect((await stub.entries("narrow")).map((e) => [e.score, e.label])).toEqual([[0.1, "x"], [0.5, "y"]]);
+
+    // A table written before score_bytes/label_bytes existed: Float64 scores, Uint32 labels.
+    await runInDurableObject(stub, (_log, state) => {
+      const sql = state.storage.sql;
+      sql.exec("DROP TABLE logged_requests");
+      sql.exec(`CREATE TABLE logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
+        scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL)`);
+      sql.exec("INSERT INTO logged_requests VALUES ('legacy', '1', NULL, NULL, ?, ?, '[\"0\",\"1\"]', ?)", now, new Float64Array([0.25, 0.75]).buffer, new Uint32Array([0, 1]).buffer);
+      migrateLog(sql);
+    });
+    expect((await stub.entries("legacy")).map((e) => [e.score, e.label])).toEqual([[0.25, "0"], [0.75, "1"]]);
+    await stub.append("layout-model", packed([{ requestId: "after", version: "1", at: now }, [[0.5, "1"]]]));
+    expect((await stub.entries("after")).map((e) => [e.score, e.label])).toEqual([[0.5, "1"]]);
   });
 });
