@@ -6,7 +6,7 @@
  * shards).
  */
 import { DDSketch, type SketchJSON } from "../stats/sketch";
-import { mergeReservoirs, type Reservoir } from "../stats/reservoir";
+import { mergeManyReservoirs, type Reservoir } from "../stats/reservoir";
 
 /** Relative error of the latency sketches (1 %). */
 export const SKETCH_ALPHA = 0.01;
@@ -63,32 +63,52 @@ function addRecord(a: Record<string, number>, b: Record<string, number>) {
 
 /** Merges `b` into `a` (mutating and returning `a`); samples are capped at `cap`. */
 export function mergeInto(a: Aggregate, b: Aggregate, cap: number): Aggregate {
-  a.requests += b.requests;
-  a.rows += b.rows;
-  addRecord(a.errors, b.errors);
-  if (b.latency && b.latency.count > 0) a.latency = a.latency ? DDSketch.fromJSON(a.latency).merge(b.latency).toJSON() : b.latency;
-  a.score = { counts: addCounts(a.score.counts, b.score.counts), sample: mergeReservoirs(a.score.sample, b.score.sample, cap) };
-  addRecord(a.labels, b.labels);
-  for (const [name, fb] of Object.entries(b.features)) {
-    const fa = a.features[name];
-    if (!fa) {
-      a.features[name] = structuredClone(fb);
-    } else if (fa.type === "numeric" && fb.type === "numeric") {
-      fa.counts = addCounts(fa.counts, fb.counts)!;
-      fa.missing += fb.missing;
-      fa.sample = mergeReservoirs(fa.sample, fb.sample, cap);
-    } else if (fa.type === "categorical" && fb.type === "categorical") {
-      addRecord(fa.counts, fb.counts);
-      fa.missing += fb.missing;
+  return mergeAllInto(a, [b], cap);
+}
+
+/**
+ * Merges every part into `a` at once (mutating and returning `a`): counts add up, latency sketches
+ * merge into one, and each sample is drawn once from `a` and all parts (`mergeManyReservoirs`), so
+ * folding many deltas into a bucket costs one draw per sample rather than one per delta.
+ */
+export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: number): Aggregate {
+  let latency: DDSketch | null = null;
+  const scoreSamples = [a.score.sample];
+  const featureSamples = new Map<string, Reservoir[]>();
+  let scoreCounts = a.score.counts;
+  for (const b of parts) {
+    a.requests += b.requests;
+    a.rows += b.rows;
+    addRecord(a.errors, b.errors);
+    if (b.latency && b.latency.count > 0) {
+      if (latency) latency.merge(b.latency);
+      else latency = a.latency ? DDSketch.fromJSON(a.latency).merge(b.latency) : DDSketch.fromJSON(b.latency);
+    }
+    scoreCounts = addCounts(scoreCounts, b.score.counts);
+    scoreSamples.push(b.score.sample);
+    addRecord(a.labels, b.labels);
+    for (const [name, fb] of Object.entries(b.features)) {
+      const fa = (a.features[name] ??= fb.type === "numeric" ? { type: "numeric", counts: [], missing: 0, sample: { seen: 0, values: [] } } : { type: "categorical", counts: {}, missing: 0 });
+      if (fa.type === "numeric" && fb.type === "numeric") {
+        fa.counts = fa.counts.length ? addCounts(fa.counts, fb.counts)! : fb.counts.slice();
+        fa.missing += fb.missing;
+        let samples = featureSamples.get(name);
+        if (!samples) featureSamples.set(name, (samples = [fa.sample]));
+        samples.push(fb.sample);
+      } else if (fa.type === "categorical" && fb.type === "categorical") {
+        addRecord(fa.counts, fb.counts);
+        fa.missing += fb.missing;
+      }
     }
   }
+  if (latency) a.latency = latency.toJSON();
+  a.score = { counts: scoreCounts, sample: mergeManyReservoirs(scoreSamples, cap) };
+  for (const [name, samples] of featureSamples) (a.features[name] as NumericFeature).sample = mergeManyReservoirs(samples, cap);
   return a;
 }
 
 export function mergeAll(parts: Iterable<Aggregate>, cap: number = SAMPLE_CAP.window): Aggregate {
-  const out = emptyAggregate();
-  for (const p of parts) mergeInto(out, p, cap);
-  return out;
+  return mergeAllInto(emptyAggregate(), [...parts], cap);
 }
 
 export function failures(a: Aggregate): { total: number; server: number; client: number } {

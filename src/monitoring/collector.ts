@@ -50,8 +50,12 @@ interface Plan {
 }
 
 const plans = new Map<string, Plan>();
+/** By version object too: the resolver hands out the same object for seconds at a time. */
+const planOfObject = new WeakMap<ModelVersion, Plan>();
 
 function planOf(v: ModelVersion): Plan {
+  const cached = planOfObject.get(v);
+  if (cached) return cached;
   const key = `${v.modelName}@${v.version}#${v.sha256}`;
   let plan = plans.get(key);
   if (!plan) {
@@ -67,7 +71,19 @@ function planOf(v: ModelVersion): Plan {
     if (plans.size > 200) plans.delete(plans.keys().next().value!);
     plans.set(key, plan);
   }
+  planOfObject.set(v, plan);
   return plan;
+}
+
+/**
+ * Where observations of one version and minute are folded: the aggregate, its live latency sketch
+ * (serialized into the aggregate at flush) and, once features were folded, the aggregate's entry
+ * per planned feature.
+ */
+export interface FoldTarget {
+  agg: Aggregate;
+  sketch: DDSketch;
+  slots?: (FeatureAggregate | null)[];
 }
 
 /**
@@ -85,7 +101,8 @@ function planOf(v: ModelVersion): Plan {
  * validated row (schema order); a feature the request left out and validation imputed counts as
  * missing, as the raw row shows it. Returns the number of rows sampled.
  */
-export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: PredictionEvent, featureRows = Infinity): number {
+export function foldPrediction(target: FoldTarget, event: PredictionEvent, featureRows = Infinity): number {
+  const { agg, sketch } = target;
   const plan = planOf(event.dispatch.version);
   const { rows, resolved } = event;
   const { scores, labels, classes } = event.columns;
@@ -116,7 +133,6 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
   const picked = sampleRows(n, featureRows);
   const w = picked ? n / picked.length : 1;
   const count = picked ? picked.length : n;
-  let slots: (FeatureAggregate | null)[] | undefined;
   for (let i = 0; i < count; i++) {
     const row = picked ? picked[i] : i;
     const score = scores[row];
@@ -124,7 +140,7 @@ export function foldPrediction(agg: Aggregate, sketch: DDSketch, event: Predicti
     const raw = rows?.[row] as Record<string, unknown> | undefined;
     const values = resolved?.[row];
     if (!raw && !values) continue;
-    slots ??= featureSlots(agg, plan);
+    const slots = (target.slots ??= featureSlots(agg, plan));
     for (let j = 0; j < slots.length; j++) {
       const fa = slots[j];
       if (!fa) continue;
@@ -170,20 +186,15 @@ function sampleRows(n: number, k: number): number[] | undefined {
   return picked;
 }
 
-export function foldFailure(agg: Aggregate, sketch: DDSketch, event: FailureEvent) {
+export function foldFailure({ agg, sketch }: FoldTarget, event: FailureEvent) {
   agg.requests++;
   const key = `${event.status} ${event.code}`;
   agg.errors[key] = (agg.errors[key] ?? 0) + 1;
   sketch.add(Math.max(0, event.latencyMs));
 }
 
-/**
- * A buffered aggregate with what only the isolate needs: its live latency sketch (serialized into
- * the aggregate at flush) and how many rows' features it has folded (the sampling budget).
- */
-interface Bucket {
-  agg: Aggregate;
-  sketch: DDSketch;
+/** A buffered aggregate, and how many rows' features it has folded (the sampling budget). */
+interface Bucket extends FoldTarget {
   sampledRows: number;
 }
 
@@ -253,7 +264,7 @@ export class Collector {
     if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: new RequestPacker() }));
     log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
     const b = this.bucketOf(cfg, v.modelName, v.version, event.at);
-    b.sampledRows += foldPrediction(b.agg, b.sketch, event, b.sampledRows < cfg.featureRowsPerFlush ? cfg.featureRowsPerRequest : 1);
+    b.sampledRows += foldPrediction(b, event, b.sampledRows < cfg.featureRowsPerFlush ? cfg.featureRowsPerRequest : 1);
     this.pending.rows += event.columns.scores.length;
     return this.afterRecord(env, cfg);
   }
@@ -261,8 +272,7 @@ export class Collector {
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled || !event.version) return; // failures before a version was chosen belong to no shard
-    const b = this.bucketOf(cfg, event.model, event.version, event.at);
-    foldFailure(b.agg, b.sketch, event);
+    foldFailure(this.bucketOf(cfg, event.model, event.version, event.at), event);
     return this.afterRecord(env, cfg);
   }
 

@@ -15,7 +15,9 @@
  * before every read, so reads always see every acknowledged batch and no background job can fall
  * behind. (Rewriting a full bucket at each ingest cost ~10 ms, which capped an object at ~100
  * ingests/s; now a bucket's serialization is shared by COMPACT_EVERY ingests.) The buckets being
- * written stay parsed in memory, so compaction costs merges and one serialization, not a parse.
+ * written stay parsed in memory, so compaction costs merges and one serialization, not a parse;
+ * a bucket takes all its pending deltas in one merge (`mergeAllInto`: one draw per sample, not one
+ * per delta).
  *
  * Windows are bucket-aligned: a window of span S covers the buckets starting at or after
  * floor((now - S) / bucket) * bucket, i.e. between S and S + one bucket; `seconds` reports the
@@ -26,7 +28,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DDSketch, type SketchJSON } from "../stats/sketch";
-import { emptyAggregate, mergeAll, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
+import { emptyAggregate, mergeAll, mergeAllInto, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
 import type { ShardBatch } from "./collector";
 import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
 
@@ -35,11 +37,12 @@ const HOUR_RETENTION = 8 * DAY;
 /** Pending deltas are folded into buckets once this many have accumulated (and before any read). */
 const COMPACT_EVERY = 32;
 
-/** A bucket being compacted into. */
+/** A bucket being compacted into, and the deltas it takes (merged in one draw per sample). */
 interface OpenBucket {
   tier: "m" | "h";
   start: number;
   agg: Aggregate;
+  deltas: Aggregate[];
 }
 
 export interface WindowResult {
@@ -136,11 +139,14 @@ export class MonitorShard extends DurableObject<Env> {
         let last = 0;
         for (const d of this.sql.exec<{ id: number; minute: number; data: string }>("SELECT id, minute, data FROM deltas ORDER BY id")) {
           const agg = JSON.parse(d.data) as Aggregate;
-          mergeInto(this.bucket(touched, "m", d.minute).agg, agg, SAMPLE_CAP.minute);
-          mergeInto(this.bucket(touched, "h", Math.floor(d.minute / HOUR) * HOUR).agg, agg, SAMPLE_CAP.hour);
+          this.bucket(touched, "m", d.minute).deltas.push(agg);
+          this.bucket(touched, "h", Math.floor(d.minute / HOUR) * HOUR).deltas.push(agg);
           last = d.id;
         }
-        for (const b of touched.values()) this.sql.exec("INSERT OR REPLACE INTO buckets (tier, start, data) VALUES (?, ?, ?)", b.tier, b.start, JSON.stringify(b.agg));
+        for (const b of touched.values()) {
+          mergeAllInto(b.agg, b.deltas, b.tier === "m" ? SAMPLE_CAP.minute : SAMPLE_CAP.hour);
+          this.sql.exec("INSERT OR REPLACE INTO buckets (tier, start, data) VALUES (?, ?, ?)", b.tier, b.start, JSON.stringify(b.agg));
+        }
         this.sql.exec("DELETE FROM deltas WHERE id <= ?", last);
       });
       this.pending = 0;
@@ -162,7 +168,7 @@ export class MonitorShard extends DurableObject<Env> {
       this.hot.set(key, agg);
       if (this.hot.size > 8) this.hot.delete(this.hot.keys().next().value!);
     }
-    touched.set(key, (b = { tier, start, agg }));
+    touched.set(key, (b = { tier, start, agg, deltas: [] }));
     return b;
   }
 

@@ -40,14 +40,24 @@ function pick(values: number[], k: number, random: () => number): number[] {
   return copy.slice(0, k);
 }
 
+/**
+ * Merges reservoirs in one draw: each contributes in proportion to the values it stands for, up
+ * to `capacity` in all. The total is the largest whose proportional split every reservoir can
+ * fill, so a side that is itself a subsample is never outweighed by a complete small side.
+ * Merging k reservoirs at once draws once, where k - 1 pairwise merges would resample k - 1 times.
+ */
+export function mergeManyReservoirs(parts: readonly Reservoir[], capacity: number, random: () => number = Math.random): Reservoir {
+  let seen = 0;
+  for (const r of parts) seen += r.seen;
+  const live = parts.filter((r) => r.seen > 0);
+  if (live.length <= 1) return { seen, values: live.length ? pick(live[0].values, capacity, random) : [] };
+  let total = capacity;
+  for (const r of live) total = Math.min(total, (r.values.length * seen) / r.seen);
+  const values: number[] = [];
+  for (const r of live) values.push(...pick(r.values, Math.min(r.values.length, Math.round((total * r.seen) / seen)), random));
+  return { seen, values };
+}
+
 export function mergeReservoirs(a: Reservoir, b: Reservoir, capacity: number, random: () => number = Math.random): Reservoir {
-  const seen = a.seen + b.seen;
-  if (a.seen === 0) return { seen, values: pick(b.values, capacity, random) };
-  if (b.seen === 0) return { seen, values: pick(a.values, capacity, random) };
-  // Largest total whose split in proportion to `seen` fits what each side holds: a side that is
-  // itself a subsample must not be outweighed by a complete small side.
-  const total = Math.min(capacity, (a.values.length * seen) / a.seen, (b.values.length * seen) / b.seen);
-  const fromA = Math.min(a.values.length, Math.round((total * a.seen) / seen));
-  const fromB = Math.min(b.values.length, Math.round((total * b.seen) / seen));
-  return { seen, values: [...pick(a.values, fromA, random), ...pick(b.values, fromB, random)] };
+  return mergeManyReservoirs([a, b], capacity, random);
 }

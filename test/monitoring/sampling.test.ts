@@ -37,7 +37,7 @@ describe("feature sampling of large batches", () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
     const event = await eventOf(holdout.slice(0, 800));
     const agg = emptyAggregate();
-    foldPrediction(agg, new DDSketch(0.01), event, 64);
+    foldPrediction({ agg, sketch: new DDSketch(0.01) }, event, 64);
     expect(agg.rows).toBe(800);
     expect(agg.score.counts!.reduce((a: number, b: number) => a + b, 0)).toBe(800);
     const age = agg.features.Age as { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
@@ -46,7 +46,7 @@ describe("feature sampling of large batches", () => {
     expect(age.sample.seen).toBeCloseTo(800, 9);
     // One single-row request and one 800-row batch: the batch keeps 800/801 of the weight.
     const single = await eventOf(holdout.slice(0, 1));
-    foldPrediction(agg, new DDSketch(0.01), single, 64);
+    foldPrediction({ agg, sketch: new DDSketch(0.01) }, single, 64);
     expect(age.sample.seen).toBeCloseTo(801, 9);
   });
 
@@ -60,7 +60,7 @@ describe("feature sampling of large batches", () => {
     let meanSum = 0;
     for (let trial = 0; trial < trials; trial++) {
       const agg = emptyAggregate();
-      foldPrediction(agg, new DDSketch(0.01), event, 64);
+      foldPrediction({ agg, sketch: new DDSketch(0.01) }, event, 64);
       const sample = (agg.features.Age as { sample: { values: number[] } }).sample.values;
       expect(sample).toHaveLength(64);
       meanSum += sample.reduce((a, b) => a + b, 0) / sample.length;

@@ -8,7 +8,7 @@ import { gaussian, mulberry32 } from "../../scripts/lib/prng";
 import { accuracy, auc, brier, confusion, gini, ks, logLoss, multiclassMetrics, precisionRecallF1 } from "../../src/stats/classification";
 import { psi } from "../../src/stats/drift";
 import { mae, r2, rmse } from "../../src/stats/regression";
-import { emptyReservoir, mergeReservoirs, offer } from "../../src/stats/reservoir";
+import { emptyReservoir, mergeManyReservoirs, mergeReservoirs, offer } from "../../src/stats/reservoir";
 import { DDSketch } from "../../src/stats/sketch";
 import { chiSquareSf, kolmogorovSf } from "../../src/stats/special";
 import { chiSquareHomogeneity, jensenShannonDistance, ksStatistic, ksTwoSample } from "../../src/stats/tests";
@@ -135,5 +135,21 @@ describe("reservoir samples", () => {
     const share = merged.values.filter((v) => v === 1).length / merged.values.length;
     expect(Math.abs(share - 65 / 865)).toBeLessThan(0.01);
     expect(merged.values.length).toBe(216);
+  });
+  it("merge many at once, each in proportion to what it stands for, as far as every one can fill its share", () => {
+    const rand = mulberry32(13);
+    // Four reservoirs of 250 values standing for 1,000 .. 4,000 values each (a value names its reservoir).
+    const parts = [1000, 2000, 3000, 4000].map((n, k) => {
+      const r = emptyReservoir();
+      for (let i = 0; i < n; i++) offer(r, k, 250, rand);
+      return r;
+    });
+    const merged = mergeManyReservoirs(parts, 1000, rand);
+    expect(merged.seen).toBe(10_000);
+    // The largest reservoir can give 250 for its 40%: 625 in all, split 62.5 / 125 / 187.5 / 250.
+    expect([0, 1, 2, 3].map((k) => merged.values.filter((v) => v === k).length)).toEqual([63, 125, 188, 250]);
+    // Empty reservoirs add nothing; a single one is only capped.
+    expect(mergeManyReservoirs([emptyReservoir(), parts[0], emptyReservoir()], 100, rand)).toMatchObject({ seen: 1000, values: expect.any(Array) });
+    expect(mergeManyReservoirs([emptyReservoir(), parts[0]], 100, rand).values).toHaveLength(100);
   });
 });
