@@ -230,6 +230,11 @@ function deliver(env: Env, s: Send): Promise<void> {
 export class Collector {
   private pending = emptyPending();
   private timerArmed = false;
+  /**
+   * Packers of the log shards the last flush wrote to, emptied and reused: their buffers have grown
+   * to this isolate's flush size, so the next flush does not grow (and discard) them again.
+   */
+  private packers = new Map<string, RequestPacker>();
   /** Sends that failed once: retried with the next flush, dropped if they fail again. */
   private retry: Send[] = [];
   /** Observations dropped after a failed retry (exported at /metrics). */
@@ -261,7 +266,7 @@ export class Collector {
     const { version: v, deployment, variant } = event.dispatch;
     const name = logShardName(v.modelName, event.requestId, cfg.logShards);
     let log = this.pending.logs.get(name);
-    if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: new RequestPacker() }));
+    if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: this.packers.get(name) ?? new RequestPacker() }));
     log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
     const b = this.bucketOf(cfg, v.modelName, v.version, event.at);
     b.sampledRows += foldPrediction(b, event, b.sampledRows < cfg.featureRowsPerFlush ? cfg.featureRowsPerRequest : 1);
@@ -296,7 +301,11 @@ export class Collector {
     for (const [name, b] of batch.batches) {
       sends.push({ to: "shard", name, batch: b, observations: Object.values(b.buckets).reduce((n, a) => n + a.requests, 0), retried: false });
     }
-    for (const [name, l] of batch.logs) sends.push({ to: "log", name, model: l.model, packed: l.packer.pack(), observations: l.packer.requests, retried: false });
+    for (const [name, l] of batch.logs) {
+      sends.push({ to: "log", name, model: l.model, packed: l.packer.pack(), observations: l.packer.requests, retried: false });
+      l.packer.reset();
+    }
+    this.packers = new Map([...batch.logs].map(([name, l]) => [name, l.packer])); // kept for the next flush if used in this one
     if (sends.length === 0) return;
     this.flushes++;
     await Promise.all(

@@ -99,7 +99,8 @@ export class RequestPacker {
       }
     }
     const classes: string[] = [];
-    if (columns.classes.length) {
+    if (!columns.classes.length) this.labels.fill(0, first, first + n); // regressors: no label
+    else {
       if (this.remap.length < columns.classes.length) this.remap = new Int32Array(columns.classes.length).fill(-1);
       const { remap, labels } = this;
       const used: number[] = [];
@@ -131,6 +132,14 @@ export class RequestPacker {
       labels: narrow ? Uint8Array.from(labels).buffer : labels.slice().buffer,
       labelBytes: narrow ? 1 : 4,
     };
+  }
+
+  /** Empties the packer for the next flush, keeping its buffers (they grew to this isolate's flush size). */
+  reset() {
+    this.meta.length = 0;
+    this.rows = 0;
+    this.float32 = true;
+    this.maxClasses = 0;
   }
 
   private grow(min: number) {

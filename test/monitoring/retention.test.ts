@@ -126,6 +126,24 @@ describe("PredictionLog retention", () => {
   });
 });
 
+describe("RequestPacker reuse", () => {
+  it("packs only what was added since reset, with the layout of the new requests", () => {
+    const packer = new RequestPacker();
+    const classes = Array.from({ length: 300 }, (_, i) => `c${i}`);
+    // 300 rows, each of a different class: labels need Uint32, and 0.1 is not a float32.
+    packer.add({ requestId: "first", version: "1", at: 1 }, { scores: new Float64Array(300).fill(0.1), labels: Uint32Array.from(classes, (_, i) => 299 - i), classes });
+    expect(packer.pack()).toMatchObject({ scoreBytes: 8, labelBytes: 4 });
+    packer.reset();
+    expect([packer.rows, packer.requests]).toEqual([0, 0]);
+    packer.add({ requestId: "second", version: "1", at: 2 }, columnsOf([{ value: 0.5 }, { value: 1.5 }]));
+    const again = packer.pack();
+    expect(JSON.parse(again.meta).map((m: unknown[]) => m[0])).toEqual(["second"]);
+    expect([again.scoreBytes, again.labelBytes]).toEqual([4, 1]);
+    expect(Array.from(new Float32Array(again.scores))).toEqual([0.5, 1.5]);
+    expect(Array.from(new Uint8Array(again.labels))).toEqual([0, 0]); // no stale labels from the first flush
+  });
+});
+
 describe("PredictionLog storage", () => {
   it("keeps every row's exact score and predicted label, for classifiers and regressors, across one packed flush", async () => {
     const stub = env.PREDICTION_LOG.getByName("packing-model#0");
