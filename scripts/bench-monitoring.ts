@@ -17,7 +17,8 @@
  * run (each "on" load is followed by a MONITORING_FLUSH_MS + 0.5 s pause), so it includes the Durable
  * Objects' ingest and prediction-log writes, which run in the same workerd process locally (deployed,
  * they run apart from the isolates serving predictions). Each overhead is the median over ABBA
- * blocks of the block's relative difference, with a 95% bootstrap interval. Figures are printed,
+ * blocks of the block's relative difference, with a 95% bootstrap interval; and the CPU per request
+ * of the runtime's busiest thread groups (main thread, V8 background GC, ...). Figures are printed,
  * never asserted (target < 3%).
  *
  * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_BLOCKS of
@@ -32,7 +33,7 @@ import autocannon from "autocannon";
 import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
 import { median } from "./lib/quantiles.ts";
-import { cpuSeconds, pin, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
+import { cpuSeconds, pin, runtimeOf, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 12);
@@ -48,10 +49,16 @@ const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
  * `settleMs` after it (long enough for the load's last monitoring flush to run).
  */
-async function load(rt: RuntimeProcess, body: unknown, settleMs: number): Promise<{ rps: number; cpuUs: number; errors: number }> {
+/** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
+type ThreadUse = { cpu: Map<string, number>; requests: number };
+
+async function load(rt: RuntimeProcess, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
+  const threads0 = threadCpuSeconds(rt.pid);
   const cpu0 = cpuSeconds(rt.pid);
   const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   if (settleMs) await new Promise((resolve) => setTimeout(resolve, settleMs));
+  for (const [name, seconds] of threadCpuSeconds(rt.pid)) use.cpu.set(name, (use.cpu.get(name) ?? 0) + seconds - (threads0.get(name) ?? 0));
+  use.requests += r.requests.total;
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
 }
 
@@ -98,13 +105,14 @@ try {
     const throughput: Pair[] = [];
     const cpu: Pair[] = [];
     let errors = 0;
+    const use: Record<"on" | "off", ThreadUse> = { on: { cpu: new Map(), requests: 0 }, off: { cpu: new Map(), requests: 0 } };
     for (let b = 0; b < BLOCKS; b++) {
       // on, off, off, on. After each "on" load the monitoring server's last flush runs before the
       // next load starts (it must not steal the core from "off"), and is counted in its CPU time.
       const t = { on: 0, off: 0 };
       const u = { on: 0, off: 0 };
       for (const side of ["on", "off", "off", "on"] as const) {
-        const r = await load(rt[side], c.body, side === "on" ? SETTLE_MS : 0);
+        const r = await load(rt[side], c.body, side === "on" ? SETTLE_MS : 0, use[side]);
         t[side] += r.rps / 2;
         u[side] += r.cpuUs / 2;
         errors += r.errors;
@@ -119,6 +127,9 @@ try {
       `${c.name.padEnd(17)} throughput on ${mean(throughput, "on").toFixed(0)} vs off ${mean(throughput, "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
         `${"".padEnd(17)} cpu/request on ${mean(cpu, "on").toFixed(0)} vs off ${mean(cpu, "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); errors ${errors}`,
     );
+    const perRequest = (u: ThreadUse, name: string) => (((u.cpu.get(name) ?? 0) * 1e6) / u.requests).toFixed(1);
+    const names = [...use.on.cpu.keys()].sort((a, b) => (use.on.cpu.get(b) ?? 0) - (use.on.cpu.get(a) ?? 0)).slice(0, 4);
+    console.log(`${"".padEnd(17)} cpu/request by thread, on vs off: ${names.map((n) => `${n} ${perRequest(use.on, n)} vs ${perRequest(use.off, n)} us`).join("; ")}`);
   }
   const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
   console.log(`monitored requests (fleet counter on the monitoring server): ${/edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a"}`);

@@ -97,6 +97,25 @@ export function cpuSeconds(pid: number): number {
   return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
 }
 
+/**
+ * CPU seconds of each thread group of `pid`, by thread name with trailing digits dropped (workerd's
+ * main thread, V8's background GC workers, ...): where a process-wide difference is spent.
+ */
+export function threadCpuSeconds(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const tid of readdirSync(`/proc/${pid}/task`)) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
+      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")).replace(/\d+$/, "");
+      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLOCK_TICKS);
+    } catch {
+      /* thread exited */
+    }
+  }
+  return out;
+}
+
 /** Pins every thread of `pid` to `cpu` (util-linux taskset); false when taskset is missing. */
 export function pin(pid: number, cpu: number): boolean {
   return spawnSync("taskset", ["-a", "-cp", String(cpu), String(pid)], { stdio: "ignore" }).status === 0;
