@@ -14,7 +14,9 @@
  *
  * Reported, per request shape: throughput on/off and the overhead 1 - on/off; and the runtime's CPU
  * time per request, read from /proc from the start of a load until its last monitoring flush has
- * run (each "on" load is followed by a MONITORING_FLUSH_MS + 0.5 s pause), so it includes the Durable
+ * run (every load, on either server, is followed by a MONITORING_FLUSH_MS + 0.5 s pause counted in
+ * its CPU time: a server's post-load work, its last flush or V8's idle-time GC, is charged to that
+ * server and never runs during the other server's load), so it includes the Durable
  * Objects' ingest and prediction-log writes, which run in the same workerd process locally (deployed,
  * they run apart from the isolates serving predictions). Each overhead is the median over ABBA
  * blocks of the block's relative difference, with a 95% bootstrap interval; and the CPU per request
@@ -45,18 +47,20 @@ const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
+/** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
+type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number };
+
 /**
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
  * `settleMs` after it (long enough for the load's last monitoring flush to run).
  */
-/** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
-type ThreadUse = { cpu: Map<string, number>; requests: number };
-
 async function load(rt: RuntimeProcess, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
   const threads0 = threadCpuSeconds(rt.pid);
   const cpu0 = cpuSeconds(rt.pid);
   const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const loaded = cpuSeconds(rt.pid);
   if (settleMs) await new Promise((resolve) => setTimeout(resolve, settleMs));
+  use.afterLoad += cpuSeconds(rt.pid) - loaded;
   for (const [name, seconds] of threadCpuSeconds(rt.pid)) use.cpu.set(name, (use.cpu.get(name) ?? 0) + seconds - (threads0.get(name) ?? 0));
   use.requests += r.requests.total;
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
@@ -105,14 +109,16 @@ try {
     const throughput: Pair[] = [];
     const cpu: Pair[] = [];
     let errors = 0;
-    const use: Record<"on" | "off", ThreadUse> = { on: { cpu: new Map(), requests: 0 }, off: { cpu: new Map(), requests: 0 } };
+    const use: Record<"on" | "off", ThreadUse> = { on: { cpu: new Map(), requests: 0, afterLoad: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0 } };
     for (let b = 0; b < BLOCKS; b++) {
-      // on, off, off, on. After each "on" load the monitoring server's last flush runs before the
-      // next load starts (it must not steal the core from "off"), and is counted in its CPU time.
+      // on, off, off, on. Each load is followed by the same pause, counted in that server's CPU
+      // time: the "on" server's last flush and either server's post-load work (V8 shrinks its heap
+      // once a load stops) run before the next load and are charged to the server that caused them.
+      // Pausing after "on" loads only charged "off"'s leftover work to "on"'s next load.
       const t = { on: 0, off: 0 };
       const u = { on: 0, off: 0 };
       for (const side of ["on", "off", "off", "on"] as const) {
-        const r = await load(rt[side], c.body, side === "on" ? SETTLE_MS : 0, use[side]);
+        const r = await load(rt[side], c.body, SETTLE_MS, use[side]);
         t[side] += r.rps / 2;
         u[side] += r.cpuUs / 2;
         errors += r.errors;
@@ -130,6 +136,8 @@ try {
     const perRequest = (u: ThreadUse, name: string) => (((u.cpu.get(name) ?? 0) * 1e6) / u.requests).toFixed(1);
     const names = [...use.on.cpu.keys()].sort((a, b) => (use.on.cpu.get(b) ?? 0) - (use.on.cpu.get(a) ?? 0)).slice(0, 4);
     console.log(`${"".padEnd(17)} cpu/request by thread, on vs off: ${names.map((n) => `${n} ${perRequest(use.on, n)} vs ${perRequest(use.off, n)} us`).join("; ")}`);
+    const after = (u: ThreadUse) => ((u.afterLoad * 1e6) / u.requests).toFixed(1);
+    console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
   }
   const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
   console.log(`monitored requests (fleet counter on the monitoring server): ${/edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a"}`);
