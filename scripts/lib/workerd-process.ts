@@ -21,10 +21,18 @@ export interface RuntimeProcess {
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
 /** Fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime. */
-function statFields(pid: number | string): string[] {
-  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
-  return stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+/** A /proc stat file (`/proc/<pid>` or `/proc/<pid>/task/<tid>`): the command name and the fields after it. */
+function readStat(dir: string): { name: string; fields: string[] } {
+  const stat = readFileSync(`${dir}/stat`, "utf8");
+  return { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), fields: stat.slice(stat.lastIndexOf(")") + 2).split(" ") };
 }
+
+function statFields(pid: number | string): string[] {
+  return readStat(`/proc/${pid}`).fields;
+}
+
+/** utime + stime of a stat file's fields, in seconds. */
+const cpuOf = (f: string[]) => (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
 
 function childrenOf(pid: number): number[] {
   const out: number[] = [];
@@ -93,8 +101,7 @@ export async function runtimeOf(server: DevServer, port: number): Promise<Runtim
 
 /** User + system CPU seconds the process has used so far. */
 export function cpuSeconds(pid: number): number {
-  const f = statFields(pid);
-  return (Number(f[11]) + Number(f[12])) / CLOCK_TICKS;
+  return cpuOf(statFields(pid));
 }
 
 /**
@@ -105,10 +112,9 @@ export function threadCpuSeconds(pid: number): Map<string, number> {
   const out = new Map<string, number>();
   for (const tid of readdirSync(`/proc/${pid}/task`)) {
     try {
-      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, "utf8");
-      const name = stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")).replace(/\d+$/, "");
-      const f = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-      out.set(name, (out.get(name) ?? 0) + (Number(f[11]) + Number(f[12])) / CLOCK_TICKS);
+      const { name, fields } = readStat(`/proc/${pid}/task/${tid}`);
+      const group = name.replace(/\d+$/, "");
+      out.set(group, (out.get(group) ?? 0) + cpuOf(fields));
     } catch {
       /* thread exited */
     }

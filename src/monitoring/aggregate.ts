@@ -45,6 +45,11 @@ export interface Aggregate {
   features: Record<string, FeatureAggregate>;
 }
 
+/** A feature's empty aggregate; numeric ones with `bins` zero counts (the reference bins, if any). */
+export function emptyFeature(kind: FeatureAggregate["type"], bins = 0): FeatureAggregate {
+  return kind === "numeric" ? { type: "numeric", counts: new Array(bins).fill(0), missing: 0, sample: { seen: 0, values: [] } } : { type: "categorical", counts: {}, missing: 0 };
+}
+
 export function emptyAggregate(): Aggregate {
   return { requests: 0, rows: 0, errors: {}, latency: null, score: { counts: null, sample: { seen: 0, values: [] } }, labels: {}, features: {} };
 }
@@ -88,7 +93,7 @@ export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: num
     scoreSamples.push(b.score.sample);
     addRecord(a.labels, b.labels);
     for (const [name, fb] of Object.entries(b.features)) {
-      const fa = (a.features[name] ??= fb.type === "numeric" ? { type: "numeric", counts: [], missing: 0, sample: { seen: 0, values: [] } } : { type: "categorical", counts: {}, missing: 0 });
+      const fa = (a.features[name] ??= emptyFeature(fb.type));
       if (fa.type === "numeric" && fb.type === "numeric") {
         fa.counts = fa.counts.length ? addCounts(fa.counts, fb.counts)! : fb.counts.slice();
         fa.missing += fb.missing;

@@ -26,7 +26,7 @@ import type { ModelVersion } from "../registry/store";
 import { binIndex } from "../stats/drift";
 import { offer } from "../stats/reservoir";
 import { DDSketch } from "../stats/sketch";
-import { emptyAggregate, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate, type FeatureAggregate } from "./aggregate";
+import { emptyAggregate, emptyFeature, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate, type FeatureAggregate } from "./aggregate";
 import { RequestPacker, type PackedRequests } from "./prediction-log";
 import { logShardName, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
 
@@ -167,10 +167,7 @@ let perClass = new Float64Array(16);
 /** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */
 function featureSlots(agg: Aggregate, plan: Plan): (FeatureAggregate | null)[] {
   return plan.features.map((f) => {
-    const fa = (agg.features[f.name] ??=
-      f.kind === "numeric"
-        ? { type: "numeric", counts: f.edges ? new Array(f.edges.length - 1).fill(0) : [], missing: 0, sample: { seen: 0, values: [] } }
-        : { type: "categorical", counts: {}, missing: 0 });
+    const fa = (agg.features[f.name] ??= emptyFeature(f.kind, f.edges ? f.edges.length - 1 : 0));
     return fa.type === f.kind ? fa : null;
   });
 }

@@ -83,7 +83,8 @@ export class RequestPacker {
 
   /**
    * Packs one request: its scores are copied as they are, its labels re-indexed into the classes
-   * the request used (in order of first use), so a row costs 12 bytes whatever the class count.
+   * the request used (in order of first use), so the stored width depends on what a request used,
+   * not on how many classes the model has.
    */
   add(request: LoggedRequest, columns: PredictionColumns) {
     const n = columns.scores.length;
