@@ -7,6 +7,12 @@
  * servers in ABBA order, so slow drift in the machine's speed (this is a shared VM) hits both
  * sides equally.
  *
+ * Rounds: the pair of servers is started afresh BENCH_ROUNDS times. Two processes running the same
+ * code differ by several percent for the whole of their lives (what the JIT chose to optimize, heap
+ * layout), which no number of blocks within one pair averages out; so the interval is a cluster
+ * bootstrap over rounds (rounds drawn with replacement, then blocks within each), and each round's
+ * own figure is printed to show that spread.
+ *
  * Load goes straight to each server's workerd runtime, not through wrangler's dev proxy and
  * request logger (scripts/lib/workerd-process.ts): those cost more CPU than the worker itself and
  * do not exist when deployed. Where the machine has two or more cores, both runtimes are pinned to
@@ -23,8 +29,8 @@
  * of the runtime's busiest thread groups (main thread, V8 background GC, ...). Figures are printed,
  * never asserted (target < 3%).
  *
- * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_BLOCKS of
- * ABBA (default 12), BENCH_CONNECTIONS (10),
+ * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_ROUNDS of fresh
+ * server pairs (default 3), BENCH_BLOCKS of ABBA per round (default 4), BENCH_CONNECTIONS (10),
  * BENCH_BATCHES: rows per request, one case each (default "1,100");
  * BENCH_ON_VARS: JSON of extra vars for the monitoring server (to compare settings).
  */
@@ -38,7 +44,8 @@ import { median } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
-const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 12);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const BLOCKS = Number(process.env.BENCH_BLOCKS ?? 4);
 const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
 const ON_VARS: Record<string, string> = JSON.parse(process.env.BENCH_ON_VARS ?? "{}");
 const SETTLE_MS = Number(ON_VARS.MONITORING_FLUSH_MS ?? 2000) + 500;
@@ -78,70 +85,87 @@ async function server(mode: "on" | "off", port: number, dirs: string[], adminTok
 type Pair = { on: number; off: number };
 /**
  * Overhead as the median over ABBA blocks of each block's relative difference (robust to a block
- * that a VM hiccup hit on one side only), with a 95% bootstrap interval of that median.
+ * that a VM hiccup hit on one side only), with a 95% cluster-bootstrap interval of that median:
+ * rounds (server pairs) drawn with replacement, then blocks within each drawn round.
  */
-function overhead(blocks: Pair[], diff: (b: Pair) => number) {
-  const d = blocks.map(diff);
+function overhead(rounds: Pair[][], diff: (b: Pair) => number) {
+  const d = rounds.map((blocks) => blocks.map(diff));
   const rand = mulberry32(7);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
   const draws: number[] = [];
-  for (let i = 0; i < 2000; i++) draws.push(median(d.map(() => d[Math.floor(rand() * d.length)])));
+  for (let i = 0; i < 2000; i++) draws.push(median(d.map(() => pick(d)).flatMap((round) => round.map(() => pick(round)))));
   draws.sort((a, b) => a - b);
-  return { point: median(d), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)] };
+  return { point: median(d.flat()), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)], perRound: d.map(median) };
 }
 
 const mean = (bs: Pair[], k: keyof Pair) => bs.reduce((s, b) => s + b[k], 0) / bs.length;
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 const vars = ensureDevVars();
-const dirs: string[] = [];
-const servers: DevServer[] = [];
-try {
-  const on = await server("on", 8791, dirs, vars.ADMIN_TOKEN);
-  servers.push(on);
-  const off = await server("off", 8792, dirs, vars.ADMIN_TOKEN);
-  servers.push(off);
-  const rt = { on: await runtimeOf(on, 8791), off: await runtimeOf(off, 8792) };
-  const pinned = availableParallelism() >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
-  const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
-  for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
-  console.log(`\nmonitoring on vs off, straight to each workerd runtime (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"}): ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
-  for (const c of cases) {
-    const throughput: Pair[] = [];
-    const cpu: Pair[] = [];
-    let errors = 0;
-    const use: Record<"on" | "off", ThreadUse> = { on: { cpu: new Map(), requests: 0, afterLoad: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0 } };
-    for (let b = 0; b < BLOCKS; b++) {
-      // on, off, off, on. Each load is followed by the same pause, counted in that server's CPU
-      // time: the "on" server's last flush and either server's post-load work (V8 shrinks its heap
-      // once a load stops) run before the next load and are charged to the server that caused them.
-      // Pausing after "on" loads only charged "off"'s leftover work to "on"'s next load.
-      const t = { on: 0, off: 0 };
-      const u = { on: 0, off: 0 };
-      for (const side of ["on", "off", "off", "on"] as const) {
-        const r = await load(rt[side], c.body, SETTLE_MS, use[side]);
-        t[side] += r.rps / 2;
-        u[side] += r.cpuUs / 2;
-        errors += r.errors;
+const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
+type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
+const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: { cpu: new Map(), requests: 0, afterLoad: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0 } } }));
+let monitored = "n/a";
+console.log(`\nmonitoring on vs off, straight to each workerd runtime: ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
+for (let round = 0; round < ROUNDS; round++) {
+  const dirs: string[] = [];
+  const servers: DevServer[] = [];
+  try {
+    const on = await server("on", 8791, dirs, vars.ADMIN_TOKEN);
+    servers.push(on);
+    const off = await server("off", 8792, dirs, vars.ADMIN_TOKEN);
+    servers.push(off);
+    const rt = { on: await runtimeOf(on, 8791), off: await runtimeOf(off, 8792) };
+    const pinned = availableParallelism() >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
+    console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
+    // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
+    for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
+    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, { cpu: new Map(), requests: 0, afterLoad: 0 });
+    for (const [i, c] of cases.entries()) {
+      const res = results[i];
+      const throughput: Pair[] = [];
+      const cpu: Pair[] = [];
+      for (let b = 0; b < BLOCKS; b++) {
+        // on, off, off, on. Each load is followed by the same pause, counted in that server's CPU
+        // time: the "on" server's last flush and either server's post-load work (V8 shrinks its heap
+        // once a load stops) run before the next load and are charged to the server that caused them.
+        // Pausing after "on" loads only charged "off"'s leftover work to "on"'s next load.
+        const t = { on: 0, off: 0 };
+        const u = { on: 0, off: 0 };
+        for (const side of ["on", "off", "off", "on"] as const) {
+          const r = await load(rt[side], c.body, SETTLE_MS, res.use[side]);
+          t[side] += r.rps / 2;
+          u[side] += r.cpuUs / 2;
+          res.errors += r.errors;
+        }
+        throughput.push(t);
+        cpu.push(u);
+        console.log(`  ${c.name.padEnd(17)} round ${round + 1} block ${String(b + 1).padStart(2)}: on ${t.on.toFixed(0).padStart(5)} req/s ${u.on.toFixed(0).padStart(5)} us cpu/req, off ${t.off.toFixed(0).padStart(5)} req/s ${u.off.toFixed(0).padStart(5)} us cpu/req`);
       }
-      throughput.push(t);
-      cpu.push(u);
-      console.log(`  ${c.name.padEnd(17)} block ${String(b + 1).padStart(2)}: on ${t.on.toFixed(0).padStart(5)} req/s ${u.on.toFixed(0).padStart(5)} us cpu/req, off ${t.off.toFixed(0).padStart(5)} req/s ${u.off.toFixed(0).padStart(5)} us cpu/req`);
+      res.throughput.push(throughput);
+      res.cpu.push(cpu);
     }
-    const o = overhead(throughput, (b) => 1 - b.on / b.off);
-    const k = overhead(cpu, (b) => b.on / b.off - 1);
-    console.log(
-      `${c.name.padEnd(17)} throughput on ${mean(throughput, "on").toFixed(0)} vs off ${mean(throughput, "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
-        `${"".padEnd(17)} cpu/request on ${mean(cpu, "on").toFixed(0)} vs off ${mean(cpu, "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); errors ${errors}`,
-    );
-    const perRequest = (u: ThreadUse, name: string) => (((u.cpu.get(name) ?? 0) * 1e6) / u.requests).toFixed(1);
-    const names = [...use.on.cpu.keys()].sort((a, b) => (use.on.cpu.get(b) ?? 0) - (use.on.cpu.get(a) ?? 0)).slice(0, 4);
-    console.log(`${"".padEnd(17)} cpu/request by thread, on vs off: ${names.map((n) => `${n} ${perRequest(use.on, n)} vs ${perRequest(use.off, n)} us`).join("; ")}`);
-    const after = (u: ThreadUse) => ((u.afterLoad * 1e6) / u.requests).toFixed(1);
-    console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
+    const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
+    monitored = /edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a";
+  } finally {
+    for (const s of servers) await s.stop();
+    for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
-  const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
-  console.log(`monitored requests (fleet counter on the monitoring server): ${/edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a"}`);
-} finally {
-  for (const s of servers) await s.stop();
-  for (const d of dirs) rmSync(d, { recursive: true, force: true });
 }
+for (const [i, c] of cases.entries()) {
+  const { throughput, cpu, errors, use } = results[i];
+  const all = (xs: Pair[][]) => xs.flat();
+  const o = overhead(throughput, (b) => 1 - b.on / b.off);
+  const k = overhead(cpu, (b) => b.on / b.off - 1);
+  console.log(
+    `${c.name.padEnd(17)} throughput on ${mean(all(throughput), "on").toFixed(0)} vs off ${mean(all(throughput), "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
+      `${"".padEnd(17)} by round: ${o.perRound.map(pct).join(", ")}\n` +
+      `${"".padEnd(17)} cpu/request on ${mean(all(cpu), "on").toFixed(0)} vs off ${mean(all(cpu), "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); by round: ${k.perRound.map(pct).join(", ")}; errors ${errors}`,
+  );
+  const perRequest = (u: ThreadUse, name: string) => (((u.cpu.get(name) ?? 0) * 1e6) / u.requests).toFixed(1);
+  const names = [...use.on.cpu.keys()].sort((a, b) => (use.on.cpu.get(b) ?? 0) - (use.on.cpu.get(a) ?? 0)).slice(0, 4);
+  console.log(`${"".padEnd(17)} cpu/request by thread, on vs off: ${names.map((n) => `${n} ${perRequest(use.on, n)} vs ${perRequest(use.off, n)} us`).join("; ")}`);
+  const after = (u: ThreadUse) => ((u.afterLoad * 1e6) / u.requests).toFixed(1);
+  console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
+}
+console.log(`monitored requests in the last round (fleet counter on the monitoring server): ${monitored}`);

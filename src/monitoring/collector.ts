@@ -28,7 +28,7 @@ import { offer } from "../stats/reservoir";
 import { DDSketch } from "../stats/sketch";
 import { emptyAggregate, emptyFeature, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate, type FeatureAggregate } from "./aggregate";
 import { RequestPacker, type PackedRequests } from "./prediction-log";
-import { logShardName, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
+import { logShardNameAt, logShardOf, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
 
 export interface ShardBatch {
   model: string;
@@ -99,9 +99,11 @@ export interface FoldTarget {
  * (Horvitz-Thompson), so histograms and samples still estimate the distribution over all rows
  * and big batches are not under-represented against single-row requests. Values come from the
  * validated row (schema order); a feature the request left out and validation imputed counts as
- * missing, as the raw row shows it. Returns the number of rows sampled.
+ * missing, as the raw row shows it. `share` is the probability with which the caller chose to
+ * fold this request's features at all (see `Collector`): sampled rows are weighted n/k/share, so
+ * the estimates stay unbiased over requests too. Returns the number of rows sampled.
  */
-export function foldPrediction(target: FoldTarget, event: PredictionEvent, featureRows = Infinity): number {
+export function foldPrediction(target: FoldTarget, event: PredictionEvent, featureRows = Infinity, share = 1): number {
   const { agg, sketch } = target;
   const plan = planOf(event.dispatch.version);
   const { rows, resolved } = event;
@@ -131,8 +133,8 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent, featu
 
   // Features and the score sample: a weighted random sample of the rows.
   const picked = sampleRows(n, featureRows);
-  const w = picked ? n / picked.length : 1;
   const count = picked ? picked.length : n;
+  const w = (picked ? n / count : 1) / share;
   for (let i = 0; i < count; i++) {
     const row = picked ? picked[i] : i;
     const score = scores[row];
@@ -190,14 +192,31 @@ export function foldFailure({ agg, sketch }: FoldTarget, event: FailureEvent) {
   sketch.add(Math.max(0, event.latencyMs));
 }
 
-/** A buffered aggregate, and how many rows' features it has folded (the sampling budget). */
+/**
+ * Rows whose features an isolate folded for one version in one minute, across flushes: the
+ * sampling budget `MONITORING_FEATURE_ROWS_PER_MINUTE`.
+ */
+interface Budget {
+  minute: number;
+  rows: number;
+}
+
+/**
+ * Once the minute's budget is spent, a request's features are folded with this probability (one
+ * row, weighted n/share): at that traffic the minute already has far more rows than its reservoirs
+ * keep, and the other requests cost only their score and label counts.
+ */
+export const LATE_FEATURE_SHARE = 1 / 16;
+
+/** A buffered aggregate, and its version's sampling budget for the minute. */
 interface Bucket extends FoldTarget {
-  sampledRows: number;
+  budget: Budget;
 }
 
 interface Pending {
   batches: Map<string, ShardBatch>;
-  logs: Map<string, { model: string; packer: RequestPacker }>;
+  /** Per model, the packer of each log shard (by index) that received entries. */
+  logs: Map<string, (RequestPacker | undefined)[]>;
   buckets: Map<Aggregate, Bucket>;
   events: number;
   rows: number;
@@ -240,6 +259,9 @@ export class Collector {
   /** This isolate's stats shard index (before modulo MONITOR_SHARDS). */
   readonly shardSeed = Math.floor(Math.random() * 65536);
 
+  /** Sampling budgets by `model@version`. */
+  private budgets = new Map<string, Budget>();
+
   /** The bucket of the previous event: consecutive events mostly share version and minute. */
   private last: { pending: Pending; model: string; version: string; minute: number; bucket: Bucket } | null = null;
 
@@ -252,21 +274,37 @@ export class Collector {
     if (!batch) this.pending.batches.set(name, (batch = { model, version, buckets: {} }));
     const agg = (batch.buckets[String(minute)] ??= emptyAggregate());
     let bucket = this.pending.buckets.get(agg);
-    if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA), sampledRows: 0 }));
+    if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA), budget: this.budgetOf(`${model}@${version}`, minute) }));
     this.last = { pending: this.pending, model, version, minute, bucket };
     return bucket;
+  }
+
+  /** The budget of a version for a minute (a later minute starts a new one; a late event shares the current one). */
+  private budgetOf(key: string, minute: number): Budget {
+    let budget = this.budgets.get(key);
+    if (!budget) {
+      if (this.budgets.size > 200) this.budgets.delete(this.budgets.keys().next().value!);
+      this.budgets.set(key, (budget = { minute, rows: 0 }));
+    } else if (minute > budget.minute) {
+      budget.minute = minute;
+      budget.rows = 0;
+    }
+    return budget;
   }
 
   async recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled) return;
     const { version: v, deployment, variant } = event.dispatch;
-    const name = logShardName(v.modelName, event.requestId, cfg.logShards);
-    let log = this.pending.logs.get(name);
-    if (!log) this.pending.logs.set(name, (log = { model: v.modelName, packer: this.packers.get(name) ?? new RequestPacker() }));
-    log.packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
+    let logs = this.pending.logs.get(v.modelName);
+    if (!logs) this.pending.logs.set(v.modelName, (logs = []));
+    const shard = logShardOf(event.requestId, cfg.logShards);
+    const packer = (logs[shard] ??= this.packers.get(logShardNameAt(v.modelName, shard)) ?? new RequestPacker());
+    packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
     const b = this.bucketOf(cfg, v.modelName, v.version, event.at);
-    b.sampledRows += foldPrediction(b, event, b.sampledRows < cfg.featureRowsPerFlush ? cfg.featureRowsPerRequest : 1);
+    const budget = b.budget;
+    if (budget.rows < cfg.featureRowsPerMinute) budget.rows += foldPrediction(b, event, cfg.featureRowsPerRequest);
+    else budget.rows += foldPrediction(b, event, Math.random() < LATE_FEATURE_SHARE ? 1 : 0, LATE_FEATURE_SHARE);
     this.pending.rows += event.columns.scores.length;
     return this.afterRecord(env, cfg);
   }
@@ -298,11 +336,16 @@ export class Collector {
     for (const [name, b] of batch.batches) {
       sends.push({ to: "shard", name, batch: b, observations: Object.values(b.buckets).reduce((n, a) => n + a.requests, 0), retried: false });
     }
-    for (const [name, l] of batch.logs) {
-      sends.push({ to: "log", name, model: l.model, packed: l.packer.pack(), observations: l.packer.requests, retried: false });
-      l.packer.reset();
+    this.packers = new Map(); // those used in this flush are kept for the next
+    for (const [model, packers] of batch.logs) {
+      packers.forEach((packer, shard) => {
+        if (!packer) return;
+        const name = logShardNameAt(model, shard);
+        sends.push({ to: "log", name, model, packed: packer.pack(), observations: packer.requests, retried: false });
+        packer.reset();
+        this.packers.set(name, packer);
+      });
     }
-    this.packers = new Map([...batch.logs].map(([name, l]) => [name, l.packer])); // kept for the next flush if used in this one
     if (sends.length === 0) return;
     this.flushes++;
     await Promise.all(

@@ -11,8 +11,8 @@ export interface MonitoringConfig {
   logDays: number;
   /** Rows per request whose features feed drift statistics (a weighted random sample of larger batches). */
   featureRowsPerRequest: number;
-  /** Sampled rows per buffered (version, minute) after which each further request contributes one row. */
-  featureRowsPerFlush: number;
+  /** Sampled rows per (version, minute) and isolate after which a request's features are folded with probability LATE_FEATURE_SHARE. */
+  featureRowsPerMinute: number;
 }
 
 const parsed = new WeakMap<object, MonitoringConfig>();
@@ -34,7 +34,7 @@ function parse(vars: Record<string, string | undefined>): MonitoringConfig {
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
     featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 16),
-    featureRowsPerFlush: intVar(vars.MONITORING_FEATURE_ROWS_PER_FLUSH, 1000),
+    featureRowsPerMinute: intVar(vars.MONITORING_FEATURE_ROWS_PER_MINUTE, 1000),
   };
 }
 
@@ -49,7 +49,10 @@ export function hash32(text: string): number {
 }
 
 export const shardName = (model: string, version: string, shard: number) => `${model}@${version}#${shard}`;
-export const logShardName = (model: string, requestId: string, shards: number) => `${model}#${hash32(requestId) % shards}`;
+/** The prediction-log shard of a request id, and its object name (where /v1/feedback finds the request). */
+export const logShardOf = (requestId: string, shards: number) => hash32(requestId) % shards;
+export const logShardNameAt = (model: string, shard: number) => `${model}#${shard}`;
+export const logShardName = (model: string, requestId: string, shards: number) => logShardNameAt(model, logShardOf(requestId, shards));
 export const MINUTE = 60_000;
 export const HOUR = 3_600_000;
 export const DAY = 86_400_000;

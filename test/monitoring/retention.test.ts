@@ -195,6 +195,16 @@ describe("PredictionLog storage", () => {
     expect((await stub.entries("wide")).map((e) => [e.score, e.label])).toEqual(f32.map((x, i) => [x, `c${299 - i}`]));
     expect((await stub.entries("narrow")).map((e) => [e.score, e.label])).toEqual([[0.1, "x"], [0.5, "y"]]);
 
+    // Widening mid-flush: a float32, two-class request, then one with a double score and 300 classes.
+    packer = new RequestPacker();
+    packer.add({ requestId: "first", version: "1", at: now }, columnsOf([{ score: 0.25, label: "x", probabilities: {} }, { score: 0.75, label: "y", probabilities: {} }]));
+    packer.add({ requestId: "then", version: "1", at: now }, { scores: Float64Array.from(classes, (_, i) => i / 3), labels: Uint32Array.from(classes, (_, i) => i), classes });
+    batch = packer.pack();
+    expect([batch.scoreBytes, batch.labelBytes, batch.scores.byteLength, batch.labels.byteLength]).toEqual([8, 4, 302 * 8, 302 * 4]);
+    await stub.append("layout-model", batch);
+    expect((await stub.entries("first")).map((e) => [e.score, e.label])).toEqual([[0.25, "x"], [0.75, "y"]]);
+    expect((await stub.entries("then")).map((e) => [e.score, e.label])).toEqual(classes.map((c, i) => [i / 3, c]));
+
     // A table written before score_bytes/label_bytes existed: Float64 scores, Uint32 labels.
     await runInDurableObject(stub, (_log, state) => {
       const sql = state.storage.sql;

@@ -74,26 +74,68 @@ describe("feature sampling of large batches", () => {
   });
 });
 
-describe("per-flush sampling budget (MONITORING_FEATURE_ROWS_PER_FLUSH)", () => {
-  it("takes one row per request once a buffered minute holds the budget, and keeps every request's weight", async () => {
+describe("per-minute sampling budget (MONITORING_FEATURE_ROWS_PER_MINUTE)", () => {
+  const budgeted = { ...env, MONITORING_FEATURE_ROWS: "16", MONITORING_FEATURE_ROWS_PER_MINUTE: "64", MONITORING_FLUSH_MS: "600000" } as Env;
+  type Age = { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
+
+  it("spends the minute's budget across flushes, then folds requests with probability 1/16, weighted to keep every row's weight", async () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
     const model = "budget-model";
     const collector = new Collector();
-    const budgeted = { ...env, MONITORING_FEATURE_ROWS: "16", MONITORING_FEATURE_ROWS_PER_FLUSH: "64", MONITORING_FLUSH_MS: "600000" } as Env;
-    const at = Math.floor(Date.now() / 60_000) * 60_000 + 1_000; // all ten requests in one minute
-    const rows = Array.from({ length: 1000 }, (_, i) => holdout[i % holdout.length]);
-    for (let i = 0; i < 10; i++) void collector.recordPrediction(budgeted, { ...(await eventOf(rows.slice(i * 100, i * 100 + 100), model)), requestId: `b${i}`, at });
+    const at = Math.floor(Date.now() / 60_000) * 60_000 + 1_000; // every request in one minute
+    const rows = Array.from({ length: 100 }, (_, i) => holdout[i % holdout.length]);
+    const event = await eventOf(rows, model);
+    // Two requests, a flush, two more: the budget (64 = 4 x 16 rows) is spent across the flush.
+    for (let i = 0; i < 4; i++) {
+      void collector.recordPrediction(budgeted, { ...event, requestId: `b${i}`, at });
+      if (i === 1) await collector.flush(budgeted);
+    }
+    // Then 1600 more requests: each folds one row with probability 1/16 (about 100 of them).
+    for (let i = 4; i < 1604; i++) void collector.recordPrediction(budgeted, { ...event, requestId: `b${i}`, at });
     await collector.flush(budgeted);
     const shard = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
     const { aggregate } = await shard.window(3_600_000);
-    expect(aggregate.rows).toBe(1000);
-    expect(aggregate.score.counts!.reduce((a, b) => a + b, 0)).toBe(1000); // every row's score
-    // Requests 1-4 sample 16 rows each (64 = the budget), requests 5-10 one row each.
-    const age = aggregate.features.Age as { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
-    expect(age.sample.values).toHaveLength(4 * 16 + 6);
-    // Each request's sampled rows stand for all its rows: weights 100/16 and 100/1 add up to 1000.
-    expect(age.sample.seen).toBeCloseTo(1000, 9);
-    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(1000, 9);
+    expect(aggregate.rows).toBe(160_400);
+    expect(aggregate.score.counts!.reduce((a, b) => a + b, 0)).toBe(160_400); // every row's score
+    const age = aggregate.features.Age as Age;
+    // 4 x 16 budget rows, then Binomial(1600, 1/16): mean 100, sd 9.7.
+    const late = age.sample.seen > 0 ? Math.round((age.sample.seen - 400) / 1600) : 0;
+    expect(late).toBeGreaterThan(60);
+    expect(late).toBeLessThan(140);
+    // Weights: budget rows 100/16 each (400 in all), late rows 100 * 16 each.
+    expect(age.sample.seen).toBeCloseTo(400 + late * 1600, 6);
+    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(400 + late * 1600, 6);
+  });
+
+  it("is unbiased over requests: the weighted row count estimates the rows served", async () => {
+    const { foldPrediction: fold, LATE_FEATURE_SHARE } = await import("../../src/monitoring/collector");
+    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
+    const event = await eventOf(holdout.slice(0, 10));
+    const agg = emptyAggregate();
+    const target = { agg, sketch: new DDSketch(0.01) };
+    const requests = 32_000;
+    for (let i = 0; i < requests; i++) fold(target, event, Math.random() < LATE_FEATURE_SHARE ? 1 : 0, LATE_FEATURE_SHARE);
+    // Each request folds with p = 1/16 and weight 10 * 16: the estimate of 320,000 rows has sd 160 * sqrt(32,000 * 15/16 / 16) ~ 6,900.
+    const seen = (agg.features.Age as Age).sample.seen;
+    expect(Math.abs(seen - requests * 10)).toBeLessThan(28_000);
+  });
+
+  it("starts again in the next minute", async () => {
+    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
+    const model = "budget-minutes";
+    const collector = new Collector();
+    const minute = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
+    const event = await eventOf(holdout.slice(0, 100), model);
+    for (let i = 0; i < 8; i++) void collector.recordPrediction(budgeted, { ...event, requestId: `m${i}`, at: minute + (i < 4 ? 1_000 : 61_000) });
+    await collector.flush(budgeted);
+    const shard = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
+    // Each minute spent its own budget (4 x 16 rows) on its first four requests.
+    const second = (await shard.window(60_000, minute + 120_000)).aggregate;
+    const both = (await shard.window(120_000, minute + 120_000)).aggregate;
+    expect(second.requests).toBe(4);
+    expect((second.features.Age as Age).sample.values).toHaveLength(64);
+    expect(both.requests).toBe(8);
+    expect((both.features.Age as Age).sample.values).toHaveLength(128);
   });
 });
 
