@@ -102,6 +102,9 @@ const mean = (bs: Pair[], k: keyof Pair) => bs.reduce((s, b) => s + b[k], 0) / b
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
 const vars = ensureDevVars();
+// Read before this process pins itself: availableParallelism() follows the CPU affinity, which
+// children (the next round's servers) inherit until they are pinned themselves.
+const CORES = availableParallelism();
 const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
 type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
 const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: { cpu: new Map(), requests: 0, afterLoad: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0 } } }));
@@ -116,7 +119,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const off = await server("off", 8792, dirs, vars.ADMIN_TOKEN);
     servers.push(off);
     const rt = { on: await runtimeOf(on, 8791), off: await runtimeOf(off, 8792) };
-    const pinned = availableParallelism() >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
+    const pinned = CORES >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
     console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
     for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
