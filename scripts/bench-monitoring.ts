@@ -41,7 +41,7 @@ import autocannon from "autocannon";
 import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
 import { median } from "./lib/quantiles.ts";
-import { cpuSeconds, pin, runtimeOf, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
+import { cpuSeconds, pin, runtimeOf, systemCpuSeconds, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
@@ -55,7 +55,7 @@ const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-hold
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
 /** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
-type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number };
+type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number; system: number };
 
 /**
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
@@ -64,12 +64,14 @@ type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number
 async function load(rt: RuntimeProcess, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
   const threads0 = threadCpuSeconds(rt.pid);
   const cpu0 = cpuSeconds(rt.pid);
+  const system0 = systemCpuSeconds(rt.pid);
   const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const loaded = cpuSeconds(rt.pid);
   if (settleMs) await new Promise((resolve) => setTimeout(resolve, settleMs));
   use.afterLoad += cpuSeconds(rt.pid) - loaded;
   for (const [name, seconds] of threadCpuSeconds(rt.pid)) use.cpu.set(name, (use.cpu.get(name) ?? 0) + seconds - (threads0.get(name) ?? 0));
   use.requests += r.requests.total;
+  use.system += systemCpuSeconds(rt.pid) - system0;
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
 }
 
@@ -107,7 +109,7 @@ const vars = ensureDevVars();
 const CORES = availableParallelism();
 const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
 type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
-const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: { cpu: new Map(), requests: 0, afterLoad: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0 } } }));
+const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 } } }));
 let monitored = "n/a";
 console.log(`\nmonitoring on vs off, straight to each workerd runtime: ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
@@ -123,7 +125,7 @@ for (let round = 0; round < ROUNDS; round++) {
     console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
     for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
-    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, { cpu: new Map(), requests: 0, afterLoad: 0 });
+    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 });
     for (const [i, c] of cases.entries()) {
       const res = results[i];
       const throughput: Pair[] = [];
@@ -170,5 +172,7 @@ for (const [i, c] of cases.entries()) {
   console.log(`${"".padEnd(17)} cpu/request by thread, on vs off: ${names.map((n) => `${n} ${perRequest(use.on, n)} vs ${perRequest(use.off, n)} us`).join("; ")}`);
   const after = (u: ThreadUse) => ((u.afterLoad * 1e6) / u.requests).toFixed(1);
   console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
+  const system = (u: ThreadUse) => ((u.system * 1e6) / u.requests).toFixed(1);
+  console.log(`${"".padEnd(17)} of which kernel time (syscalls: sockets, local storage writes), per request: on ${system(use.on)} vs off ${system(use.off)} us`);
 }
 console.log(`monitored requests in the last round (fleet counter on the monitoring server): ${monitored}`);

@@ -104,6 +104,11 @@ export function cpuSeconds(pid: number): number {
   return cpuOf(statFields(pid));
 }
 
+/** System (kernel) CPU seconds the process has used so far: syscalls, such as local storage writes. */
+export function systemCpuSeconds(pid: number): number {
+  return Number(statFields(pid)[12]) / CLOCK_TICKS;
+}
+
 /**
  * CPU seconds of each thread group of `pid`, by thread name with trailing digits dropped (workerd's
  * main thread, V8's background GC workers, ...): where a process-wide difference is spent.

@@ -29,7 +29,7 @@ function parse(vars: Record<string, string | undefined>): MonitoringConfig {
     enabled: vars.MONITORING_ENABLED !== "false",
     flushMs: intVar(vars.MONITORING_FLUSH_MS, 2000),
     flushEvents: intVar(vars.MONITORING_FLUSH_EVENTS, 5000),
-    flushRows: intVar(vars.MONITORING_FLUSH_ROWS, 100000),
+    flushRows: intVar(vars.MONITORING_FLUSH_ROWS, 250000),
     statsShards: Math.min(intVar(vars.MONITOR_SHARDS, 1), 64),
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),

@@ -106,18 +106,19 @@ export class RequestPacker {
     const first = this.rows;
     if (first + n > this.scores.length) this.grow(first + n);
     const src = columns.scores;
-    let scores = this.scores;
-    if (scores instanceof Float32Array) {
+    this.scores.set(src, first);
+    if (this.scores instanceof Float32Array) {
+      // Stored narrow: widen once if a score did not survive the float32 round trip.
+      const scores = this.scores;
       for (let i = 0; i < n; i++) {
         const x = src[i];
-        if (Math.fround(x) !== x && x === x) {
-          scores = this.scores = Float64Array.from(scores);
+        if (scores[first + i] !== x && x === x) {
+          this.scores = Float64Array.from(scores);
+          this.scores.set(src, first);
           break;
         }
-        scores[first + i] = x;
       }
     }
-    if (scores instanceof Float64Array) scores.set(src, first);
     const names = this.names;
     if (!columns.classes.length) this.labels.fill(0, first, first + n); // regressors: no label
     else {

@@ -28,7 +28,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DDSketch, type SketchJSON } from "../stats/sketch";
-import { emptyAggregate, mergeAll, mergeAllInto, mergeInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
+import { emptyAggregate, mergeAll, mergeAllInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
 import type { ShardBatch } from "./collector";
 import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
 
@@ -104,25 +104,22 @@ export class MonitorShard extends DurableObject<Env> {
 
   /** Stores a batch from one isolate as a delta and adds it to the totals; compacts every COMPACT_EVERY batches. */
   async ingest(batch: ShardBatch): Promise<void> {
-    const total = emptyAggregate();
     this.ctx.storage.transactionSync(() => {
       this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?), ('version', ?)", batch.model, batch.version);
+      const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
+      let requests = row?.requests ?? 0;
+      let rows = row?.rows ?? 0;
+      const errors: Record<string, number> = row ? JSON.parse(row.errors) : {};
+      const latency = row?.latency ? DDSketch.fromJSON(JSON.parse(row.latency)) : new DDSketch(SKETCH_ALPHA);
+      // The running totals take only counts, errors and latency: no need to merge histograms and samples.
       for (const [minuteKey, agg] of Object.entries(batch.buckets)) {
         this.sql.exec("INSERT INTO deltas (minute, data) VALUES (?, ?)", Number(minuteKey), JSON.stringify(agg));
-        mergeInto(total, agg, 0);
+        requests += agg.requests;
+        rows += agg.rows;
+        for (const [k, v] of Object.entries(agg.errors)) errors[k] = (errors[k] ?? 0) + v;
+        if (agg.latency) latency.merge(agg.latency);
       }
-      const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
-      const errors: Record<string, number> = row ? JSON.parse(row.errors) : {};
-      for (const [k, v] of Object.entries(total.errors)) errors[k] = (errors[k] ?? 0) + v;
-      const latency = row?.latency ? DDSketch.fromJSON(JSON.parse(row.latency)) : new DDSketch(SKETCH_ALPHA);
-      if (total.latency) latency.merge(total.latency);
-      this.sql.exec(
-        "INSERT OR REPLACE INTO totals (id, requests, rows, errors, latency) VALUES (1, ?, ?, ?, ?)",
-        (row?.requests ?? 0) + total.requests,
-        (row?.rows ?? 0) + total.rows,
-        JSON.stringify(errors),
-        JSON.stringify(latency.toJSON()),
-      );
+      this.sql.exec("INSERT OR REPLACE INTO totals (id, requests, rows, errors, latency) VALUES (1, ?, ?, ?, ?)", requests, rows, JSON.stringify(errors), JSON.stringify(latency.toJSON()));
     });
     this.pending += Object.keys(batch.buckets).length; // counted once committed
     if (this.pending >= COMPACT_EVERY) this.compact();
