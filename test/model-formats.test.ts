@@ -106,3 +106,20 @@ describe("ZipMap models", () => {
     expect(["bad", "good"]).toContain(pred.json.prediction.label);
   });
 });
+
+describe("decodeOutputs columns", () => {
+  it("keep the output tensor's precision: float32 scores for float outputs, float64 for double outputs", async () => {
+    const { decodeOutputs } = await import("../src/inference/outputs");
+    const spec = { kind: "classifier", probabilities: "p", classes: [0, 1] } as any;
+    const f32 = decodeOutputs(spec, { p: { data: new Float32Array([0.9, 0.1, 0.3, 0.7]) } } as any, 2);
+    expect(f32.columns.scores).toBeInstanceOf(Float32Array);
+    expect(Array.from(f32.columns.scores)).toEqual([Math.fround(0.1), Math.fround(0.7)]);
+    const exact = 0.1 + 0.2; // not a float32
+    const f64 = decodeOutputs(spec, { p: { data: new Float64Array([1 - exact, exact]) } } as any, 1);
+    expect(f64.columns.scores).toBeInstanceOf(Float64Array);
+    expect(f64.columns.scores[0]).toBe(exact);
+    expect((f64.predictions[0] as { score: number }).score).toBe(exact);
+    const regressor = decodeOutputs({ kind: "regressor", value: "v" } as any, { v: { data: new Float64Array([exact]) } } as any, 1);
+    expect(regressor.columns.scores[0]).toBe(exact);
+  });
+});

@@ -27,8 +27,11 @@ export type Prediction = ClassifierPrediction | RegressorPrediction;
 
 /** A request's predictions as columns: row r of each column belongs to `predictions[r]`. */
 export interface PredictionColumns {
-  /** Each row's `score` (classifiers) or `value` (regressors). */
-  scores: Float64Array;
+  /**
+   * Each row's `score` (classifiers) or `value` (regressors), at the output tensor's precision:
+   * Float32Array for float outputs (nearly every ONNX model), Float64Array for double outputs.
+   */
+  scores: Float32Array | Float64Array;
   /** Each row's predicted label as an index into `classes` (all 0 for regressors). */
   labels: Uint32Array;
   /** Class labels as strings (empty for regressors). */
@@ -56,17 +59,18 @@ export function decodeOutputs(
   rows: number,
   zipMapClasses?: ClassLabel[],
 ): DecodedOutputs {
-  const scores = new Float64Array(rows);
   const labelIndex = new Uint32Array(rows);
   if (spec.kind === "regressor") {
-    const values = results[spec.value].data as Float32Array;
+    const values = results[spec.value].data as Float32Array | Float64Array;
+    const scores = values instanceof Float64Array ? new Float64Array(rows) : new Float32Array(rows);
     const width = values.length / rows;
     const predictions = Array.from({ length: rows }, (_, r) => ({ value: (scores[r] = values[r * width]) }));
     return { predictions, columns: { scores, labels: labelIndex, classes: [] } };
   }
   const classes = zipMapClasses ?? spec.classes;
   const names = classes.map(String);
-  const probs = results[spec.probabilities].data as Float32Array;
+  const probs = results[spec.probabilities].data as Float32Array | Float64Array;
+  const scores = probs instanceof Float64Array ? new Float64Array(rows) : new Float32Array(rows);
   const width = classes.length;
   const labels = spec.label ? labelsOf(results[spec.label] as Ort.Tensor) : undefined;
   // Declared positive class, else the second of two classes; multiclass without one: the top class.

@@ -107,8 +107,9 @@ export class RequestPacker {
     if (first + n > this.scores.length) this.grow(first + n);
     const src = columns.scores;
     this.scores.set(src, first);
-    if (this.scores instanceof Float32Array) {
-      // Stored narrow: widen once if a score did not survive the float32 round trip.
+    if (this.scores instanceof Float32Array && src instanceof Float64Array) {
+      // Stored narrow: widen once if a score did not survive the float32 round trip (float32
+      // columns, what float model outputs give, always do).
       const scores = this.scores;
       for (let i = 0; i < n; i++) {
         const x = src[i];
