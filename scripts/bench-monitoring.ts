@@ -56,6 +56,7 @@ const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<
 
 /** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
 type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number; system: number };
+const emptyUse = (): ThreadUse => ({ cpu: new Map(), requests: 0, afterLoad: 0, system: 0 });
 
 /**
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
@@ -109,7 +110,7 @@ const vars = ensureDevVars();
 const CORES = availableParallelism();
 const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
 type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
-const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 }, off: { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 } } }));
+const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: emptyUse(), off: emptyUse() } }));
 let monitored = "n/a";
 console.log(`\nmonitoring on vs off, straight to each workerd runtime: ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
@@ -125,7 +126,7 @@ for (let round = 0; round < ROUNDS; round++) {
     console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
     for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
-    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, { cpu: new Map(), requests: 0, afterLoad: 0, system: 0 });
+    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, emptyUse());
     for (const [i, c] of cases.entries()) {
       const res = results[i];
       const throughput: Pair[] = [];
@@ -159,13 +160,12 @@ for (let round = 0; round < ROUNDS; round++) {
 }
 for (const [i, c] of cases.entries()) {
   const { throughput, cpu, errors, use } = results[i];
-  const all = (xs: Pair[][]) => xs.flat();
   const o = overhead(throughput, (b) => 1 - b.on / b.off);
   const k = overhead(cpu, (b) => b.on / b.off - 1);
   console.log(
-    `${c.name.padEnd(17)} throughput on ${mean(all(throughput), "on").toFixed(0)} vs off ${mean(all(throughput), "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
+    `${c.name.padEnd(17)} throughput on ${mean(throughput.flat(), "on").toFixed(0)} vs off ${mean(throughput.flat(), "off").toFixed(0)} req/s: overhead ${pct(o.point)} (95% CI ${pct(o.lo)} .. ${pct(o.hi)}; target < 3%)\n` +
       `${"".padEnd(17)} by round: ${o.perRound.map(pct).join(", ")}\n` +
-      `${"".padEnd(17)} cpu/request on ${mean(all(cpu), "on").toFixed(0)} vs off ${mean(all(cpu), "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); by round: ${k.perRound.map(pct).join(", ")}; errors ${errors}`,
+      `${"".padEnd(17)} cpu/request on ${mean(cpu.flat(), "on").toFixed(0)} vs off ${mean(cpu.flat(), "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); by round: ${k.perRound.map(pct).join(", ")}; errors ${errors}`,
   );
   const perRequest = (u: ThreadUse, name: string) => (((u.cpu.get(name) ?? 0) * 1e6) / u.requests).toFixed(1);
   const names = [...use.on.cpu.keys()].sort((a, b) => (use.on.cpu.get(b) ?? 0) - (use.on.cpu.get(a) ?? 0)).slice(0, 4);

@@ -20,13 +20,13 @@ export interface RuntimeProcess {
 
 const CLOCK_TICKS = 100; // USER_HZ on Linux
 
-/** Fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime. */
 /** A /proc stat file (`/proc/<pid>` or `/proc/<pid>/task/<tid>`): the command name and the fields after it. */
 function readStat(dir: string): { name: string; fields: string[] } {
   const stat = readFileSync(`${dir}/stat`, "utf8");
   return { name: stat.slice(stat.indexOf("(") + 1, stat.lastIndexOf(")")), fields: stat.slice(stat.lastIndexOf(")") + 2).split(" ") };
 }
 
+/** Fields of /proc/<pid>/stat after the command name: [0] state, [1] ppid, ..., [11] utime, [12] stime. */
 function statFields(pid: number | string): string[] {
   return readStat(`/proc/${pid}`).fields;
 }

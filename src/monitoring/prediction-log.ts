@@ -203,26 +203,24 @@ export class RequestPacker {
 
   private grow(min: number) {
     const size = Math.max(min, this.scores.length * 2);
-    const scores = this.scores instanceof Float32Array ? new Float32Array(size) : new Float64Array(size);
-    scores.set(this.scores);
-    const labels = this.labels instanceof Uint8Array ? new Uint8Array(size) : new Uint32Array(size);
-    labels.set(this.labels);
-    this.scores = scores;
-    this.labels = labels;
+    this.scores = resized(this.scores, size);
+    this.labels = resized(this.labels, size);
   }
 
   private growRequests() {
     const size = this.at.length * 2;
-    const widen = <T extends Float64Array | Uint32Array>(a: T, make: (n: number) => T): T => {
-      const b = make(size);
-      b.set(a);
-      return b;
-    };
-    this.at = widen(this.at, (n) => new Float64Array(n));
-    this.counts = widen(this.counts, (n) => new Uint32Array(n));
-    this.contextOf = widen(this.contextOf, (n) => new Uint32Array(n));
-    this.classesOf = widen(this.classesOf, (n) => new Uint32Array(n));
+    this.at = resized(this.at, size);
+    this.counts = resized(this.counts, size);
+    this.contextOf = resized(this.contextOf, size);
+    this.classesOf = resized(this.classesOf, size);
   }
+}
+
+/** A copy of `a`, of the same element type, with room for `size` elements. */
+function resized<T extends Float32Array | Float64Array | Uint8Array | Uint32Array>(a: T, size: number): T {
+  const b = new (a.constructor as new (length: number) => T)(size);
+  b.set(a);
+  return b;
 }
 
 export interface FeedbackItem {
@@ -297,8 +295,8 @@ export class PredictionLog extends DurableObject<Env> {
   /**
    * Logs answered requests, packed by `RequestPacker`: one statement unpacks the metadata with
    * jsonb_each (the list is parsed once into SQLite's binary JSON, so reading a tuple's fields
-   * does not parse its text again; ~25% less CPU than json_each here) and slices each request's rows out of the two buffers, so a flush costs one RPC
-   * and one statement whatever its size.
+   * does not parse its text again; ~25% less CPU than json_each here) and slices each request's
+   * rows out of the two buffers, so a flush costs one RPC and one statement whatever its size.
    */
   async append(_model: string, batch: PackedRequests): Promise<void> {
     this.sql.exec(
