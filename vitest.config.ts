@@ -42,9 +42,6 @@ export default defineConfig(async () => {
             // Monitoring batches leave isolates after 50 ms in tests (2 s in wrangler.toml).
             MONITORING_FLUSH_MS: "50",
             DEPLOYMENT_STATS_FLUSH_MS: "50",
-            // Drift tests send few, large batches: fold every row (the sampling has its own test).
-            MONITORING_FEATURE_ROWS: "100000",
-            MONITORING_FEATURE_ROWS_PER_MINUTE: "100000000",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },

@@ -6,7 +6,9 @@
  * shards).
  */
 import { DDSketch, type SketchJSON } from "../stats/sketch";
+import { mulberry32 } from "../stats/random";
 import { mergeManyReservoirs, type Reservoir } from "../stats/reservoir";
+import { hash32 } from "./config";
 
 /** Relative error of the latency sketches (1 %). */
 export const SKETCH_ALPHA = 0.01;
@@ -19,11 +21,18 @@ export const SKETCH_ALPHA = 0.01;
  */
 export const SAMPLE_CAP = { flush: 250, minute: 1000, hour: 2000, window: 2000 } as const;
 
+/**
+ * Counts of every row's value by cell of the reference sample (`KsGrid`), sparse: cell index ->
+ * count. The KS test runs on these, so it takes every row and does not depend on batching.
+ */
+export type KsCells = Record<string, number>;
+
 export interface NumericFeature {
   type: "numeric";
   counts: number[];
   missing: number;
   sample: Reservoir;
+  ks?: KsCells;
 }
 export interface CategoricalFeature {
   type: "categorical";
@@ -39,7 +48,7 @@ export interface Aggregate {
   /** Failed requests by "<status> <code>", e.g. "500 internal_error". */
   errors: Record<string, number>;
   latency: SketchJSON | null;
-  score: { counts: number[] | null; sample: Reservoir };
+  score: { counts: number[] | null; sample: Reservoir; ks?: KsCells };
   /** Predicted class label counts (classifiers). */
   labels: Record<string, number>;
   features: Record<string, FeatureAggregate>;
@@ -76,11 +85,12 @@ export function mergeInto(a: Aggregate, b: Aggregate, cap: number): Aggregate {
  * merge into one, and each sample is drawn once from `a` and all parts (`mergeManyReservoirs`), so
  * folding many deltas into a bucket costs one draw per sample rather than one per delta.
  */
-export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: number): Aggregate {
+export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: number, random: () => number = Math.random): Aggregate {
   let latency: DDSketch | null = null;
   const scoreSamples = [a.score.sample];
   const featureSamples = new Map<string, Reservoir[]>();
   let scoreCounts = a.score.counts;
+  let scoreKs = a.score.ks;
   for (const b of parts) {
     a.requests += b.requests;
     a.rows += b.rows;
@@ -90,6 +100,7 @@ export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: num
       else latency = a.latency ? DDSketch.fromJSON(a.latency).merge(b.latency) : DDSketch.fromJSON(b.latency);
     }
     scoreCounts = addCounts(scoreCounts, b.score.counts);
+    if (b.score.ks) addRecord((scoreKs ??= {}), b.score.ks);
     scoreSamples.push(b.score.sample);
     addRecord(a.labels, b.labels);
     for (const [name, fb] of Object.entries(b.features)) {
@@ -97,6 +108,7 @@ export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: num
       if (fa.type === "numeric" && fb.type === "numeric") {
         fa.counts = fa.counts.length ? addCounts(fa.counts, fb.counts)! : fb.counts.slice();
         fa.missing += fb.missing;
+        if (fb.ks) addRecord((fa.ks ??= {}), fb.ks);
         let samples = featureSamples.get(name);
         if (!samples) featureSamples.set(name, (samples = [fa.sample]));
         samples.push(fb.sample);
@@ -107,13 +119,22 @@ export function mergeAllInto(a: Aggregate, parts: readonly Aggregate[], cap: num
     }
   }
   if (latency) a.latency = latency.toJSON();
-  a.score = { counts: scoreCounts, sample: mergeManyReservoirs(scoreSamples, cap) };
-  for (const [name, samples] of featureSamples) (a.features[name] as NumericFeature).sample = mergeManyReservoirs(samples, cap);
+  a.score = { counts: scoreCounts, sample: mergeManyReservoirs(scoreSamples, cap, random), ...(scoreKs ? { ks: scoreKs } : {}) };
+  for (const [name, samples] of featureSamples) (a.features[name] as NumericFeature).sample = mergeManyReservoirs(samples, cap, random);
   return a;
 }
 
-export function mergeAll(parts: Iterable<Aggregate>, cap: number = SAMPLE_CAP.window): Aggregate {
-  return mergeAllInto(emptyAggregate(), [...parts], cap);
+/**
+ * Merges parts into a new aggregate. Reads pass `random` seeded from the window (`windowRandom`),
+ * so the sample a KS test sees, and hence its result, is the same on every read of unchanged data.
+ */
+export function mergeAll(parts: Iterable<Aggregate>, cap: number = SAMPLE_CAP.window, random: () => number = Math.random): Aggregate {
+  return mergeAllInto(emptyAggregate(), [...parts], cap, random);
+}
+
+/** A generator seeded from what identifies a window (object name, tier, start, span): reads of the same data draw the same sample. */
+export function windowRandom(...key: (string | number)[]): () => number {
+  return mulberry32(hash32(key.join("|")));
 }
 
 export function failures(a: Aggregate): { total: number; server: number; client: number } {
@@ -123,23 +144,24 @@ export function failures(a: Aggregate): { total: number; server: number; client:
   return { total: server + client, server, client };
 }
 
-/** Latency, volume and error figures of an aggregate over a window of `seconds`. */
+/** Latency, volume and error figures of an aggregate over a window of `seconds` (full precision: round only for display). */
 export function summarize(a: Aggregate, seconds: number) {
   const sketch = a.latency ? DDSketch.fromJSON(a.latency) : null;
-  const q = (p: number) => (sketch && sketch.count ? round(sketch.quantile(p)) : null);
+  const q = (p: number) => (sketch && sketch.count ? sketch.quantile(p) : null);
   const f = failures(a);
   return {
     requests: a.requests,
     rows: a.rows,
-    requests_per_second: round(a.requests / seconds),
+    requests_per_second: a.requests / seconds,
     errors: { total: f.total, server: f.server, client: f.client, by_code: a.errors },
-    error_rate: a.requests ? round(f.server / a.requests) : 0,
-    client_error_rate: a.requests ? round(f.client / a.requests) : 0,
-    latency_ms: { p50: q(0.5), p95: q(0.95), p99: q(0.99), mean: sketch && sketch.count ? round(sketch.sum / sketch.count) : null, relative_error: SKETCH_ALPHA },
+    error_rate: a.requests ? f.server / a.requests : 0,
+    client_error_rate: a.requests ? f.client / a.requests : 0,
+    latency_ms: { p50: q(0.5), p95: q(0.95), p99: q(0.99), mean: sketch && sketch.count ? sketch.sum / sketch.count : null, relative_error: SKETCH_ALPHA },
     predicted_labels: a.labels,
   };
 }
 
+/** `v` to `digits` significant digits, for display (messages, reports); JSON answers carry full precision. */
 export function round(v: number, digits = 6): number {
   return Number.isFinite(v) ? Number(v.toPrecision(digits)) : v;
 }

@@ -24,7 +24,8 @@
 import type { FailureEvent, PredictionEvent } from "../serving/events";
 import type { ModelVersion } from "../registry/store";
 import { binIndex } from "../stats/drift";
-import { offer } from "../stats/reservoir";
+import { StreamSampler } from "../stats/reservoir";
+import { KsGrid } from "../stats/tests";
 import { DDSketch } from "../stats/sketch";
 import { emptyAggregate, emptyFeature, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate, type FeatureAggregate } from "./aggregate";
 import { RequestPacker, type PackedRequests } from "./prediction-log";
@@ -40,13 +41,17 @@ export interface ShardBatch {
 interface FeaturePlan {
   name: string;
   kind: "numeric" | "categorical";
-  edges?: number[];
+  /** The reference's bin edges (numeric features with a reference). */
+  edges?: Float64Array;
+  /** The cells of the reference sample for exact KS (numeric features whose reference has a sample). */
+  grid?: KsGrid;
   /** Missing values are imputed by validation, so only the raw row shows them as missing. */
   imputed: boolean;
 }
 interface Plan {
   features: FeaturePlan[];
-  scoreEdges: number[] | null;
+  scoreEdges: Float64Array | null;
+  scoreGrid: KsGrid | null;
 }
 
 const plans = new Map<string, Plan>();
@@ -64,9 +69,11 @@ function planOf(v: ModelVersion): Plan {
       features: v.featureSchema.features.map((f) => {
         const r = ref?.features?.[f.name];
         const numeric = f.type === "numeric" || f.type === "integer";
-        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: numeric && r && r.type === "numeric" ? r.edges : undefined, imputed: f.missing.policy === "impute" };
+        const nr = numeric && r && r.type === "numeric" ? r : undefined;
+        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: nr ? Float64Array.from(nr.edges) : undefined, grid: nr?.sample?.length ? new KsGrid(nr.sample) : undefined, imputed: f.missing.policy === "impute" };
       }),
-      scoreEdges: ref?.score?.edges ?? null,
+      scoreEdges: ref?.score?.edges ? Float64Array.from(ref.score.edges) : null,
+      scoreGrid: ref?.score?.sample?.length ? new KsGrid(ref.score.sample) : null,
     };
     if (plans.size > 200) plans.delete(plans.keys().next().value!);
     plans.set(key, plan);
@@ -75,35 +82,57 @@ function planOf(v: ModelVersion): Plan {
   return plan;
 }
 
+/** A feature's entry in the aggregate being folded, the sampler of its reservoir and its KS cell counts (numeric). */
+interface FeatureSlot {
+  fa: FeatureAggregate;
+  sampler: StreamSampler | null;
+  /** Dense counts per KsGrid cell while folding; written to `fa.ks` (sparse) by `sealTarget`. */
+  cells: Float64Array | null;
+}
+
 /**
  * Where observations of one version and minute are folded: the aggregate, its live latency sketch
  * (serialized into the aggregate at flush) and, once features were folded, the aggregate's entry
- * per planned feature.
+ * per planned feature and the stream samplers of its reservoirs.
  */
 export interface FoldTarget {
   agg: Aggregate;
   sketch: DDSketch;
-  slots?: (FeatureAggregate | null)[];
+  slots?: (FeatureSlot | null)[];
+  scoreSampler?: StreamSampler;
+  scoreCells?: Float64Array | null;
+}
+
+/** Writes the dense KS cell counts of a target into its aggregate (sparse), before it is shipped. */
+export function sealTarget(target: FoldTarget) {
+  target.agg.latency = target.sketch.toJSON();
+  if (target.scoreCells) target.agg.score.ks = sparse(target.scoreCells, target.agg.score.ks);
+  for (const slot of target.slots ?? []) if (slot?.cells && slot.fa.type === "numeric") slot.fa.ks = sparse(slot.cells, slot.fa.ks);
+}
+
+function sparse(cells: Float64Array, into: Record<string, number> = {}): Record<string, number> {
+  for (let i = 0; i < cells.length; i++) if (cells[i] !== 0) into[i] = (into[i] ?? 0) + cells[i];
+  cells.fill(0);
+  return into;
 }
 
 /**
  * Folds one answered request into an aggregate (exported for tests and the benchmark).
  *
- * Scores and predicted labels come from the request's columns (`PredictionColumns`), so the
- * per-row work is one pass over two typed arrays: every row counts in the score histogram and
- * the label counts.
- *
- * Feature values (and the score sample) come from at most `featureRows` rows per request: for
- * larger batches a simple random sample of k of the n rows without replacement (Floyd's algorithm,
- * so periodic structure in a batch cannot alias with it), each sampled row weighted n/k
- * (Horvitz-Thompson), so histograms and samples still estimate the distribution over all rows
- * and big batches are not under-represented against single-row requests. Values come from the
- * validated row (schema order); a feature the request left out and validation imputed counts as
- * missing, as the raw row shows it. `share` is the probability with which the caller chose to
- * fold this request's features at all (see `Collector`): sampled rows are weighted n/k/share, so
- * the estimates stay unbiased over requests too. Returns the number of rows sampled.
+ * Every row counts, whatever the batching: the score histogram and label counts come from the
+ * request's columns (`PredictionColumns`, two typed arrays), and every row's feature values go
+ * into the feature histograms (numeric: a binary search of the reference edges, a handful of
+ * comparisons; categorical: one count by category) and missing counts, so PSI, chi-square,
+ * Jensen-Shannon and missing rates are exact counts over all rows: the same data sent as 1-row or
+ * 1,000-row requests gives the same statistics. KS takes every row too: each value is counted in
+ * its cell of the reference sample (`KsGrid`, one binary search), which gives the exact two-sample
+ * statistic against all rows. Only the reservoirs (score sample for canary analysis, feature
+ * samples) sample, with a uniform stream sampler (Algorithm L: one comparison per value, a random
+ * draw only for the few values it keeps). Values come from the validated row (schema order); a feature the
+ * request left out and validation imputed counts as missing, as the raw row shows it. No
+ * allocation per row.
  */
-export function foldPrediction(target: FoldTarget, event: PredictionEvent, featureRows = Infinity, share = 1): number {
+export function foldPrediction(target: FoldTarget, event: PredictionEvent): void {
   const { agg, sketch } = target;
   const plan = planOf(event.dispatch.version);
   const { rows, resolved } = event;
@@ -115,11 +144,15 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent, featu
 
   const scoreEdges = plan.scoreEdges;
   const scoreCounts = scoreEdges ? (agg.score.counts ??= new Array(scoreEdges.length - 1).fill(0)) : null;
-  if (scoreCounts) {
-    for (let row = 0; row < n; row++) {
-      const x = scores[row];
-      if (x - x === 0) scoreCounts[binIndex(scoreEdges!, x)]++; // finite
-    }
+  const scoreSampler = (target.scoreSampler ??= new StreamSampler(agg.score.sample, SAMPLE_CAP.flush));
+  const scoreGrid = plan.scoreGrid;
+  const scoreCells = target.scoreCells === undefined ? (target.scoreCells = scoreGrid ? new Float64Array(scoreGrid.cells) : null) : target.scoreCells;
+  for (let row = 0; row < n; row++) {
+    const x = scores[row];
+    if (x - x !== 0) continue; // not finite
+    if (scoreCounts) scoreCounts[binIndex(scoreEdges!, x)]++;
+    if (scoreCells) scoreCells[scoreGrid!.cellOf(x)]++;
+    scoreSampler.offer(x);
   }
   if (classes.length) {
     if (perClass.length < classes.length) perClass = new Float64Array(classes.length);
@@ -131,58 +164,64 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent, featu
     }
   }
 
-  // Features and the score sample: a weighted random sample of the rows.
-  const picked = sampleRows(n, featureRows);
-  const count = picked ? picked.length : n;
-  const w = (picked ? n / count : 1) / share;
-  for (let i = 0; i < count; i++) {
-    const row = picked ? picked[i] : i;
-    const score = scores[row];
-    if (score - score === 0) offer(agg.score.sample, score, SAMPLE_CAP.flush, Math.random, w);
-    const raw = rows?.[row] as Record<string, unknown> | undefined;
-    const values = resolved?.[row];
-    if (!raw && !values) continue;
-    const slots = (target.slots ??= featureSlots(agg, plan));
-    for (let j = 0; j < slots.length; j++) {
-      const fa = slots[j];
-      if (!fa) continue;
-      const f = plan.features[j];
-      let value: unknown = values ? values[j] : raw![f.name];
-      if (f.imputed && raw && raw[f.name] == null) value = undefined;
-      if (value === undefined || value === null || (typeof value === "number" && Number.isNaN(value))) fa.missing += w;
-      else if (fa.type === "numeric") {
-        const x = Number(value);
-        if (f.edges) fa.counts[binIndex(f.edges, x)] += w;
-        offer(fa.sample, x, SAMPLE_CAP.flush, Math.random, w);
-      } else {
-        const key = String(value);
-        fa.counts[key] = (fa.counts[key] ?? 0) + w;
+  if (!resolved && !rows) return;
+  const raws = rows as (Record<string, unknown> | undefined)[] | undefined;
+  const slots = (target.slots ??= featureSlots(agg, plan));
+  for (let j = 0; j < slots.length; j++) {
+    const slot = slots[j];
+    if (!slot) continue;
+    const f = plan.features[j];
+    const fa = slot.fa;
+    const checkRaw = f.imputed && raws !== undefined;
+    let missing = 0;
+    if (fa.type === "numeric") {
+      const edges = f.edges;
+      const counts = fa.counts;
+      const sampler = slot.sampler!;
+      const grid = f.grid;
+      const cells = slot.cells;
+      for (let row = 0; row < n; row++) {
+        const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
+        if (value === undefined || value === null || (checkRaw && raws![row]?.[f.name] == null)) {
+          missing++;
+          continue;
+        }
+        const x = typeof value === "number" ? value : Number(value);
+        if (x !== x) {
+          missing++;
+          continue;
+        }
+        if (edges) counts[binIndex(edges, x)]++;
+        if (cells) cells[grid!.cellOf(x)]++;
+        sampler.offer(x);
+      }
+    } else {
+      const counts = fa.counts;
+      for (let row = 0; row < n; row++) {
+        const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
+        if (value === undefined || value === null || (typeof value === "number" && value !== value) || (checkRaw && raws![row]?.[f.name] == null)) {
+          missing++;
+          continue;
+        }
+        const key = typeof value === "string" ? value : String(value);
+        counts[key] = (counts[key] ?? 0) + 1;
       }
     }
+    fa.missing += missing;
   }
-  return count;
 }
 
 /** Scratch label counts per class index (zero between calls). */
 let perClass = new Float64Array(16);
 
 /** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */
-function featureSlots(agg: Aggregate, plan: Plan): (FeatureAggregate | null)[] {
+function featureSlots(agg: Aggregate, plan: Plan): (FeatureSlot | null)[] {
   return plan.features.map((f) => {
     const fa = (agg.features[f.name] ??= emptyFeature(f.kind, f.edges ? f.edges.length - 1 : 0));
-    return fa.type === f.kind ? fa : null;
+    if (fa.type !== f.kind) return null;
+    const numeric = fa.type === "numeric";
+    return { fa, sampler: numeric ? new StreamSampler(fa.sample, SAMPLE_CAP.flush) : null, cells: numeric && f.grid ? new Float64Array(f.grid.cells) : null };
   });
-}
-
-/** k of the n row indexes, chosen uniformly without replacement (Floyd), or undefined when k >= n. */
-function sampleRows(n: number, k: number): number[] | undefined {
-  if (k >= n) return undefined;
-  const picked: number[] = [];
-  for (let j = n - k; j < n; j++) {
-    const t = Math.floor(Math.random() * (j + 1));
-    picked.push(picked.includes(t) ? j : t);
-  }
-  return picked;
 }
 
 export function foldFailure({ agg, sketch }: FoldTarget, event: FailureEvent) {
@@ -192,26 +231,8 @@ export function foldFailure({ agg, sketch }: FoldTarget, event: FailureEvent) {
   sketch.add(Math.max(0, event.latencyMs));
 }
 
-/**
- * Rows whose features an isolate folded for one version in one minute, across flushes: the
- * sampling budget `MONITORING_FEATURE_ROWS_PER_MINUTE`.
- */
-interface Budget {
-  minute: number;
-  rows: number;
-}
-
-/**
- * Once the minute's budget is spent, a request's features are folded with this probability (one
- * row, weighted n/share): at that traffic the minute already has far more rows than its reservoirs
- * keep, and the other requests cost only their score and label counts.
- */
-export const LATE_FEATURE_SHARE = 1 / 16;
-
-/** A buffered aggregate, and its version's sampling budget for the minute. */
-interface Bucket extends FoldTarget {
-  budget: Budget;
-}
+/** A buffered aggregate. */
+type Bucket = FoldTarget;
 
 interface Pending {
   batches: Map<string, ShardBatch>;
@@ -259,9 +280,6 @@ export class Collector {
   /** This isolate's stats shard index (before modulo MONITOR_SHARDS). */
   readonly shardSeed = Math.floor(Math.random() * 65536);
 
-  /** Sampling budgets by `model@version`. */
-  private budgets = new Map<string, Budget>();
-
   /** The bucket of the previous event: consecutive events mostly share version and minute. */
   private last: { pending: Pending; model: string; version: string; minute: number; bucket: Bucket } | null = null;
 
@@ -274,22 +292,9 @@ export class Collector {
     if (!batch) this.pending.batches.set(name, (batch = { model, version, buckets: {} }));
     const agg = (batch.buckets[String(minute)] ??= emptyAggregate());
     let bucket = this.pending.buckets.get(agg);
-    if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA), budget: this.budgetOf(`${model}@${version}`, minute) }));
+    if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA) }));
     this.last = { pending: this.pending, model, version, minute, bucket };
     return bucket;
-  }
-
-  /** The budget of a version for a minute (a later minute starts a new one; a late event shares the current one). */
-  private budgetOf(key: string, minute: number): Budget {
-    let budget = this.budgets.get(key);
-    if (!budget) {
-      if (this.budgets.size > 200) this.budgets.delete(this.budgets.keys().next().value!);
-      this.budgets.set(key, (budget = { minute, rows: 0 }));
-    } else if (minute > budget.minute) {
-      budget.minute = minute;
-      budget.rows = 0;
-    }
-    return budget;
   }
 
   async recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
@@ -301,10 +306,7 @@ export class Collector {
     const shard = logShardOf(event.requestId, cfg.logShards);
     const packer = (logs[shard] ??= this.packers.get(logShardNameAt(v.modelName, shard)) ?? new RequestPacker());
     packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
-    const b = this.bucketOf(cfg, v.modelName, v.version, event.at);
-    const budget = b.budget;
-    if (budget.rows < cfg.featureRowsPerMinute) budget.rows += foldPrediction(b, event, cfg.featureRowsPerRequest);
-    else budget.rows += foldPrediction(b, event, Math.random() < LATE_FEATURE_SHARE ? 1 : 0, LATE_FEATURE_SHARE);
+    foldPrediction(this.bucketOf(cfg, v.modelName, v.version, event.at), event);
     this.pending.rows += event.columns.scores.length;
     return this.afterRecord(env, cfg);
   }
@@ -330,7 +332,7 @@ export class Collector {
   async flush(env: Env): Promise<void> {
     const batch = this.pending;
     this.pending = emptyPending();
-    for (const b of batch.buckets.values()) b.agg.latency = b.sketch.toJSON();
+    for (const b of batch.buckets.values()) sealTarget(b);
     const sends: Send[] = this.retry;
     this.retry = [];
     for (const [name, b] of batch.batches) {

@@ -9,10 +9,6 @@ export interface MonitoringConfig {
   statsShards: number;
   logShards: number;
   logDays: number;
-  /** Rows per request whose features feed drift statistics (a weighted random sample of larger batches). */
-  featureRowsPerRequest: number;
-  /** Sampled rows per (version, minute) and isolate after which a request's features are folded with probability LATE_FEATURE_SHARE. */
-  featureRowsPerMinute: number;
 }
 
 const parsed = new WeakMap<object, MonitoringConfig>();
@@ -33,8 +29,6 @@ function parse(vars: Record<string, string | undefined>): MonitoringConfig {
     statsShards: Math.min(intVar(vars.MONITOR_SHARDS, 1), 64),
     logShards: Math.min(intVar(vars.PREDICTION_LOG_SHARDS, 4), 256),
     logDays: intVar(vars.PREDICTION_LOG_DAYS, 30),
-    featureRowsPerRequest: intVar(vars.MONITORING_FEATURE_ROWS, 16),
-    featureRowsPerMinute: intVar(vars.MONITORING_FEATURE_ROWS_PER_MINUTE, 1000),
   };
 }
 

@@ -4,7 +4,7 @@
  * version doing" goes through here, so routes, evaluations, reports and /metrics agree.
  */
 import { getVersion, registryDb, toModelVersion, type ModelVersion } from "../registry/store";
-import { mergeAll, mergeInto, SAMPLE_CAP, emptyAggregate, type Aggregate } from "./aggregate";
+import { mergeAll, mergeInto, SAMPLE_CAP, emptyAggregate, windowRandom, type Aggregate } from "./aggregate";
 import { DAY, HOUR, MINUTE, shardName } from "./config";
 import type { LabelRow } from "./shard";
 
@@ -28,7 +28,8 @@ export async function loadVersion(env: Env, model: string, version: string): Pro
 export async function fleetWindow(env: Env, shards: string[], span: number, now = Date.now()): Promise<{ aggregate: Aggregate; seconds: number; from: number; to: number }> {
   const parts = await Promise.all(shards.map((s) => env.MONITOR_SHARD.getByName(s).window(span, now)));
   if (!parts.length) return { aggregate: emptyAggregate(), seconds: span / 1000, from: now - span, to: now };
-  return { aggregate: mergeAll(parts.map((p) => p.aggregate)), seconds: Math.max(...parts.map((p) => p.seconds)), from: Math.min(...parts.map((p) => p.from)), to: now };
+  const from = Math.min(...parts.map((p) => p.from));
+  return { aggregate: mergeAll(parts.map((p) => p.aggregate), SAMPLE_CAP.window, windowRandom(shards.join(","), from, span)), seconds: Math.max(...parts.map((p) => p.seconds)), from, to: now };
 }
 
 export async function fleetSeries(env: Env, shards: string[], span: number, now = Date.now()): Promise<{ start: number; aggregate: Aggregate }[]> {

@@ -7,7 +7,6 @@
 import type { ModelVersion } from "../registry/store";
 import { accuracy, auc, brier, confusion, ks, logLoss, multiclassMetrics, precisionRecallF1 } from "../stats/classification";
 import { mae, r2, rmse } from "../stats/regression";
-import { round } from "./aggregate";
 import type { LabelRow } from "./shard";
 
 const LOWER_IS_BETTER = new Set(["log_loss", "brier", "rmse", "mae"]);
@@ -53,12 +52,11 @@ export function livePerformance(v: Pick<ModelVersion, "task" | "featureSchema" |
   } else if (rows.length) {
     Object.assign(metrics, multiclassMetrics(rows.map((r) => r.actual), rows.map((r) => r.predicted ?? "")));
   }
-  for (const k of Object.keys(metrics)) metrics[k] = round(metrics[k]);
   const degradation: LivePerformance["degradation"] = {};
   for (const [k, live] of Object.entries(metrics)) {
     const reg = registered[k];
     if (typeof reg !== "number") continue;
-    degradation[k] = { registered: reg, live, degradation: round(LOWER_IS_BETTER.has(k) ? live - reg : reg - live) };
+    degradation[k] = { registered: reg, live, degradation: LOWER_IS_BETTER.has(k) ? live - reg : reg - live };
   }
   return { n: rows.length, metrics, registered, degradation, ...(note ? { note } : {}) };
 }

@@ -28,7 +28,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { DDSketch, type SketchJSON } from "../stats/sketch";
-import { emptyAggregate, mergeAll, mergeAllInto, SAMPLE_CAP, SKETCH_ALPHA, type Aggregate } from "./aggregate";
+import { emptyAggregate, mergeAll, mergeAllInto, SAMPLE_CAP, SKETCH_ALPHA, windowRandom, type Aggregate } from "./aggregate";
 import type { ShardBatch } from "./collector";
 import { DAY, HOUR, MINUTE, monitoringConfig } from "./config";
 
@@ -188,7 +188,8 @@ export class MonitorShard extends DurableObject<Env> {
     this.compact();
     const { tier, from } = windowStart(span, now);
     const rows = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from).toArray();
-    return { aggregate: mergeAll(rows.map((r) => JSON.parse(r.data) as Aggregate)), from, to: now, seconds: Math.max(1, (now - from) / 1000) };
+    const random = windowRandom(this.ctx.id.name ?? "", tier, from, span);
+    return { aggregate: mergeAll(rows.map((r) => JSON.parse(r.data) as Aggregate), SAMPLE_CAP.window, random), from, to: now, seconds: Math.max(1, (now - from) / 1000) };
   }
 
   /** Per-bucket aggregates over the last `span` ms (timeline charts); samples are dropped to keep it small. */
@@ -201,6 +202,7 @@ export class MonitorShard extends DurableObject<Env> {
       .map((r) => {
         const a = JSON.parse(r.data) as Aggregate;
         a.score.sample = { seen: a.score.sample.seen, values: [] };
+        delete a.score.ks;
         a.features = {};
         return { start: r.start, aggregate: a };
       });

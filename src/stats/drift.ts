@@ -7,7 +7,7 @@
  * first/last bin; with repeated edges the value goes to the last bin whose lower edge equals it.
  */
 
-export function binIndex(edges: readonly number[], x: number): number {
+export function binIndex(edges: ArrayLike<number>, x: number): number {
   let lo = 0;
   let hi = edges.length; // first index with edges[i] > x
   while (lo < hi) {

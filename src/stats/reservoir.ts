@@ -30,6 +30,52 @@ export function offer(r: Reservoir, value: number, capacity: number, random: () 
   }
 }
 
+/**
+ * A uniform sample of a stream into a reservoir (Li's Algorithm L): after the reservoir fills, the
+ * number of values to skip before the next replacement is drawn from its exact distribution, so
+ * offering a value costs one increment and one comparison, and a stream of N values costs
+ * O(k (1 + log(N / k))) random draws for a reservoir of k, instead of one per value. The result
+ * has the same distribution as Algorithm R: every value offered is kept with probability k / N.
+ * The sampler's skip state lives here, not in the reservoir: a reservoir sampled this way merges
+ * and serializes like any other.
+ */
+export class StreamSampler {
+  private w = 0;
+  /** Index (in `r.seen` terms) of the next value to take once the reservoir is full. */
+  private next = 0;
+
+  constructor(
+    readonly r: Reservoir,
+    readonly capacity: number,
+    private readonly random: () => number = Math.random,
+  ) {
+    if (r.values.length >= capacity) this.start();
+  }
+
+  offer(value: number) {
+    const r = this.r;
+    const i = r.seen++;
+    if (r.values.length < this.capacity) {
+      r.values.push(value);
+      if (r.values.length === this.capacity) this.start();
+    } else if (i === this.next) {
+      r.values[Math.floor(this.random() * this.capacity)] = value;
+      this.w *= Math.exp(Math.log(1 - this.random()) / this.capacity);
+      this.next = i + 1 + this.skip();
+    }
+  }
+
+  private start() {
+    this.w = Math.exp(Math.log(1 - this.random()) / this.capacity);
+    this.next = this.r.seen + this.skip();
+  }
+
+  /** Values to pass over before the next one taken: floor(log(u) / log(1 - w)), u uniform on (0, 1]. */
+  private skip(): number {
+    return Math.floor(Math.log(1 - this.random()) / Math.log(1 - this.w));
+  }
+}
+
 function pick(values: number[], k: number, random: () => number): number[] {
   if (k >= values.length) return values.slice();
   const copy = values.slice();

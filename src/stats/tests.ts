@@ -34,9 +34,87 @@ export function ksStatistic(a: readonly number[], b: readonly number[]): number 
 export function ksTwoSample(a: readonly number[], b: readonly number[]): TestResult {
   if (a.length === 0 || b.length === 0) return { statistic: Number.NaN, pvalue: Number.NaN };
   const statistic = ksStatistic(a, b);
-  const en = (a.length * b.length) / (a.length + b.length);
-  const root = Math.sqrt(en);
-  return { statistic, pvalue: kolmogorovSf((root + 0.12 + 0.11 / root) * statistic) };
+  return { statistic, pvalue: ksPvalue(statistic, a.length, b.length) };
+}
+
+/** The asymptotic two-sided KS p-value for statistic D on samples of n and m (Stephens' correction). */
+export function ksPvalue(statistic: number, n: number, m: number): number {
+  const root = Math.sqrt((n * m) / (n + m));
+  return kolmogorovSf((root + 0.12 + 0.11 / root) * statistic);
+}
+
+/**
+ * KS against a reference sample from counts, so every row can take part without being stored.
+ *
+ * The reference sample's distinct values u_0 < ... < u_{m-1} cut the line into 2m + 1 cells:
+ * cell 2i is the open interval (u_{i-1}, u_i) (cell 0 everything below u_0, cell 2m everything
+ * above u_{m-1}) and cell 2i + 1 is the point u_i. Between reference values F_ref is constant and
+ * F_cur only rises, so sup |F_ref - F_cur| is reached just before some u_i or at some u_i, and
+ * both CDFs there follow from the cell counts: the statistic equals `ksStatistic(reference,
+ * every current value)` exactly, whatever order or batching the values arrived in, and the
+ * counts merge by addition. Cost per value: one binary search over the m reference values.
+ */
+export class KsGrid {
+  /** The distinct reference values, ascending. */
+  readonly values: Float64Array;
+  /** Reference values <= values[i]. */
+  private readonly atOrBelow: Float64Array;
+  readonly referenceSize: number;
+
+  constructor(referenceSample: readonly number[]) {
+    const sorted = referenceSample.filter((x) => x === x).sort((p, q) => p - q);
+    const values: number[] = [];
+    const cum: number[] = [];
+    for (let i = 0; i < sorted.length; i++) {
+      if (i + 1 < sorted.length && sorted[i + 1] === sorted[i]) continue;
+      values.push(sorted[i]);
+      cum.push(i + 1);
+    }
+    this.values = Float64Array.from(values);
+    this.atOrBelow = Float64Array.from(cum);
+    this.referenceSize = sorted.length;
+  }
+
+  get cells(): number {
+    return 2 * this.values.length + 1;
+  }
+
+  /** The cell of x (not NaN). */
+  cellOf(x: number): number {
+    const u = this.values;
+    let lo = 0;
+    let hi = u.length; // first index with u[i] >= x
+    while (lo < hi) {
+      const mid = (lo + hi) >> 1;
+      if (u[mid] < x) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo < u.length && u[lo] === x ? 2 * lo + 1 : 2 * lo;
+  }
+
+  /** The two-sample KS test of the reference sample against the values counted in `cells` (dense or sparse by cell index). */
+  test(cells: ArrayLike<number> | Record<string, number>): TestResult & { n: number } {
+    const dense = new Float64Array(this.cells);
+    if (isArrayLike(cells)) dense.set(Array.from(cells).slice(0, dense.length));
+    else for (const [k, v] of Object.entries(cells)) if (Number(k) < dense.length) dense[Number(k)] += v;
+    let n = 0;
+    for (let i = 0; i < dense.length; i++) n += dense[i];
+    if (n === 0 || this.referenceSize === 0) return { statistic: Number.NaN, pvalue: Number.NaN, n };
+    let cur = 0;
+    let d = 0;
+    for (let i = 0; i < this.values.length; i++) {
+      const refBefore = i === 0 ? 0 : this.atOrBelow[i - 1] / this.referenceSize;
+      cur += dense[2 * i];
+      d = Math.max(d, Math.abs(refBefore - cur / n));
+      cur += dense[2 * i + 1];
+      d = Math.max(d, Math.abs(this.atOrBelow[i] / this.referenceSize - cur / n));
+    }
+    return { statistic: d, pvalue: ksPvalue(d, this.referenceSize, n), n };
+  }
+}
+
+function isArrayLike(x: ArrayLike<number> | Record<string, number>): x is ArrayLike<number> {
+  return ArrayBuffer.isView(x) || Array.isArray(x);
 }
 
 /**

@@ -1,23 +1,31 @@
 /**
- * Feature drift folds a weighted random sample of rows from large batches
- * (MONITORING_FEATURE_ROWS); counts, score histograms and labels still take every row. The sample
- * must be unbiased: every row has the same chance, whatever its position in the batch (periodic
- * batches included), and a sampled row stands for n/k rows so big batches keep their weight.
+ * Every row of every request counts in the feature histograms and missing counts (exact counts,
+ * whatever the batching); only the KS reservoirs sample, with a uniform stream sampler
+ * (Algorithm L) that gives every row the same chance, whatever its position in a batch. Reads of
+ * an unchanged window draw the same sample (seeded from the window), so KS does not move.
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { Collector, foldPrediction } from "../../src/monitoring/collector";
 import { shardName } from "../../src/monitoring/config";
+import { driftReport } from "../../src/monitoring/drift";
 import type { ModelVersion } from "../../src/registry/store";
 import type { PredictionEvent } from "../../src/serving/events";
+import { mulberry32 } from "../../src/stats/random";
+import { StreamSampler } from "../../src/stats/reservoir";
+import { KsGrid, ksTwoSample } from "../../src/stats/tests";
 import { DDSketch } from "../../src/stats/sketch";
 import { columnsOf } from "../support/columns";
 import { repoJson } from "../support/files";
 
-async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promise<PredictionEvent> {
+async function versionOf(modelName = "m"): Promise<ModelVersion> {
   const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  const version = { modelName, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+  return { modelName, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+}
+
+async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promise<PredictionEvent> {
+  const version = await versionOf(modelName);
   const predictions = rows.map((_, i) => ({ label: 0, score: (i % 10) / 10 + 0.05, probabilities: {} }));
   return {
     requestId: "r",
@@ -32,110 +40,121 @@ async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promis
   };
 }
 
-describe("feature sampling of large batches", () => {
-  it("folds featureRows rows' features, weighted to stand for the whole batch; every row's score", async () => {
+type Numeric = { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
+
+describe("every row of a large batch", () => {
+  it("counts every row's features in the histograms and missing counts; the KS reservoir samples uniformly from all of them", async () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
     const event = await eventOf(holdout.slice(0, 800));
     const agg = emptyAggregate();
-    foldPrediction({ agg, sketch: new DDSketch(0.01) }, event, 64);
+    foldPrediction({ agg, sketch: new DDSketch(0.01) }, event);
     expect(agg.rows).toBe(800);
     expect(agg.score.counts!.reduce((a: number, b: number) => a + b, 0)).toBe(800);
-    const age = agg.features.Age as { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
-    expect(age.sample.values).toHaveLength(64);
-    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(800, 9);
-    expect(age.sample.seen).toBeCloseTo(800, 9);
-    // One single-row request and one 800-row batch: the batch keeps 800/801 of the weight.
-    const single = await eventOf(holdout.slice(0, 1));
-    foldPrediction({ agg, sketch: new DDSketch(0.01) }, single, 64);
-    expect(age.sample.seen).toBeCloseTo(801, 9);
+    for (const name of ["Age", "Income", "Assets"]) {
+      const f = agg.features[name] as Numeric;
+      expect(f.counts.reduce((a, b) => a + b, 0) + f.missing).toBe(800); // exact integers: every row
+      expect(f.sample.seen).toBe(f.counts.reduce((a, b) => a + b, 0)); // every non-missing row was offered
+      expect(f.sample.values).toHaveLength(250); // SAMPLE_CAP.flush
+    }
+    // Income is imputed when absent: rows without it are missing, as the raw row shows.
+    const absent = holdout.slice(0, 800).filter((r: Record<string, unknown>) => r.Income == null).length;
+    expect((agg.features.Income as Numeric).missing).toBe(absent);
+    const home = agg.features.Home as { counts: Record<string, number>; missing: number };
+    expect(Object.values(home.counts).reduce((a, b) => a + b, 0) + home.missing).toBe(800);
   });
 
-  it("is unbiased: every row is equally likely, even in a periodic batch", async () => {
+  it("is unbiased: every row is equally likely to enter the KS sample, even in a periodic batch", async () => {
     // Age cycles with period 80, Seniority encodes the row's position in blocks of 100.
     const rows = Array.from({ length: 1000 }, (_, i) => ({ Age: 18 + (i % 80), Seniority: Math.floor(i / 100) }));
     const event = await eventOf(rows);
     const trueMean = rows.reduce((s, r) => s + r.Age, 0) / rows.length;
-    const trials = 300;
+    const trials = 100;
     const perBlock = new Array(10).fill(0);
     let meanSum = 0;
     for (let trial = 0; trial < trials; trial++) {
       const agg = emptyAggregate();
-      foldPrediction({ agg, sketch: new DDSketch(0.01) }, event, 64);
-      const sample = (agg.features.Age as { sample: { values: number[] } }).sample.values;
-      expect(sample).toHaveLength(64);
+      foldPrediction({ agg, sketch: new DDSketch(0.01) }, event);
+      const sample = (agg.features.Age as Numeric).sample.values;
+      expect(sample).toHaveLength(250);
       meanSum += sample.reduce((a, b) => a + b, 0) / sample.length;
-      const blocks = agg.features.Seniority as { counts: number[]; sample: { values: number[] } };
-      for (const b of blocks.sample.values) perBlock[b]++;
+      for (const b of (agg.features.Seniority as Numeric).sample.values) perBlock[b]++;
     }
-    // Mean of 300 sample means: standard error about 23 / sqrt(64 * 300) = 0.17.
-    expect(Math.abs(meanSum / trials - trueMean)).toBeLessThan(0.8);
-    // Each block of 100 rows holds 10% of the batch: 1920 expected picks, sd about 42.
-    for (const count of perBlock) expect(Math.abs(count - 1920)).toBeLessThan(200);
+    // Mean of 100 sample means of 250 of 1000 (finite population): standard error about 23 * sqrt(0.75 / 250 / 100) = 0.13.
+    expect(Math.abs(meanSum / trials - trueMean)).toBeLessThan(0.6);
+    // Each block of 100 rows holds 10% of the batch: 2500 expected picks, sd about 45.
+    for (const count of perBlock) expect(Math.abs(count - 2500)).toBeLessThan(250);
   });
 });
 
-describe("per-minute sampling budget (MONITORING_FEATURE_ROWS_PER_MINUTE)", () => {
-  const budgeted = { ...env, MONITORING_FEATURE_ROWS: "16", MONITORING_FEATURE_ROWS_PER_MINUTE: "64", MONITORING_FLUSH_MS: "600000" } as Env;
-  type Age = { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
-
-  it("spends the minute's budget across flushes, then folds requests with probability 1/16, weighted to keep every row's weight", async () => {
-    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
-    const model = "budget-model";
-    const collector = new Collector();
-    const at = Math.floor(Date.now() / 60_000) * 60_000 + 1_000; // every request in one minute
-    const rows = Array.from({ length: 100 }, (_, i) => holdout[i % holdout.length]);
-    const event = await eventOf(rows, model);
-    // Two requests, a flush, two more: the budget (64 = 4 x 16 rows) is spent across the flush.
-    for (let i = 0; i < 4; i++) {
-      void collector.recordPrediction(budgeted, { ...event, requestId: `b${i}`, at });
-      if (i === 1) await collector.flush(budgeted);
+describe("stream sampler (Algorithm L)", () => {
+  it("keeps each of N values with probability k / N, drawing far fewer random numbers than values", () => {
+    const n = 5000;
+    const k = 50;
+    const kept = new Array(10).fill(0);
+    let draws = 0;
+    const trials = 400;
+    for (let t = 0; t < trials; t++) {
+      const base = mulberry32(t + 1);
+      const random = () => (draws++, base());
+      const r = { seen: 0, values: [] as number[] };
+      const s = new StreamSampler(r, k, random);
+      for (let i = 0; i < n; i++) s.offer(i);
+      expect(r.seen).toBe(n);
+      expect(r.values).toHaveLength(k);
+      expect(new Set(r.values).size).toBe(k);
+      for (const v of r.values) kept[Math.floor(v / (n / 10))]++;
     }
-    // Then 1600 more requests: each folds one row with probability 1/16 (about 100 of them).
-    for (let i = 4; i < 1604; i++) void collector.recordPrediction(budgeted, { ...event, requestId: `b${i}`, at });
-    await collector.flush(budgeted);
-    const shard = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
-    const { aggregate } = await shard.window(3_600_000);
-    expect(aggregate.rows).toBe(160_400);
-    expect(aggregate.score.counts!.reduce((a, b) => a + b, 0)).toBe(160_400); // every row's score
-    const age = aggregate.features.Age as Age;
-    // 4 x 16 budget rows, then Binomial(1600, 1/16): mean 100, sd 9.7.
-    const late = age.sample.seen > 0 ? Math.round((age.sample.seen - 400) / 1600) : 0;
-    expect(late).toBeGreaterThan(60);
-    expect(late).toBeLessThan(140);
-    // Weights: budget rows 100/16 each (400 in all), late rows 100 * 16 each.
-    expect(age.sample.seen).toBeCloseTo(400 + late * 1600, 6);
-    expect(age.counts.reduce((a, b) => a + b, 0) + age.missing).toBeCloseTo(400 + late * 1600, 6);
+    // Each tenth of the stream holds 10% of the sample: 2000 expected, sd about 42.
+    for (const c of kept) expect(Math.abs(c - (trials * k) / 10)).toBeLessThan(200);
+    // Algorithm R would draw once per value past the first k (4,950 per trial); L draws about 3 k (1 + ln(N / k)) = 840.
+    expect(draws / trials).toBeLessThan(1500);
   });
+});
 
-  it("is unbiased over requests: the weighted row count estimates the rows served", async () => {
-    const { foldPrediction: fold, LATE_FEATURE_SHARE } = await import("../../src/monitoring/collector");
-    const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
-    const event = await eventOf(holdout.slice(0, 10));
-    const agg = emptyAggregate();
-    const target = { agg, sketch: new DDSketch(0.01) };
-    const requests = 32_000;
-    for (let i = 0; i < requests; i++) fold(target, event, Math.random() < LATE_FEATURE_SHARE ? 1 : 0, LATE_FEATURE_SHARE);
-    // Each request folds with p = 1/16 and weight 10 * 16: the estimate of 320,000 rows has sd 160 * sqrt(32,000 * 15/16 / 16) ~ 6,900.
-    const seen = (agg.features.Age as Age).sample.seen;
-    expect(Math.abs(seen - requests * 10)).toBeLessThan(28_000);
+describe("exact KS from cell counts (KsGrid)", () => {
+  it("equals the two-sample statistic on every value, with ties, whatever order the values are counted in", () => {
+    const rand = mulberry32(7);
+    for (let trial = 0; trial < 20; trial++) {
+      // Discrete-ish reference and current values (many ties), and some current values outside the reference range.
+      const reference = Array.from({ length: 300 }, () => Math.round(rand() * 40) / 2);
+      const current = Array.from({ length: 500 + trial * 50 }, () => Math.round((rand() * 44 - 2 + trial * 0.1) * 4) / 4);
+      const grid = new KsGrid(reference);
+      const cells = new Float64Array(grid.cells);
+      for (const x of [...current].reverse()) cells[grid.cellOf(x)]++;
+      const exact = ksTwoSample(reference, current);
+      const fromCells = grid.test(cells);
+      expect(Math.abs(fromCells.statistic - exact.statistic)).toBeLessThanOrEqual(1e-12);
+      expect(Math.abs(fromCells.pvalue - exact.pvalue)).toBeLessThanOrEqual(1e-12);
+      expect(fromCells.n).toBe(current.length);
+      // Sparse counts, split in two parts and merged by addition, give the same answer.
+      const sparse: Record<string, number> = {};
+      cells.forEach((c, i) => c && (sparse[i] = c));
+      expect(grid.test(sparse).statistic).toBe(fromCells.statistic);
+    }
   });
+});
 
-  it("starts again in the next minute", async () => {
+describe("KS on an unchanged window", () => {
+  it("gives the same sample and the same KS result on every read", async () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
-    const model = "budget-minutes";
+    const model = "ks-stable";
     const collector = new Collector();
-    const minute = Math.floor(Date.now() / 60_000) * 60_000 - 120_000;
-    const event = await eventOf(holdout.slice(0, 100), model);
-    for (let i = 0; i < 8; i++) void collector.recordPrediction(budgeted, { ...event, requestId: `m${i}`, at: minute + (i < 4 ? 1_000 : 61_000) });
-    await collector.flush(budgeted);
+    const quiet = { ...env, MONITORING_FLUSH_MS: "600000" } as Env;
+    const at = Date.now();
+    // Several flushes and minutes, so the window merges many stored reservoirs (more values than it keeps).
+    for (let i = 0; i < 12; i++) {
+      const event = await eventOf(Array.from({ length: 500 }, (_, j) => holdout[(i * 500 + j) % holdout.length]), model);
+      void collector.recordPrediction(quiet, { ...event, requestId: `k${i}`, at: at - (i % 3) * 60_000 });
+      await collector.flush(quiet);
+    }
     const shard = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
-    // Each minute spent its own budget (4 x 16 rows) on its first four requests.
-    const second = (await shard.window(60_000, minute + 120_000)).aggregate;
-    const both = (await shard.window(120_000, minute + 120_000)).aggregate;
-    expect(second.requests).toBe(4);
-    expect((second.features.Age as Age).sample.values).toHaveLength(64);
-    expect(both.requests).toBe(8);
-    expect((both.features.Age as Age).sample.values).toHaveLength(128);
+    const version = await versionOf(model);
+    const reads = await Promise.all([0, 1, 2].map(() => shard.window(3_600_000, at + 1000)));
+    const reports = reads.map((w) => driftReport(version, w.aggregate));
+    expect((reads[0].aggregate.features.Age as Numeric).sample.values.length).toBeGreaterThan(1900); // SAMPLE_CAP.window, up to rounding of the split
+    expect((reads[0].aggregate.features.Age as Numeric).sample.seen).toBe(6000);
+    for (const r of reads.slice(1)) expect((r.aggregate.features.Age as Numeric).sample.values).toEqual((reads[0].aggregate.features.Age as Numeric).sample.values);
+    for (const r of reports.slice(1)) for (const name of ["Age", "Income", "Amount"]) expect(r.features[name].ks).toEqual(reports[0].features[name].ks);
   });
 });
 
