@@ -38,18 +38,26 @@ const bounded = {
   max: z.number().optional(),
 };
 
+/**
+ * `monitorOnly`: a column the model does not take but users segment and watch by (region, channel,
+ * a raw field before encoding). It is validated and accepted with predictions like any feature,
+ * never fed to the model (no input column or tensor may use it), and monitored for drift.
+ */
+const monitorOnly = { monitorOnly: z.boolean().optional() };
+
 export const featureSpecSchema = z.discriminatedUnion("type", [
-  z.object({ name: z.string().regex(NAME), type: z.literal("numeric"), ...bounded, missing: missingSchema }).strict(),
-  z.object({ name: z.string().regex(NAME), type: z.literal("integer"), ...bounded, missing: missingSchema }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("numeric"), ...bounded, missing: missingSchema, ...monitorOnly }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("integer"), ...bounded, missing: missingSchema, ...monitorOnly }).strict(),
   z
     .object({
       name: z.string().regex(NAME),
       type: z.literal("categorical"),
       categories: z.array(z.string().min(1)).min(1).max(1000),
       missing: missingSchema,
+      ...monitorOnly,
     })
     .strict(),
-  z.object({ name: z.string().regex(NAME), type: z.literal("boolean"), missing: missingSchema }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("boolean"), missing: missingSchema, ...monitorOnly }).strict(),
 ]);
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
 
@@ -140,7 +148,8 @@ export const featureSchemaSchema = z
       });
     }
     schema.features.forEach((f, i) => {
-      if (!used.has(f.name)) ctx.addIssue({ code: "custom", path: ["features", i], message: `feature '${f.name}' is not used by the input` });
+      if (f.monitorOnly && used.has(f.name)) ctx.addIssue({ code: "custom", path: ["features", i, "monitorOnly"], message: `feature '${f.name}' is monitorOnly but the input uses it` });
+      if (!f.monitorOnly && !used.has(f.name)) ctx.addIssue({ code: "custom", path: ["features", i], message: `feature '${f.name}' is not used by the input (declare "monitorOnly": true to accept and monitor it without feeding it to the model)` });
     });
     if (schema.output.kind === "classifier") {
       const { classes, positiveClass } = schema.output;
@@ -218,7 +227,55 @@ export const manifestSchema = z
     if (m.task === "binary_classification" && out.kind === "classifier" && out.classes.length !== 2) {
       ctx.addIssue({ code: "custom", path: ["featureSchema", "output", "classes"], message: "binary_classification needs exactly 2 classes" });
     }
+    if (m.reference) checkReference(m.reference, m.featureSchema, ctx);
   });
+
+/**
+ * A reference must describe the schema it is registered with, in the shape drift monitoring reads:
+ * histogram edges increasing, one count per bin, samples sorted ascending, numeric
+ * references for numeric features and categorical ones (whose categories the feature has) for
+ * categorical and boolean features. Otherwise drift would be computed on nonsense (reversed edges
+ * put every value in one bin and report PSI 7 for an unshifted feature).
+ * Edges may repeat (deciles of tied training values do, and scripts/lib/manifest.ts writes them so):
+ * a bin between equal edges can hold no value under the binning rule (src/stats/drift.ts), so it
+ * must count 0; any edge below the one before it is an error.
+ */
+function checkReference(ref: Reference, schema: FeatureSchema, ctx: z.RefinementCtx) {
+  const byName = new Map(schema.features.map((f) => [f.name, f]));
+  const histogram = (h: z.infer<typeof histogramSchema>, path: (string | number)[]) => {
+    const bad = h.edges.findIndex((e, i) => i > 0 && !(e >= h.edges[i - 1]));
+    if (bad > 0) ctx.addIssue({ code: "custom", path: [...path, "edges", bad], message: `edges must increase; ${h.edges[bad]} follows ${h.edges[bad - 1]}` });
+    if (h.edges[h.edges.length - 1] === h.edges[0]) ctx.addIssue({ code: "custom", path: [...path, "edges"], message: "edges must span a range (first and last edge are equal)" });
+    if (h.counts.length !== h.edges.length - 1) ctx.addIssue({ code: "custom", path: [...path, "counts"], message: `${h.edges.length} edges make ${h.edges.length - 1} bins, but there are ${h.counts.length} counts` });
+    else if (bad < 0) {
+      const empty = h.counts.findIndex((c, i) => c > 0 && h.edges[i + 1] === h.edges[i] && i > 0 && i < h.counts.length - 1); // the end bins also take out-of-range values
+      if (empty >= 0) ctx.addIssue({ code: "custom", path: [...path, "counts", empty], message: `bin ${empty} lies between equal edges (${h.edges[empty]}), so no value falls in it; its count must be 0` });
+    }
+    const unsorted = h.sample ? h.sample.findIndex((x, i) => i > 0 && x < h.sample![i - 1]) : -1;
+    if (unsorted > 0) ctx.addIssue({ code: "custom", path: [...path, "sample", unsorted], message: "sample must be sorted ascending" });
+  };
+  for (const [name, r] of Object.entries(ref.features)) {
+    const path = ["reference", "features", name];
+    const f = byName.get(name);
+    if (!f) {
+      ctx.addIssue({ code: "custom", path, message: `reference for unknown feature '${name}'` });
+      continue;
+    }
+    const numeric = f.type === "numeric" || f.type === "integer";
+    if (r.type === "numeric") {
+      if (!numeric) ctx.addIssue({ code: "custom", path: [...path, "type"], message: `'${name}' is ${f.type}; its reference must be categorical` });
+      histogram(r, path);
+    } else {
+      if (numeric) ctx.addIssue({ code: "custom", path: [...path, "type"], message: `'${name}' is ${f.type}; its reference must be numeric` });
+      const allowed = f.type === "categorical" ? new Set(f.categories) : f.type === "boolean" ? new Set(["true", "false"]) : null;
+      if (allowed) {
+        const unknown = Object.keys(r.counts).filter((k) => !allowed.has(k));
+        if (unknown.length) ctx.addIssue({ code: "custom", path: [...path, "counts"], message: `categories not in the schema of '${name}': ${unknown.slice(0, 10).map((k) => JSON.stringify(k)).join(", ")}` });
+      }
+    }
+  }
+  histogram(ref.score, ["reference", "score"]);
+}
 export type Manifest = z.infer<typeof manifestSchema>;
 
 /** Turns zod issues into the API's field issues (`featureSchema.features[2].min`). */
