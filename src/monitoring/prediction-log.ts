@@ -13,6 +13,13 @@
  * Entries are kept PREDICTION_LOG_DAYS (default 30) after the prediction, labelled or not; no
  * other purge exists, so a logged prediction is never dropped while its label can still arrive.
  * Appends are idempotent (INSERT OR IGNORE on request id), so a retried flush cannot duplicate.
+ * Labels that arrive before their prediction (a caller labelling faster than the isolate's flush
+ * interval) are kept in `pending_outcomes` for PENDING_LABEL_MS and joined by the append that
+ * logs their request, which forwards them to the version's stats shard and the feedback listeners
+ * as /v1/feedback would have; the feedback answer lists them as `pending`. At most
+ * MAX_PENDING_LABELS wait per shard (beyond that a label is `not_found`, so the caller retries).
+ * A request id the worker generated is a UUIDv7 and carries its time: a label for one older than
+ * PENDING_LABEL_MS that is not logged is `not_found` at once.
  * Capacity: ~100 bytes + 5 bytes a row (float32 scores), so one shard holds ~100 M single-row
  * requests within the 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it
  * re-homes future entries). Request ids index the table: generated ids are UUIDv7 (app.ts), so
@@ -20,7 +27,23 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import type { PredictionColumns } from "../inference/outputs";
-import { DAY, monitoringConfig } from "./config";
+import { notifyFeedback } from "../serving/events";
+import { DAY, MINUTE, monitoringConfig, shardName } from "./config";
+import type { LabelRow } from "./shard";
+
+/** How long a label may wait for its prediction to reach the log (far above the 2 s flush interval and a retried flush). */
+export const PENDING_LABEL_MS = 10 * MINUTE;
+/** Labels waiting per log shard, at most. */
+export const MAX_PENDING_LABELS = 100_000;
+
+const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
+
+/** Whether a prediction with this request id could still reach the log: false for a UUIDv7 older than PENDING_LABEL_MS. */
+function couldStillArrive(requestId: string, now: number): boolean {
+  if (!UUID_V7.test(requestId)) return true;
+  const at = parseInt(requestId.slice(0, 8) + requestId.slice(9, 13), 16);
+  return at >= now - PENDING_LABEL_MS;
+}
 
 /** One logged row of a request, as /v1/feedback joins it. */
 export interface LogEntry {
@@ -232,7 +255,9 @@ export interface FeedbackItem {
 export type JoinResult =
   | { status: "joined"; item: FeedbackItem; entry: LogEntry }
   | { status: "duplicate"; item: FeedbackItem; entry: LogEntry }
-  | { status: "not_found"; item: FeedbackItem };
+  | { status: "not_found"; item: FeedbackItem }
+  /** Kept until its prediction is logged (at most PENDING_LABEL_MS), then joined. */
+  | { status: "pending"; item: FeedbackItem };
 
 type RequestRow = {
   request_id: string;
@@ -272,6 +297,8 @@ export function migrateLog(sql: SqlStorage) {
       scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4);
     CREATE INDEX IF NOT EXISTS logged_requests_by_time ON logged_requests (at);
     CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, labelled_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
+    CREATE TABLE IF NOT EXISTS pending_outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
+    CREATE INDEX IF NOT EXISTS pending_outcomes_by_time ON pending_outcomes (received_at);
   `);
   const columns = new Set(sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('logged_requests')").toArray().map((c) => c.name));
   if (!columns.has("score_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN score_bytes INTEGER NOT NULL DEFAULT 8");
@@ -285,11 +312,77 @@ function entryOf({ r, scores, labels, classes }: StoredRequest, row: number): Lo
 export class PredictionLog extends DurableObject<Env> {
   private readonly sql: SqlStorage;
   private alarmSet = false;
+  /** Labels waiting for their prediction (so appends skip the pending join when there are none). */
+  private pending = 0;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
-    ctx.blockConcurrencyWhile(async () => migrateLog(this.sql));
+    ctx.blockConcurrencyWhile(async () => {
+      migrateLog(this.sql);
+      this.pending = this.countPending();
+    });
+  }
+
+  private countPending(): number {
+    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM pending_outcomes").one().n;
+  }
+
+  private async ensureAlarm() {
+    if (this.alarmSet) return;
+    if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY);
+    this.alarmSet = true;
+  }
+
+  /**
+   * Joins waiting labels whose prediction is now logged (rows out of range are dropped), in one
+   * transaction, then hands them on as /v1/feedback does: to the version's stats shard (live
+   * performance) and to the feedback listeners.
+   */
+  private async joinPending(model: string, now: number) {
+    if (this.pending === 0) return;
+    const joined: { entry: LogEntry; actual: string; labelledAt: number }[] = [];
+    this.ctx.storage.transactionSync(() => {
+      this.sql.exec("DELETE FROM pending_outcomes WHERE received_at < ?", now - PENDING_LABEL_MS);
+      const waiting = this.sql
+        .exec<{ request_id: string; row: number; actual: string; received_at: number }>(
+          "SELECT p.request_id, p.row, p.actual, p.received_at FROM pending_outcomes p WHERE EXISTS (SELECT 1 FROM logged_requests l WHERE l.request_id = p.request_id)",
+        )
+        .toArray();
+      const stored = new Map<string, StoredRequest | null>();
+      for (const w of waiting) {
+        if (!stored.has(w.request_id)) stored.set(w.request_id, this.request(w.request_id));
+        const req = stored.get(w.request_id);
+        this.sql.exec("DELETE FROM pending_outcomes WHERE request_id = ? AND row = ?", w.request_id, w.row);
+        if (!req || w.row >= req.scores.length) continue;
+        const inserted = this.sql.exec("INSERT OR IGNORE INTO outcomes (request_id, row, actual, labelled_at) VALUES (?, ?, ?, ?)", w.request_id, w.row, w.actual, w.received_at).rowsWritten;
+        if (inserted > 0) joined.push({ entry: entryOf(req, w.row), actual: w.actual, labelledAt: w.received_at });
+      }
+    });
+    this.pending = this.countPending();
+    if (!joined.length) return;
+    const byVersion = new Map<string, LabelRow[]>();
+    for (const { entry, actual, labelledAt } of joined) {
+      const rows = byVersion.get(entry.version) ?? [];
+      rows.push({ requestId: entry.requestId, row: entry.row, predictedAt: entry.at, labelledAt, score: entry.score, predicted: entry.label, actual });
+      byVersion.set(entry.version, rows);
+    }
+    await Promise.all([...byVersion].map(([version, rows]) => this.env.MONITOR_SHARD.getByName(shardName(model, version, 0)).addLabels(rows)));
+    for (const { entry, actual, labelledAt } of joined) {
+      const numeric = actual.trim() !== "" && Number.isFinite(Number(actual));
+      notifyFeedback(this.env, (p) => this.ctx.waitUntil(p), {
+        requestId: entry.requestId,
+        row: entry.row,
+        model,
+        version: entry.version,
+        deployment: entry.deployment,
+        variant: entry.variant,
+        score: entry.score,
+        actual: numeric ? Number(actual) : actual,
+        predictedAt: entry.at,
+        at: labelledAt,
+      });
+    }
   }
 
   /**
@@ -298,7 +391,7 @@ export class PredictionLog extends DurableObject<Env> {
    * does not parse its text again; ~25% less CPU than json_each here) and slices each request's
    * rows out of the two buffers, so a flush costs one RPC and one statement whatever its size.
    */
-  async append(_model: string, batch: PackedRequests): Promise<void> {
+  async append(model: string, batch: PackedRequests): Promise<void> {
     this.sql.exec(
       `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes)
        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
@@ -310,10 +403,8 @@ export class PredictionLog extends DurableObject<Env> {
       batch.labels,
       batch.labelBytes,
     );
-    if (!this.alarmSet) {
-      if ((await this.ctx.storage.getAlarm()) === null) await this.ctx.storage.setAlarm(Date.now() + DAY);
-      this.alarmSet = true;
-    }
+    await this.joinPending(model, Date.now());
+    await this.ensureAlarm();
   }
 
   private request(requestId: string): StoredRequest | null {
@@ -321,14 +412,25 @@ export class PredictionLog extends DurableObject<Env> {
     return r ? decode(r) : null;
   }
 
-  /** Attaches outcomes to logged predictions. A second label for the same row is reported as a duplicate and ignored. */
+  /**
+   * Attaches outcomes to logged predictions. A second label for the same row is reported as a
+   * duplicate and ignored. A label whose request is not logged yet waits (`pending`) if its
+   * prediction could still arrive and there is room; otherwise it is `not_found`.
+   */
   async join(items: FeedbackItem[], now = Date.now()): Promise<JoinResult[]> {
     const out: JoinResult[] = [];
     const stored = new Map<string, StoredRequest | null>();
     this.ctx.storage.transactionSync(() => {
+      if (this.pending > 0) this.sql.exec("DELETE FROM pending_outcomes WHERE received_at < ?", now - PENDING_LABEL_MS);
+      let room = MAX_PENDING_LABELS - (this.pending > 0 ? this.countPending() : 0);
       for (const item of items) {
         if (!stored.has(item.requestId)) stored.set(item.requestId, this.request(item.requestId));
         const req = stored.get(item.requestId);
+        if (!req && room > 0 && couldStillArrive(item.requestId, now)) {
+          room -= this.sql.exec("INSERT OR IGNORE INTO pending_outcomes (request_id, row, actual, received_at) VALUES (?, ?, ?, ?)", item.requestId, item.row, item.actual, now).rowsWritten > 0 ? 1 : 0;
+          out.push({ status: "pending", item });
+          continue;
+        }
         if (!req || item.row >= req.scores.length) {
           out.push({ status: "not_found", item });
           continue;
@@ -343,6 +445,8 @@ export class PredictionLog extends DurableObject<Env> {
         out.push({ status: "joined", item, entry });
       }
     });
+    this.pending = this.countPending();
+    if (this.pending > 0) await this.ensureAlarm();
     return out;
   }
 
@@ -362,7 +466,9 @@ export class PredictionLog extends DurableObject<Env> {
     const cutoff = now - monitoringConfig(this.env).logDays * DAY;
     this.sql.exec("DELETE FROM outcomes WHERE request_id IN (SELECT request_id FROM logged_requests WHERE at < ?)", cutoff);
     this.sql.exec("DELETE FROM logged_requests WHERE at < ?", cutoff);
-    const left = await this.count();
+    this.sql.exec("DELETE FROM pending_outcomes WHERE received_at < ?", now - PENDING_LABEL_MS);
+    this.pending = this.countPending();
+    const left = (await this.count()) + this.pending;
     this.alarmSet = left > 0;
     if (left > 0) await this.ctx.storage.setAlarm(now + DAY);
   }

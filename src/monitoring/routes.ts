@@ -145,6 +145,8 @@ export const feedbackRoutes = new Hono<Env_>().post("/", async (c) => {
     joined: joined.length,
     duplicates: results.filter((r) => r.status === "duplicate").map((r) => ({ request_id: r.item.requestId, row: r.item.row })),
     not_found: results.filter((r) => r.status === "not_found").map((r) => ({ request_id: r.item.requestId, row: r.item.row })),
+    // Labels whose prediction is not logged yet: kept, and joined when it is (within PENDING_LABEL_MS).
+    pending: results.filter((r) => r.status === "pending").map((r) => ({ request_id: r.item.requestId, row: r.item.row })),
   });
 });
 

@@ -118,6 +118,16 @@ export function onFeedback(listener: FeedbackListener) {
   feedbackListeners.push(listener);
 }
 
+/**
+ * For labels joined outside a request (one that arrived before its prediction was logged, joined
+ * when the log's append comes): listeners run detached, kept alive by `waitUntil`.
+ */
+export function notifyFeedback(env: Env, waitUntil: (task: Promise<unknown>) => void, event: FeedbackEvent) {
+  for (const listener of feedbackListeners) {
+    waitUntil(Promise.resolve().then(() => listener(env, event)).catch((error) => console.error(JSON.stringify({ level: "error", msg: "feedback listener failed", error: String(error) }))));
+  }
+}
+
 /** Called by whoever joins labels to predictions; listeners run like prediction listeners. */
 export function emitFeedback<E extends { Bindings: Env }>(c: Context<E>, event: FeedbackEvent) {
   for (const listener of feedbackListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));

@@ -125,3 +125,43 @@ describe("monitored-only features", () => {
     expect(res2.json.error.details[0].message).toContain("monitorOnly");
   });
 });
+
+describe("labels that arrive before their prediction is logged", () => {
+  it("are kept and joined when the prediction arrives: live performance gets them", async () => {
+    // The label first (the caller is faster than the isolate's flush), then the prediction with that request id.
+    const early = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "early-1", actual: 1 }, { request_id: "early-1", row: 1, actual: 0 }] });
+    expect(early.status, early.text).toBe(200);
+    expect(early.json).toMatchObject({ joined: 0, not_found: [], pending: [{ request_id: "early-1", row: 0 }, { request_id: "early-1", row: 1 }] });
+    const res = await call("POST", "/v1/models/labels-model/predict", { instances: holdout.slice(0, 2).map((r) => r.features) }, { "x-request-id": "early-1" });
+    expect(res.status).toBe(200);
+    const labels = await eventually(async () => {
+      const rows = (await env.MONITOR_SHARD.getByName("labels-model@1.0.0#0").labelled(0)).filter((l) => l.requestId === "early-1");
+      expect(rows).toHaveLength(2);
+      return rows;
+    });
+    expect(labels.find((l) => l.row === 0)).toMatchObject({ actual: "1", score: res.json.predictions[0].score });
+    expect(labels.find((l) => l.row === 1)).toMatchObject({ actual: "0", score: res.json.predictions[1].score });
+    // Joined once: a later label for the same row is a duplicate.
+    const again = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "early-1", actual: 0 }] });
+    expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: "early-1", row: 0 }], pending: [] });
+  });
+
+  it("expire after PENDING_LABEL_MS; a worker-generated id older than that is not_found at once", async () => {
+    const { PENDING_LABEL_MS, RequestPacker } = await import("../../src/monitoring/prediction-log");
+    const { columnsOf } = await import("../support/columns");
+    const stub = env.PREDICTION_LOG.getByName("early-model#0");
+    const now = Date.now();
+    const [waiting] = await stub.join([{ requestId: "late-1", row: 0, actual: "1" }], now - PENDING_LABEL_MS - 1000);
+    expect(waiting.status).toBe("pending");
+    const packer = new RequestPacker();
+    packer.add({ requestId: "late-1", version: "1.0.0", at: now }, columnsOf([{ score: 0.7, label: 1, probabilities: {} }]));
+    await stub.append("early-model", packer.pack());
+    // Expired before its prediction came: not joined, so the row is still open for a fresh label.
+    expect((await env.MONITOR_SHARD.getByName("early-model@1.0.0#0").labelled(0)).length).toBe(0);
+    const [fresh] = await stub.join([{ requestId: "late-1", row: 0, actual: "1" }]);
+    expect(fresh.status).toBe("joined");
+    const hex = (now - PENDING_LABEL_MS - 60_000).toString(16).padStart(12, "0");
+    const [old] = await stub.join([{ requestId: `${hex.slice(0, 8)}-${hex.slice(8)}-7abc-8def-0123456789ab`, row: 0, actual: "1" }]);
+    expect(old.status).toBe("not_found");
+  });
+});

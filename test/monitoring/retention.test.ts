@@ -102,6 +102,12 @@ function packed(...requests: [LoggedRequest, [number, string][]][]) {
   return packer.pack();
 }
 
+/** A UUIDv7 whose time field is `at` (the rest zero-ish). */
+function uuidV7At(at: number): string {
+  const hex = at.toString(16).padStart(12, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-7000-8000-000000000000`;
+}
+
 describe("PredictionLog retention", () => {
   it("joins a label that arrives 29 days after the prediction and purges entries past 30 days", async () => {
     const stub = env.PREDICTION_LOG.getByName("retention-model#0");
@@ -121,7 +127,11 @@ describe("PredictionLog retention", () => {
     expect(joined).toMatchObject({ status: "joined", entry: { score: 0.9, label: "1", version: "1.0.0" } });
     expect(second).toMatchObject({ status: "joined", entry: { row: 1, score: 0.4, label: "0" } });
     expect(outOfRange.status).toBe("not_found");
-    const [gone] = await stub.join([{ requestId: "b", row: 0, actual: "0" }]);
+    // A purged prediction with a worker-generated (UUIDv7) id from 31 days ago: not_found at once.
+    const oldId = uuidV7At(now - 31 * DAY);
+    await stub.append("retention-model", packed([{ requestId: oldId, version: "1.0.0", at: now - 31 * DAY }, [[0.1, "0"]]]));
+    await runDurableObjectAlarm(stub);
+    const [gone] = await stub.join([{ requestId: oldId, row: 0, actual: "0" }]);
     expect(gone.status).toBe("not_found");
   });
 });
