@@ -156,8 +156,8 @@ describe("Open Inference Protocol v2", () => {
     expect((await call("GET", "/v2/health/ready")).json).toEqual({ ready: true });
     expect((await call("GET", "/v2")).json.name).toBe("edge-ml-runtime");
     const meta = await call("GET", "/v2/models/credit-risk");
-    expect(meta.json).toMatchObject({ name: "credit-risk", versions: ["1.0.0"], platform: "onnxruntime_onnx", inputs: [{ name: "float_input", datatype: "FP32", shape: [-1, 26] }] });
-    expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0")).json.versions).toEqual(["1.1.0"]);
+    expect(meta.json).toMatchObject({ name: "credit-risk", versions: ["1.1.0", "1.0.0"], platform: "onnx_onnxv1", inputs: [{ name: "float_input", datatype: "FP32", shape: [-1, 26] }], parameters: { version: "1.0.0" } });
+    expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0")).json.parameters.version).toBe("1.1.0");
     expect((await call("GET", "/v2/models/credit-risk/ready")).json).toMatchObject({ ready: true, version: "1.0.0" });
     expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0/ready")).json).toMatchObject({ ready: true, version: "1.1.0" });
     expect((await call("GET", "/v2/models/credit-risk/versions/5.0.0/ready")).status).toBe(404);

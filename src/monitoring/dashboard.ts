@@ -55,7 +55,7 @@ export function dashboardPage(model: string): string {
   const m = JSON.stringify(model).replace(/</g, "\\u003c");
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width,initial-scale=1">
-<title>edge-ml monitoring: ${model.replace(/[^a-z0-9-]/g, "")}</title>
+<title>edge-ml monitoring: ${model.replace(/[^a-z0-9_-]/g, "")}</title>
 <style>
 body{font:14px system-ui,sans-serif;margin:0;background:#f6f7f9;color:#1f2933}
 header{background:#1f2933;color:#fff;padding:12px 20px;display:flex;gap:16px;align-items:center}
