@@ -277,3 +277,32 @@ describe("binary tensor data extension", () => {
     expect(((await res.json()) as any).error).toMatch(/inference-header-content-length must be a byte count/);
   });
 });
+
+describe("binary tensor codec, every datatype", () => {
+  it("decodes little-endian values of each width, FP16 included, and BYTES both ways", async () => {
+    const { decodeTensor, encodeTensor } = await import("../src/serving/binary-tensors");
+    const le = (build: (v: DataView) => void, size: number) => {
+      const b = new Uint8Array(size);
+      build(new DataView(b.buffer));
+      return b;
+    };
+    expect(decodeTensor(new Uint8Array([1, 0]), "BOOL", 2, "x")).toEqual([true, false]);
+    expect(decodeTensor(new Uint8Array([0xff, 0x01]), "INT8", 2, "x")).toEqual([-1, 1]);
+    expect(decodeTensor(new Uint8Array([0xff, 0x01]), "UINT8", 2, "x")).toEqual([255, 1]);
+    expect(decodeTensor(le((v) => (v.setInt16(0, -300, true), v.setUint16(2, 65000, true)), 4), "INT16", 2, "x")).toEqual([-300, -536]);
+    expect(decodeTensor(le((v) => v.setUint16(0, 65000, true), 2), "UINT16", 1, "x")).toEqual([65000]);
+    // FP16: 1.0, -2.0, the largest (65504), the smallest subnormal (2^-24), +Infinity.
+    expect(decodeTensor(le((v) => [0x3c00, 0xc000, 0x7bff, 0x0001, 0x7c00].forEach((h, i) => v.setUint16(2 * i, h, true)), 10), "FP16", 5, "x")).toEqual([1, -2, 65504, 2 ** -24, Infinity]);
+    expect(decodeTensor(le((v) => v.setInt32(0, -123456, true), 4), "INT32", 1, "x")).toEqual([-123456]);
+    expect(decodeTensor(le((v) => v.setUint32(0, 4000000000, true), 4), "UINT32", 1, "x")).toEqual([4000000000]);
+    expect(decodeTensor(le((v) => v.setBigInt64(0, -(2n ** 40n), true), 8), "INT64", 1, "x")).toEqual([-(2 ** 40)]);
+    expect(decodeTensor(le((v) => v.setBigUint64(0, 2n ** 50n, true), 8), "UINT64", 1, "x")).toEqual([2 ** 50]);
+    expect(decodeTensor(le((v) => v.setFloat32(0, 0.1, true), 4), "FP32", 1, "x")).toEqual([Math.fround(0.1)]);
+    expect(decodeTensor(le((v) => v.setFloat64(0, 0.1, true), 8), "FP64", 1, "x")).toEqual([0.1]);
+    const strings = ["rent", "", "été"];
+    expect(decodeTensor(encodeTensor(strings, "BYTES"), "BYTES", 3, "x")).toEqual(strings);
+    expect(() => decodeTensor(encodeTensor(strings, "BYTES").subarray(0, 9), "BYTES", 3, "inputs[0]")).toThrow(/inputs\[0\]: BYTES element 1 claims 0 bytes|truncated|BYTES element/);
+    expect(() => decodeTensor(new Uint8Array(6), "FP32", 2, "inputs[1]")).toThrow(/inputs\[1\]: binary_data_size is 6 bytes; 2 FP32 values take 8/);
+    expect(Array.from(new Float32Array(encodeTensor(new Float32Array([1.5, -2]), "FP32").buffer))).toEqual([1.5, -2]);
+  });
+});
