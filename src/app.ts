@@ -7,7 +7,7 @@ import { Hono } from "hono";
 import { requestId } from "hono/request-id";
 import { v7 as uuidv7 } from "uuid";
 import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
-import { toResponse } from "./http/errors";
+import { errorResponse, toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
 import { rateLimit } from "./http/rate-limit";
 import { sessionCache } from "./inference/predictor";
@@ -78,7 +78,7 @@ export function createApp() {
   app.route("/admin/deployments", deploymentRoutes);
   wireDeploymentListeners();
 
-  app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, request_id: c.get("requestId") }, 404));
+  app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError(toResponse);
   return app;
 }

@@ -70,7 +70,7 @@ describe("POST /v1/models/:name/predict", () => {
   });
 
   const bad: [string, unknown, number, string, RegExp][] = [
-    ["wrong type", { features: { ...ROW, Age: "thirty" } }, 422, "features.Age", /expected a number/],
+    ["wrong type", { features: { ...ROW, Age: "thirty" } }, 422, "features.Age", /expected a finite number, got string/],
     ["below range", { features: { ...ROW, Seniority: -1 } }, 422, "features.Seniority", /must be >= 0/],
     ["above range", { features: { ...ROW, Age: 250 } }, 422, "features.Age", /must be <= /],
     ["not an integer", { features: { ...ROW, Age: 30.5 } }, 422, "features.Age", /integer/],
@@ -78,7 +78,7 @@ describe("POST /v1/models/:name/predict", () => {
     ["missing required field", { features: { ...ROW, Age: undefined } }, 422, "features.Age", /required/],
     ["null for a required field", { features: { ...ROW, Age: null } }, 422, "features.Age", /null/],
     ["unknown field", { features: { ...ROW, Favourite: 1 } }, 422, "features.Favourite", /unknown feature/],
-    ["row in a batch", { instances: [ROW, ROW, { ...ROW, Debt: "lots" }] }, 422, "instances[2].Debt", /expected a number/],
+    ["row in a batch", { instances: [ROW, ROW, { ...ROW, Debt: "lots" }] }, 422, "instances[2].Debt", /expected a finite number, got string/],
     ["row not an object", { instances: [ROW, 5] }, 422, "instances[1]", /object/],
     ["both features and instances", { features: ROW, instances: [ROW] }, 422, "(root)", /exactly one/],
     ["neither", { alias: "champion" }, 422, "(root)", /exactly one/],
@@ -156,8 +156,8 @@ describe("Open Inference Protocol v2", () => {
     expect((await call("GET", "/v2/health/ready")).json).toEqual({ ready: true });
     expect((await call("GET", "/v2")).json.name).toBe("edge-ml-runtime");
     const meta = await call("GET", "/v2/models/credit-risk");
-    expect(meta.json).toMatchObject({ name: "credit-risk", versions: ["1.0.0"], platform: "onnxruntime_onnx", inputs: [{ name: "float_input", datatype: "FP32", shape: [-1, 26] }] });
-    expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0")).json.versions).toEqual(["1.1.0"]);
+    expect(meta.json).toMatchObject({ name: "credit-risk", versions: ["1.1.0", "1.0.0"], platform: "onnx_onnxv1", inputs: [{ name: "float_input", datatype: "FP32", shape: [-1, 26] }], parameters: { version: "1.0.0" } });
+    expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0")).json.parameters.version).toBe("1.1.0");
     expect((await call("GET", "/v2/models/credit-risk/ready")).json).toMatchObject({ ready: true, version: "1.0.0" });
     expect((await call("GET", "/v2/models/credit-risk/versions/1.1.0/ready")).json).toMatchObject({ ready: true, version: "1.1.0" });
     expect((await call("GET", "/v2/models/credit-risk/versions/5.0.0/ready")).status).toBe(404);

@@ -17,16 +17,25 @@ export type ResolvedRow = FeatureValue[];
 
 const MISSING = Symbol("missing");
 
-function fieldSchema(f: FeatureSpec): z.ZodType {
+/** The largest finite float32: a larger finite double would reach the model as +/-Infinity. */
+export const FLOAT32_MAX = 3.4028234663852886e38;
+
+/** Features whose values reach the model in a float32 tensor (every column of a dense input). */
+function float32Features(schema: FeatureSchema): Set<string> {
+  if (schema.input.kind === "dense") return new Set(schema.input.columns.map((c) => c.feature));
+  return new Set(schema.input.tensors.filter((t) => t.dtype === "float32").map((t) => t.feature));
+}
+
+function fieldSchema(f: FeatureSpec, float32: boolean): z.ZodType {
   let base: z.ZodType;
   switch (f.type) {
     case "numeric":
     case "integer": {
-      let n = z.number({ error: (iss) => (iss.input === undefined ? "required" : `expected a number, got ${describe(iss.input)}`) });
+      let n = z.number({ error: (iss) => (iss.input === undefined ? "required" : `expected a finite number, got ${describe(iss.input)}`) });
       if (f.type === "integer") n = n.int({ error: "expected an integer" });
       if (f.min !== undefined) n = n.min(f.min, { error: `must be >= ${f.min}` });
       if (f.max !== undefined) n = n.max(f.max, { error: `must be <= ${f.max}` });
-      base = n;
+      base = float32 ? n.refine((v) => Math.abs(v) <= FLOAT32_MAX, { error: (iss) => `${iss.input} overflows float32, the model's input type (largest magnitude ${FLOAT32_MAX})` }) : n;
       break;
     }
     case "categorical": {
@@ -48,6 +57,7 @@ function fieldSchema(f: FeatureSpec): z.ZodType {
 
 function describe(value: unknown): string {
   if (value === null) return "null";
+  if (typeof value === "number") return String(value); // NaN or +/-Infinity (1e999 parses as Infinity)
   if (typeof value === "string") return `string ${JSON.stringify(value.slice(0, 40))}`;
   return typeof value;
 }
@@ -70,7 +80,8 @@ export function rowValidator(schema: FeatureSchema): RowValidator {
 
 function buildValidator(schema: FeatureSchema): RowValidator {
   const shape: Record<string, z.ZodType> = {};
-  for (const f of schema.features) shape[f.name] = fieldSchema(f);
+  const float32 = float32Features(schema);
+  for (const f of schema.features) shape[f.name] = fieldSchema(f, float32.has(f.name));
   const object = z.strictObject(shape, { error: (iss) => (iss.code === "unrecognized_keys" ? undefined : "expected an object of feature values") });
   const fill = schema.features.map((f) => (f.missing.policy === "impute" ? f.missing.value : f.missing.policy === "nan" ? Number.NaN : undefined));
   const names = schema.features.map((f) => f.name);

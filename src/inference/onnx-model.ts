@@ -31,6 +31,41 @@ export interface ModelInfo {
   opsets: Record<string, number>;
   /** Class labels carried by a ZipMap node, if the model ends in one. */
   zipMapClasses?: (number | string)[];
+  /** Class labels of every ai.onnx.ml classifier node, in the column order of its scores. */
+  classifierLabels: OperatorClasses[];
+}
+
+/** The class labels one classifier node declares (its score columns follow this order). */
+export interface OperatorClasses {
+  op: string;
+  node: string;
+  classes: (number | string)[];
+}
+
+/** ai.onnx.ml operators whose probability/score columns are ordered by a class-label attribute. */
+const LABEL_ATTRIBUTES: Record<string, [ints: string, strings: string]> = {
+  TreeEnsembleClassifier: ["classlabels_int64s", "classlabels_strings"],
+  LinearClassifier: ["classlabels_ints", "classlabels_strings"],
+  SVMClassifier: ["classlabels_ints", "classlabels_strings"],
+  ZipMap: ["classlabels_int64s", "classlabels_strings"],
+};
+
+type NodeProto = NonNullable<NonNullable<ModelProto["graph"]>["node"]>[number];
+
+function labelsOf(node: NodeProto, [intsName, stringsName]: [string, string]): (number | string)[] {
+  const ints = node.attribute?.find((a) => a.name === intsName)?.ints;
+  const strings = node.attribute?.find((a) => a.name === stringsName)?.strings;
+  return ints?.length ? ints.map((v) => Number(v)) : (strings ?? []).map((s) => new TextDecoder().decode(s));
+}
+
+/** Class labels of every classifier node of the main graph (TreeEnsemble, Linear, SVM, ZipMap). */
+export function classifierLabels(model: ModelProto): OperatorClasses[] {
+  const out: OperatorClasses[] = [];
+  for (const node of model.graph?.node ?? []) {
+    const attrs = node.domain === "ai.onnx.ml" ? LABEL_ATTRIBUTES[node.opType ?? ""] : undefined;
+    if (attrs) out.push({ op: node.opType!, node: node.name || node.output?.[0] || node.opType!, classes: labelsOf(node, attrs) });
+  }
+  return out;
 }
 
 export interface PreparedModel {
@@ -55,16 +90,14 @@ export function prepareForWeb(bytes: Uint8Array): PreparedModel {
   const model = decodeModel(bytes);
   const opsets: Record<string, number> = {};
   for (const o of model.opsetImport ?? []) opsets[o.domain || "ai.onnx"] = Number(o.version);
-  const info: ModelInfo = { irVersion: Number(model.irVersion ?? 0), opsets };
+  const info: ModelInfo = { irVersion: Number(model.irVersion ?? 0), opsets, classifierLabels: classifierLabels(model) };
 
   const graph = model.graph!;
   const zipIndex = graph.node!.findIndex((n) => n.opType === "ZipMap" && n.domain === "ai.onnx.ml");
   if (zipIndex < 0) return { info, bytes };
 
   const zip = graph.node![zipIndex];
-  const ints = zip.attribute?.find((a) => a.name === "classlabels_int64s")?.ints;
-  const strings = zip.attribute?.find((a) => a.name === "classlabels_strings")?.strings;
-  info.zipMapClasses = ints?.length ? ints.map((v) => Number(v)) : (strings ?? []).map((s) => new TextDecoder().decode(s));
+  info.zipMapClasses = labelsOf(zip, LABEL_ATTRIBUTES.ZipMap);
 
   // Identity keeps the ZipMap's output name, now carrying the [N, C] float tensor.
   const [probabilities] = zip.input!;

@@ -9,7 +9,7 @@
 import type * as Ort from "onnxruntime-web";
 import { ApiError } from "../http/errors";
 import { exampleRow, rowValidator, type ResolvedRow } from "../inference/features";
-import type { ModelInfo } from "../inference/onnx-model";
+import { classifierLabels, decodeModel, type ModelInfo, type ModelProto, type OperatorClasses } from "../inference/onnx-model";
 import { decodeOutputs, requestedOutputs } from "../inference/outputs";
 import { createLoadedModel, type LoadedModel } from "../inference/sessions";
 import { buildFeeds } from "../inference/tensors";
@@ -21,6 +21,13 @@ function fail(message: string): never {
 }
 
 export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema): Promise<ModelInfo> {
+  let proto: ModelProto;
+  try {
+    proto = decodeModel(bytes);
+  } catch (error) {
+    fail(`artifact does not load in onnxruntime-web: ${String((error as Error).message ?? error).slice(0, 300)}`);
+  }
+  checkClassLabels(classifierLabels(proto), schema);
   let loaded: Awaited<ReturnType<typeof createLoadedModel>>;
   try {
     loaded = await createLoadedModel(sha256, bytes);
@@ -64,6 +71,24 @@ function checkInputs(model: LoadedModel, schema: FeatureSchema) {
   }
 }
 
+/**
+ * Every classifier operator orders its probability columns by its own class-label attribute; the
+ * schema's `classes` name those columns. A different order would silently invert every score, so
+ * any classifier node (TreeEnsembleClassifier, LinearClassifier, SVMClassifier, ZipMap) whose labels
+ * differ from the schema's classes, in order, is refused. Labels compare as text: the manifest's
+ * JSON `1` and the model's int64 1 are the same class.
+ */
+function checkClassLabels(operators: OperatorClasses[], schema: FeatureSchema) {
+  if (schema.output.kind !== "classifier") return;
+  const declared = schema.output.classes.map(String);
+  for (const op of operators) {
+    const labels = op.classes.map(String);
+    if (labels.length !== declared.length || labels.some((c, i) => c !== declared[i])) {
+      fail(`${op.op} node '${op.node}' orders its classes [${labels.join(", ")}] but the schema's classes are [${declared.join(", ")}]; list output.classes in the model's order`);
+    }
+  }
+}
+
 function checkOutputs(model: LoadedModel, schema: FeatureSchema) {
   const out = schema.output;
   const need = (name: string, types: string[]) => {
@@ -79,10 +104,6 @@ function checkOutputs(model: LoadedModel, schema: FeatureSchema) {
   const probs = need(out.probabilities, ["float32"]);
   const width = probs.shape[probs.shape.length - 1];
   if (typeof width === "number" && width !== out.classes.length) fail(`output '${out.probabilities}' has ${width} classes; the schema declares ${out.classes.length}`);
-  const zip = model.info.zipMapClasses;
-  if (zip && (zip.length !== out.classes.length || zip.some((c, i) => String(c) !== String(out.classes[i])))) {
-    fail(`model's class labels [${zip.join(", ")}] differ from the schema's classes [${out.classes.join(", ")}]`);
-  }
   if (out.label) need(out.label, ["int64", "string", "int32"]);
 }
 

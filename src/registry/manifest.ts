@@ -19,7 +19,7 @@ import { z } from "zod";
 const NAME = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
 export const modelNameSchema = z
   .string()
-  .regex(/^[a-z0-9][a-z0-9-]{0,62}$/, "model name: lowercase letters, digits and '-', at most 63 characters");
+  .regex(/^[a-z0-9][a-z0-9_-]{0,62}$/, "model name: lowercase letters, digits, '_' and '-', starting with a letter or digit, at most 63 characters");
 export const semverSchema = z
   .string()
   .regex(/^(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})\.(0|[1-9]\d{0,8})$/, "version must be semantic MAJOR.MINOR.PATCH, e.g. 1.2.0");

@@ -18,11 +18,14 @@ import type * as Ort from "onnxruntime-web";
 import { z } from "zod";
 import { ApiError, type FieldIssue } from "../http/errors";
 import { intVar, readJson } from "../http/limits";
+import { FLOAT32_MAX } from "../inference/features";
 import { getOrt } from "../inference/ort";
 import { loadModel, runRows, runTensors } from "../inference/predictor";
 import { requestedOutputs } from "../inference/outputs";
 import { modelNameSchema, semverSchema, zodIssues, type FeatureSchema } from "../registry/manifest";
 import { resolveVersion } from "../registry/resolver";
+import { listVersions, registryDb } from "../registry/store";
+import { decodeTensor, encodeTensor, HEADER_LENGTH, joinBody, splitBody } from "./binary-tensors";
 import { isolateMetrics } from "../observability/isolate-metrics";
 import { readiness } from "./health";
 import { dispatch, dispatchHeaders, type Dispatch } from "./dispatch";
@@ -34,25 +37,33 @@ type V2Env = { Bindings: Env; Variables: { requestId: string } };
 const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
 type Datatype = (typeof DATATYPES)[number];
 
+/** The protocol's `$parameters`: values are strings, numbers or booleans only. */
+const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: "parameter values must be a string, number or boolean" }));
+
 const inferRequest = z
   .object({
     id: z.string().max(256).optional(),
-    parameters: z.record(z.string(), z.unknown()).optional(),
+    parameters: parametersSchema.optional(),
     inputs: z
       .array(
-        z.object({
-          name: z.string().min(1),
-          shape: z.array(z.number().int().nonnegative()).min(1).max(4),
-          datatype: z.enum(DATATYPES),
-          data: z.array(z.unknown()),
-          parameters: z.record(z.string(), z.unknown()).optional(),
-        }),
+        z
+          .object({
+            name: z.string().min(1),
+            shape: z.array(z.number().int().nonnegative()).min(1).max(4),
+            datatype: z.enum(DATATYPES),
+            data: z.array(z.unknown()).optional(),
+            parameters: parametersSchema.optional(),
+          })
+          .refine((i) => (i.data === undefined) !== (i.parameters?.binary_data_size === undefined), {
+            error: "give either data or parameters.binary_data_size (binary tensor data extension), not both",
+          }),
       )
       .min(1),
-    outputs: z.array(z.object({ name: z.string().min(1), parameters: z.record(z.string(), z.unknown()).optional() })).optional(),
+    outputs: z.array(z.object({ name: z.string().min(1), parameters: parametersSchema.optional() })).optional(),
   })
   .strict();
-type InferInput = z.infer<typeof inferRequest>["inputs"][number];
+type InferInput = z.infer<typeof inferRequest>["inputs"][number] & { data: unknown[] };
+type InferRequest = Omit<z.infer<typeof inferRequest>, "inputs"> & { inputs: InferInput[] };
 
 const ORT_TO_V2: Record<string, Datatype> = { float32: "FP32", float64: "FP64", int64: "INT64", int32: "INT32", string: "BYTES", bool: "BOOL", uint8: "UINT8" };
 
@@ -74,24 +85,41 @@ async function selected(c: Context<V2Env>) {
   return resolveVersion(c.env, t.name, { version: t.version });
 }
 
+/**
+ * A dimension as the protocol writes it: variable-size dimensions are -1. onnxruntime-web reports a
+ * named dynamic dimension by its name and an unnamed one as 2^32 - 1 (-1 read as unsigned).
+ */
+function dimension(d: number | string): number {
+  return typeof d === "number" && d >= 0 && d < 0xffffffff ? d : -1;
+}
+
 function tensorMetadata(list: readonly Ort.InferenceSession.ValueMetadata[]) {
   return list.map((m) =>
     m.isTensor
-      ? { name: m.name, datatype: ORT_TO_V2[m.type] ?? m.type.toUpperCase(), shape: m.shape.map((d) => (typeof d === "number" ? d : -1)) }
+      ? { name: m.name, datatype: ORT_TO_V2[m.type] ?? m.type.toUpperCase(), shape: m.shape.map(dimension) }
       : { name: m.name, datatype: "BYTES", shape: [-1] },
   );
 }
 
 async function metadata(c: Context<V2Env>) {
   const { version } = await selected(c);
-  const model = await loadModel(c.env, version);
+  const [model, all] = await Promise.all([loadModel(c.env, version), listVersions(registryDb(c.env.DB), version.modelName)]);
+  const schema = version.featureSchema;
   return c.json({
     name: version.modelName,
-    versions: [version.version],
-    platform: "onnxruntime_onnx",
+    // Every version a client may request explicitly (archived ones answer 409), newest first.
+    versions: all.filter((v) => v.status !== "archived").map((v) => v.version),
+    platform: "onnx_onnxv1",
     inputs: tensorMetadata(model.inputMetadata),
-    outputs: tensorMetadata(model.outputMetadata).filter((o) => requestedOutputs(version.featureSchema.output).includes(o.name)),
-    parameters: { features: version.featureSchema.features.map((f) => ({ name: f.name, type: f.type })) },
+    outputs: tensorMetadata(model.outputMetadata).filter((o) => requestedOutputs(schema.output).includes(o.name)),
+    // The protocol allows string, number and boolean values only: lists travel comma-separated.
+    parameters: {
+      version: version.version,
+      task: version.task,
+      features: schema.features.map((f) => f.name).join(","),
+      feature_types: schema.features.map((f) => f.type).join(","),
+      ...(schema.output.kind === "classifier" ? { classes: schema.output.classes.map(String).join(",") } : {}),
+    },
   });
 }
 
@@ -150,7 +178,11 @@ function denseFeeds(ort: typeof Ort, schema: FeatureSchema, input: InferInput): 
     const f = byName.get(col.feature)!;
     const path = `inputs[0].data[${Math.floor(i / width)}][${i % width}] (${col.feature}${col.oneHot ? `=${col.oneHot}` : ""})`;
     if (typeof v !== "number" || !Number.isFinite(v)) {
-      issues.push({ path, message: `expected a finite number, got ${v === null ? "null" : typeof v}` });
+      issues.push({ path, message: `expected a finite number, got ${v === null ? "null" : typeof v === "number" ? String(v) : typeof v}` });
+      continue;
+    }
+    if (Math.abs(v) > FLOAT32_MAX) {
+      issues.push({ path, message: `${v} overflows float32, the model's input type (largest magnitude ${FLOAT32_MAX})` });
       continue;
     }
     if (col.oneHot !== undefined || f.type === "boolean") {
@@ -166,13 +198,41 @@ function denseFeeds(ort: typeof Ort, schema: FeatureSchema, input: InferInput): 
   return { feeds: { [schema.input.name]: new ort.Tensor("float32", values, [n, width]) }, rows: n };
 }
 
-async function infer(c: Context<V2Env>) {
-  const started = performance.now();
-  const t = target(c);
-  const raw = await readJson(c);
+/**
+ * The request body: plain JSON, or (binary tensor data extension) a JSON header of
+ * Inference-Header-Content-Length bytes followed by the tensors that carry binary_data_size.
+ */
+async function readInferRequest(c: Context<V2Env>): Promise<InferRequest> {
+  const headerLength = c.req.header(HEADER_LENGTH);
+  let raw: unknown;
+  let rest: Uint8Array | undefined;
+  if (headerLength !== undefined) ({ header: raw, rest } = splitBody(new Uint8Array(await c.req.arrayBuffer()), headerLength));
+  else raw = await readJson(c);
   const parsed = inferRequest.safeParse(raw);
   if (!parsed.success) throw new ApiError("invalid_input", "invalid inference request", zodIssues(parsed.error));
   const req = parsed.data;
+  let pos = 0;
+  const inputs = req.inputs.map((input, k) => {
+    const size = input.parameters?.binary_data_size;
+    if (size === undefined) return input as InferInput;
+    const path = `inputs[${k}].parameters.binary_data_size`;
+    if (!rest) throw new ApiError("invalid_input", `${path}: binary tensor data needs the ${HEADER_LENGTH} header`, [{ path, message: `no ${HEADER_LENGTH} header` }]);
+    if (typeof size !== "number" || !Number.isInteger(size) || size < 0 || pos + size > rest.length) {
+      throw new ApiError("invalid_input", `${path}: ${JSON.stringify(size)} bytes requested at offset ${pos}; the body has ${rest.length} bytes of tensor data`, [{ path, message: "does not fit the body" }]);
+    }
+    const count = input.shape.reduce((a, b) => a * b, 1);
+    const data = decodeTensor(rest.subarray(pos, pos + size), input.datatype, count, `inputs[${k}]`);
+    pos += size;
+    return { ...input, data };
+  });
+  if (rest && pos !== rest.length) throw new ApiError("invalid_input", `the body has ${rest.length - pos} bytes of tensor data that no input's binary_data_size claims`, [{ path: "inputs", message: "binary_data_size values do not add up to the body" }]);
+  return { ...req, inputs };
+}
+
+async function infer(c: Context<V2Env>) {
+  const started = performance.now();
+  const t = target(c);
+  const req = await readInferRequest(c);
   const routed = await dispatch(c, t.name, { version: t.version });
   try {
     return await inferWith(c, routed, req, started);
@@ -182,7 +242,7 @@ async function infer(c: Context<V2Env>) {
   }
 }
 
-async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeof inferRequest>, started: number) {
+async function inferWith(c: Context<V2Env>, routed: Dispatch, req: InferRequest, started: number) {
   const { version } = routed;
   const schema = version.featureSchema;
   const maxRows = intVar(c.env.MAX_BATCH_ROWS, 1000);
@@ -218,18 +278,35 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeo
   const { predictions, columns } = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
   emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
 
+  // Binary outputs: those asking parameters.binary_data, or all when the request sets binary_data_output.
+  const binaryOutput = (name: string) => {
+    const own = req.outputs?.find((o) => o.name === name)?.parameters?.binary_data;
+    return own !== undefined ? own === true : req.parameters?.binary_data_output === true;
+  };
+  const blocks: Uint8Array[] = [];
   const outputs = wanted.map((name) => {
     const t = run.results[name];
-    const data = Array.from(t.data as ArrayLike<unknown>, (v) => (typeof v === "bigint" ? Number(v) : v));
-    return { name, datatype: ORT_TO_V2[t.type] ?? t.type.toUpperCase(), shape: t.dims, data };
+    const datatype = ORT_TO_V2[t.type] ?? t.type.toUpperCase();
+    const head = { name, datatype, shape: t.dims };
+    if (binaryOutput(name)) {
+      const bytes = encodeTensor(t.data as ArrayLike<unknown>, datatype);
+      blocks.push(bytes);
+      return { ...head, parameters: { binary_data_size: bytes.length } };
+    }
+    const data = Array.from(t.data as ArrayLike<unknown>, (v) => (typeof v === "bigint" ? Number(v) : datatype === "BOOL" ? v === 1 : v));
+    return { ...head, data };
   });
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${run.inferenceMs.toFixed(3)}`);
-  return c.json({ model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), outputs });
+  const response = { model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), outputs };
+  if (!blocks.length) return c.json(response);
+  const { body, headerLength } = joinBody(response, blocks);
+  c.header(HEADER_LENGTH, String(headerLength));
+  return c.body(body, 200, { "content-type": "application/octet-stream" });
 }
 
 export const v2Routes = new Hono<V2Env>()
-  .get("/", (c) => c.json({ name: "edge-ml-runtime", version: "0.1.0", extensions: [] }))
+  .get("/", (c) => c.json({ name: "edge-ml-runtime", version: "0.1.0", extensions: ["binary_tensor_data"] }))
   .get("/health/live", (c) => c.json({ live: true }))
   .get("/health/ready", async (c) => {
     const report = await readiness(c.env);
