@@ -60,6 +60,8 @@ export interface VariantSummary {
   score_counts: number[];
   score_sum: number;
   scored_rows: number;
+  /** Raw scores (a uniform sample), when the source keeps them: canary windows from monitoring. */
+  score_sample?: number[];
   feedback: { n: number; positives: number; correct: number };
   labels: { score: number; positive: number }[];
 }

@@ -56,6 +56,11 @@ export const canaryAnalysisSchema = z
     p95_slack_ms: z.number().min(0).default(2),
     /** Largest acceptable PSI of the canary's score distribution against stable's. */
     max_psi: z.number().min(0).default(0.2),
+    /**
+     * Chance that a canary no worse than stable is rolled back over the whole rollout: split
+     * evenly (Bonferroni) over every check of every step, each check a one-sided test at that level.
+     */
+    alpha: z.number().gt(0).max(0.2).default(0.01),
   })
   .strict();
 export type CanaryAnalysis = z.infer<typeof canaryAnalysisSchema>;
