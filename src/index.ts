@@ -4,6 +4,7 @@
  */
 import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
+import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
 export { DeploymentStats } from "./deployments/live-stats";
@@ -21,7 +22,8 @@ cronTasks.push((controller, env) => monitoringCron(controller, env));
 export default {
   fetch: app.fetch,
   async queue(batch, env) {
-    // Only the monitoring notification queues (and their dead-letter queue) exist so far.
+    if (batch.queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
+    // The monitoring notification queue and its dead-letter queue.
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },
   async scheduled(controller, env, ctx) {

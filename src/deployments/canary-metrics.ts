@@ -18,7 +18,7 @@ import type { Aggregate } from "../monitoring/aggregate";
 import { DDSketch } from "../stats/sketch";
 import { SCORE_BINS, type StatsSummary, type VariantSummary } from "./live-stats";
 
-function variantOf(version: string, agg: Aggregate): VariantSummary {
+export function variantOf(version: string, agg: Aggregate): VariantSummary {
   const scores = agg.score.sample.values.filter((s) => Number.isFinite(s) && s >= 0 && s <= 1);
   const counts = new Array(SCORE_BINS).fill(0);
   for (const s of scores) counts[Math.min(SCORE_BINS - 1, Math.floor(s * SCORE_BINS))]++;
@@ -30,6 +30,7 @@ function variantOf(version: string, agg: Aggregate): VariantSummary {
     score_counts: counts,
     score_sum: scores.reduce((a, b) => a + b, 0),
     scored_rows: scores.length,
+    score_sample: scores,
     feedback: { n: 0, positives: 0, correct: 0 },
     labels: [],
   };

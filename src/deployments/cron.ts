@@ -47,7 +47,7 @@ async function tickCanary(env: Env, d: Deployment, now: number): Promise<CronOut
   if (now - d.stepStartedAt < a.step_minutes * 60_000) return { deployment: d.id, action: "skip", detail: "step still running" };
   const version = (name: string) => d.variants.find((v) => v.name === name)!.version;
   const summary = await canaryWindow(env, d.modelName, { stable: version("stable"), canary: version("canary") }, d.stepStartedAt, now);
-  const verdict = canaryVerdict(summary, a, d.state === "promoting" ? d.config.baselineSnapshot : undefined);
+  const verdict = canaryVerdict(summary, a, { snapshot: d.state === "promoting" ? d.config.baselineSnapshot : undefined, steps: d.config.steps?.length ?? 1 });
   const config = { ...d.config, lastAnalysis: { at: new Date(now).toISOString(), ...verdict } };
   if (verdict.decision === "rollback") {
     await rollback(db, env, { ...d }, ACTOR, `automatic rollback: ${verdict.reasons.join("; ")}`, "rollback", { analysis: verdict });

@@ -8,6 +8,7 @@
  *   validating --abort--> failed
  *   active | paused | promoting --abort|rollback|cron rollback--> rolled_back
  *   completed --rollback--> rolled_back                  (the alias moves back to the baseline)
+ *   ab_test active | paused --reweight--> same state     (weights change in place; a new results period)
  *
  * Traffic routes through the deployment only in active, paused and promoting; otherwise the
  * alias (champion) answers. Every transition is one applyChange (one transaction + history).
@@ -15,6 +16,7 @@
 import { ApiError } from "../http/errors";
 import { findAlias, type Db } from "../registry/store";
 import type { DeploymentConfig, State } from "./model";
+import { reweightSegments, segmentsOf } from "./assignment";
 import { applyChange, listDeployments, type Deployment } from "./store";
 
 function refuse(d: Deployment, action: string, allowed: State[]): never {
@@ -91,4 +93,39 @@ export async function rollback(db: Db, env: Env, d: Deployment, actor: string, r
   }
   const moveAlias = await backToBaseline(db, d);
   return applyChange(db, env, d, { action, actor, reason, state: "rolled_back", moveAlias, details: { returned_to: d.baselineVersion, ...(details ?? {}) } });
+}
+
+/**
+ * Changes an A/B test's weights in place (active or paused): same salt, same variants, no
+ * re-validation; the ranges are re-laid so only the share the new weights require moves
+ * (assignment.ts), and a new weight period begins (results are kept per period).
+ */
+export async function reweight(db: Db, env: Env, d: Deployment, actor: string, weights: { name: string; weight: number }[], reason?: string, now = Date.now()) {
+  if (d.strategy !== "ab_test") {
+    throw new ApiError("conflict", `deployment ${d.id} is a ${d.strategy} deployment; only ab_test weights are set by hand (canaries follow their steps, bandits their feedback)`);
+  }
+  if (d.state !== "active" && d.state !== "paused") refuse(d, "change the weights of", ["active", "paused"]);
+  const names = d.variants.map((v) => v.name);
+  const issues: { path: string; message: string }[] = [];
+  weights.forEach((w, i) => {
+    if (!names.includes(w.name)) issues.push({ path: `variants[${i}].name`, message: `deployment ${d.id} has no variant '${w.name}'; variants: ${names.join(", ")}` });
+    else if (weights.findIndex((x) => x.name === w.name) !== i) issues.push({ path: `variants[${i}].name`, message: `variant '${w.name}' appears twice` });
+  });
+  for (const n of names) if (!weights.some((w) => w.name === n)) issues.push({ path: "variants", message: `variant '${n}' is missing: give every variant's weight` });
+  const total = weights.reduce((s, w) => s + w.weight, 0);
+  if (Math.abs(total - 100) > 1e-9) issues.push({ path: "variants", message: `weights sum to ${total}, not 100` });
+  if (issues.length) throw new ApiError("invalid_input", `invalid weights: ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, issues);
+  const next = d.variants.map((v) => ({ ...v, weight: weights.find((w) => w.name === v.name)!.weight }));
+  if (next.every((v, i) => v.weight === d.variants[i].weight)) throw new ApiError("invalid_input", "the weights are unchanged", [{ path: "variants", message: "same as the current weights" }]);
+  const { segments, moved } = reweightSegments(segmentsOf(d.variants, d.config.segments), next.map((v) => v.weight));
+  const weightsOf = (vs: { name: string; weight: number }[]) => Object.fromEntries(vs.map((v) => [v.name, v.weight]));
+  const periods = [...(d.config.periods ?? [{ from: 0, weights: weightsOf(d.variants) }]), { from: now, weights: weightsOf(next) }];
+  return applyChange(db, env, d, {
+    action: "reweight",
+    actor,
+    reason,
+    variants: next,
+    config: { ...d.config, segments, periods },
+    details: { from: weightsOf(d.variants), to: weightsOf(next), moved_share: Number(moved.toFixed(6)) },
+  });
 }

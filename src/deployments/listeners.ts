@@ -5,19 +5,18 @@
  *
  * - Every routed prediction or failure is recorded per variant in the deployment's DeploymentStats,
  *   batched per isolate (recorder.ts).
- * - Shadow: the shadow version scores the same rows here, bounded by SHADOW_TIMEOUT_MS; agreement
- *   of predicted labels and absolute score differences are recorded, and so are its errors and
- *   timeouts (a shadow that throws or hangs only shows up in these counters).
+ * - Shadow: a copy of the rows and the primary's predictions goes to the shadow queue; the shadow
+ *   version scores them in the queue consumer, out of the caller's isolate (shadow.ts), bounded by
+ *   SHADOW_TIMEOUT_MS; agreement of predicted labels and absolute score differences are recorded,
+ *   and so are its errors and timeouts (a shadow that throws or hangs only shows up there).
  * - Feedback (labels joined to predictions by the monitoring capability): per-variant reward and
  *   conversion counts for the bandit and the A/B results, and (score, label) pairs for AUC.
  */
-import { score } from "../inference/predictor";
 import type { ClassifierPrediction, Prediction } from "../inference/outputs";
 import { onFailure, onFeedback, onPrediction, type FailureEvent, type FeedbackEvent, type PredictionEvent } from "../serving/events";
 import { statsFor } from "./live-stats";
 import { recorder } from "./recorder";
-
-export const SHADOW_TIMEOUT_MS = 5_000;
+import { enqueueShadow, shadowMessage } from "./shadow";
 
 const isClassifier = (p: Prediction): p is ClassifierPrediction => "score" in p;
 
@@ -33,37 +32,11 @@ export async function recordPrediction(env: Env, event: PredictionEvent): Promis
       scores: event.predictions.filter(isClassifier).map((p) => p.score),
     }),
   ];
-  if (d.shadow && event.rows) tasks.push(scoreShadow(env, d.deployment, d.shadow.version, event.rows, event.predictions, event.at));
-  await Promise.all(tasks);
-}
-
-async function scoreShadow(env: Env, deployment: string, version: Parameters<typeof score>[1], rows: unknown[], primary: Prediction[], at: number) {
-  const started = performance.now();
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), SHADOW_TIMEOUT_MS)));
-  let outcome: Awaited<ReturnType<typeof score>> | "timeout" | "error";
-  try {
-    outcome = await Promise.race([score(env, version, rows, (i) => `shadow[${i}]`), timeout]);
-  } catch {
-    outcome = "error";
-  } finally {
-    clearTimeout(timer);
+  if (d.shadow && event.rows) {
+    const message = shadowMessage(d.deployment, d.version.modelName, d.shadow.version.version, event.at, event.rows, event.predictions);
+    tasks.push(enqueueShadow(env, message, d.deployment, event.at));
   }
-  const stats = statsFor(env, deployment);
-  if (outcome === "timeout") return stats.recordShadow({ at, timeout: true });
-  if (outcome === "error") return stats.recordShadow({ at, error: true });
-  let agreements = 0;
-  const absDiffs: number[] = [];
-  outcome.predictions.forEach((p, i) => {
-    const q = primary[i];
-    if (isClassifier(p) && q && isClassifier(q)) {
-      if (String(p.label) === String(q.label)) agreements++;
-      absDiffs.push(Math.abs(p.score - q.score));
-    } else if ("value" in p && q && "value" in q) {
-      absDiffs.push(Math.abs(p.value - q.value));
-    }
-  });
-  return stats.recordShadow({ at, rows: outcome.predictions.length, agreements, absDiffs, latencyMs: performance.now() - started });
+  await Promise.all(tasks);
 }
 
 export async function recordFailure(env: Env, event: FailureEvent): Promise<void> {

@@ -60,6 +60,8 @@ export interface VariantSummary {
   score_counts: number[];
   score_sum: number;
   scored_rows: number;
+  /** Raw scores (a uniform sample), when the source keeps them: canary windows from monitoring. */
+  score_sample?: number[];
   feedback: { n: number; positives: number; correct: number };
   labels: { score: number; positive: number }[];
 }
@@ -204,9 +206,10 @@ export class DeploymentStats extends DurableObject<Env> {
     await this.ensureAlarm();
   }
 
-  /** Everything recorded since `since` (epoch ms, rounded down to its minute). */
-  async summary(since = 0, labelsPerVariant = 5000): Promise<StatsSummary> {
+  /** Everything recorded since `since` and before `until` (epoch ms, both rounded down to their minute). */
+  async summary(since = 0, labelsPerVariant = 5000, until?: number): Promise<StatsSummary> {
     const from = minuteOf(since);
+    const to = until === undefined ? Number.MAX_SAFE_INTEGER : minuteOf(until);
     const variants: Record<string, VariantSummary> = {};
     const rows = this.sql.exec<{
       variant: string;
@@ -220,7 +223,7 @@ export class DeploymentStats extends DurableObject<Env> {
       fb_n: number;
       fb_pos: number;
       fb_correct: number;
-    }>(`SELECT * FROM obs WHERE minute >= ?`, from);
+    }>(`SELECT * FROM obs WHERE minute >= ? AND minute < ?`, from, to);
     for (const r of rows) {
       const v = (variants[r.variant] ??= {
         version: null,
@@ -246,13 +249,14 @@ export class DeploymentStats extends DurableObject<Env> {
     }
     for (const [name, v] of Object.entries(variants)) {
       v.labels = this.sql
-        .exec<{ score: number; positive: number }>(`SELECT score, positive FROM labels WHERE variant = ? AND at >= ? ORDER BY id DESC LIMIT ?`, name, from * 60_000, labelsPerVariant)
+        .exec<{ score: number; positive: number }>(`SELECT score, positive FROM labels WHERE variant = ? AND at >= ? AND at < ? ORDER BY id DESC LIMIT ?`, name, from * 60_000, to === Number.MAX_SAFE_INTEGER ? to : to * 60_000, labelsPerVariant)
         .toArray();
     }
     const shadow: ShadowSummary = { requests: 0, errors: 0, timeouts: 0, compared_rows: 0, agreements: 0, abs_diff: new DDSketch(0.01, 1e-9).toJSON(), latency: new DDSketch().toJSON() };
     for (const r of this.sql.exec<{ requests: number; errors: number; timeouts: number; compared_rows: number; agreements: number; abs_diff: string | null; latency: string | null }>(
-      `SELECT * FROM shadow WHERE minute >= ?`,
+      `SELECT * FROM shadow WHERE minute >= ? AND minute < ?`,
       from,
+      to,
     )) {
       shadow.requests += r.requests;
       shadow.errors += r.errors;

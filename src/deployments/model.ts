@@ -56,6 +56,11 @@ export const canaryAnalysisSchema = z
     p95_slack_ms: z.number().min(0).default(2),
     /** Largest acceptable PSI of the canary's score distribution against stable's. */
     max_psi: z.number().min(0).default(0.2),
+    /**
+     * Chance that a canary no worse than stable is rolled back over the whole rollout: split
+     * evenly (Bonferroni) over every check of every step, each check a one-sided test at that level.
+     */
+    alpha: z.number().gt(0).max(0.2).default(0.01),
   })
   .strict();
 export type CanaryAnalysis = z.infer<typeof canaryAnalysisSchema>;
@@ -143,11 +148,22 @@ export interface DeploymentConfig {
   lastAnalysis?: unknown;
   /** Stable's metrics from the last canary window, the yardstick while the canary holds 100%. */
   baselineSnapshot?: { error_rate: number; p95_ms: number | null };
+  /** A/B ranges after an in-place weight change (assignment.ts); absent: cumulative ranges. */
+  segments?: [number, number][];
+  /** A/B weight periods, oldest first: each from `from` (epoch ms; 0 = the start) until the next. */
+  periods?: { from: number; weights: Record<string, number> }[];
   /** Version promoted (completed deployments). */
   promoted?: string;
 }
 
 export const reasonBodySchema = z.object({ reason }).strict();
+/** An A/B weight change in place: every variant once, weights summing to 100. */
+export const weightsBodySchema = z
+  .object({
+    variants: z.array(z.object({ name: variantName, weight: z.number().min(0).max(100) }).strict()).min(2).max(10),
+    reason,
+  })
+  .strict();
 export const promoteBodySchema = z.object({ reason, variant: variantName.optional() }).strict();
 
 export const validateBodySchema = z

@@ -12,7 +12,8 @@
  *   POST /:id/promote           make the candidate (or { variant }) stable: moves the alias
  *   POST /:id/abort             end without promoting; traffic returns to the stable version
  *   POST /:id/rollback          return traffic to the stable version at once (also after completion)
- *   GET  /:id/results           per-variant live results, significance, winner; shadow comparison
+ *   POST /:id/weights           A/B weights in place ({ variants: [{ name, weight }], reason? }): same salt, minimal moves
+ *   GET  /:id/results           per-variant live results, significance, winner (and per weight period); shadow comparison
  *   PUT  /test-sets/:model      store the model's validation test set ({ rows: [{ features, label? }] })
  *
  * Bad input is a 4xx naming the problem and changes nothing; see model.ts and store.ts.
@@ -23,9 +24,9 @@ import { ApiError } from "../http/errors";
 import { readJson } from "../http/limits";
 import { modelNameSchema, zodIssues } from "../registry/manifest";
 import { shadowResults, variantResults } from "./analysis";
-import { abort, pause, promote, resume, rollback, start } from "./lifecycle";
+import { abort, pause, promote, resume, reweight, rollback, start } from "./lifecycle";
 import { statsFor } from "./live-stats";
-import { createDeploymentSchema, promoteBodySchema, reasonBodySchema, STATES, testSetSchema, validateBodySchema, type State, type TestSet } from "./model";
+import { createDeploymentSchema, promoteBodySchema, reasonBodySchema, STATES, testSetSchema, validateBodySchema, weightsBodySchema, type State, type TestSet } from "./model";
 import { applyChange, createDeployment, deploymentsDb, describeDeployment, getDeployment, history, listDeployments, versionsToValidate } from "./store";
 import { storedTestSet, testSetKey, validateVersions } from "./validation";
 
@@ -118,9 +119,29 @@ export const deploymentRoutes = new Hono<AdminEnv>()
     const next = await promote(deploymentsDb(c.env.DB), c.env, d, c.get("actor"), body.reason, body.variant);
     return c.json({ deployment: describeDeployment(next) });
   })
+  .post("/:id/weights", async (c) => {
+    const body = parse(weightsBodySchema, await readJson(c));
+    const d = await load(c);
+    const next = await reweight(deploymentsDb(c.env.DB), c.env, d, c.get("actor"), body.variants, body.reason);
+    return c.json({ deployment: describeDeployment(next) });
+  })
   .get("/:id/results", async (c) => {
     const d = await load(c);
-    const summary = await statsFor(c.env, d.id).summary(0);
+    const stats = statsFor(c.env, d.id);
+    const summary = await stats.summary(0);
+    // Each weight period on its own (minute-aligned: the minute of a change counts in the new period).
+    const periods = d.config.periods ?? [];
+    const perPeriod =
+      periods.length > 1
+        ? await Promise.all(
+            periods.map(async (p, i) => {
+              const until = periods[i + 1]?.from;
+              const s = await stats.summary(p.from, 5000, until);
+              const order = d.variants.map((v) => ({ ...v, weight: p.weights[v.name] ?? 0 }));
+              return { from: p.from ? new Date(p.from).toISOString() : null, until: until ? new Date(until).toISOString() : null, weights: p.weights, ...variantResults(s, order, d.config.metric ?? "auc") };
+            }),
+          )
+        : undefined;
     return c.json({
       deployment: d.id,
       model: d.modelName,
@@ -128,6 +149,7 @@ export const deploymentRoutes = new Hono<AdminEnv>()
       state: d.state,
       since: new Date(summary.since).toISOString(),
       ...variantResults(summary, d.variants, d.config.metric ?? "auc"),
+      ...(perPeriod ? { periods: perPeriod } : {}),
       ...(d.strategy === "shadow" ? { shadow: { version: d.config.candidate, fraction: d.config.fraction, ...shadowResults(summary.shadow) } } : {}),
     });
   });

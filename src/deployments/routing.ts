@@ -16,13 +16,13 @@
  * query every 10 s (or on change). Concurrent requests share one refresh.
  */
 import { intVar } from "../http/limits";
-import { cumulativeBounds } from "./assignment";
+import { segmentsOf, type Segments } from "./assignment";
 import { deploymentsDb, routingDeployment, type Deployment } from "./store";
 
 export interface RoutingTable {
   deployment: Deployment;
-  /** Cumulative bounds of the deployment's variants (assignment.ts). */
-  bounds: number[];
+  /** Which variant owns which part of [0, 1) (assignment.ts). */
+  segments: Segments;
 }
 
 interface Entry {
@@ -50,7 +50,7 @@ export function routingTimings(env: Env): { checkMs: number; maxStaleMs: number 
 }
 
 function build(d: Deployment | null): RoutingTable | null {
-  return d ? { deployment: d, bounds: cumulativeBounds(d.variants) } : null;
+  return d ? { deployment: d, segments: segmentsOf(d.variants, d.config.segments) } : null;
 }
 
 /** The model's routing table as this isolate sees it at `now` (ms). */

@@ -145,3 +145,47 @@ export function thompsonShares(arms: { successes: number; failures: number }[], 
   const free = 1 - floor * arms.length;
   return wins.map((w) => floor + (free * w) / draws);
 }
+
+/**
+ * P(X >= k) for X ~ Binomial(n, p), summed exactly from the pmf (log space, O(n - k)). Used to ask
+ * whether k of n requests above a bound is more than a share p would give by chance.
+ */
+export function binomialUpperTail(k: number, n: number, p: number): number {
+  if (k <= 0) return 1;
+  if (k > n) return 0;
+  if (p <= 0) return 0;
+  if (p >= 1) return 1;
+  const logPmf = (i: number) => logChoose(n, i) + i * Math.log(p) + (n - i) * Math.log1p(-p);
+  let sum = 0;
+  for (let i = k; i <= n; i++) {
+    const term = Math.exp(logPmf(i));
+    sum += term;
+    if (i > n * p && term < sum * 1e-16) break;
+  }
+  return Math.min(1, sum);
+}
+
+function logChoose(n: number, k: number): number {
+  return logFactorial(n) - logFactorial(k) - logFactorial(n - k);
+}
+
+const logFactorials: number[] = [0];
+function logFactorial(n: number): number {
+  for (let i = logFactorials.length; i <= n; i++) logFactorials[i] = logFactorials[i - 1] + Math.log(i);
+  return logFactorials[n];
+}
+
+/**
+ * One-sided lower confidence bound, at level 1 - alpha, of p1 - p2 for two independent binomial
+ * proportions x1/n1 and x2/n2: Newcombe's hybrid score method (method 10 of Newcombe 1998), built
+ * from Wilson bounds. With n2 = Infinity (a known rate p2 = x2) it is the Wilson lower bound of p1
+ * minus p2. Good coverage at small n and at rates near 0, where the Wald interval fails.
+ */
+export function differenceLowerBound(x1: number, n1: number, x2: number, n2: number, alpha: number): number {
+  const p1 = x1 / n1;
+  const l1 = binomialInterval(x1, n1, 1 - 2 * alpha).low;
+  if (!Number.isFinite(n2)) return l1 - x2;
+  const p2 = n2 > 0 ? x2 / n2 : 0;
+  const u2 = binomialInterval(x2, n2, 1 - 2 * alpha).high;
+  return p1 - p2 - Math.sqrt((p1 - l1) ** 2 + (u2 - p2) ** 2);
+}

@@ -55,7 +55,7 @@ export interface Notification {
   model: string;
   version?: string;
   severity: Severity;
-  state?: "firing" | "resolved";
+  state?: "firing" | "resolved" | "no_data";
   rule?: string;
   title: string;
   text: string;
@@ -82,7 +82,7 @@ export async function hmacHex(secret: string, payload: string): Promise<string> 
 }
 
 export function slackPayload(n: Notification) {
-  const icon = n.state === "resolved" ? ":white_check_mark:" : n.severity === "critical" ? ":rotating_light:" : n.severity === "warning" ? ":warning:" : ":information_source:";
+  const icon = n.state === "resolved" ? ":white_check_mark:" : n.state === "no_data" ? ":grey_question:" : n.severity === "critical" ? ":rotating_light:" : n.severity === "warning" ? ":warning:" : ":information_source:";
   const fields = [
     { type: "mrkdwn", text: `*Model*\n${n.model}${n.version ? `@${n.version}` : ""}` },
     { type: "mrkdwn", text: `*Severity*\n${n.severity}` },
@@ -149,6 +149,15 @@ export async function deliver(env: Env, target: Target, message: NotificationMes
   if (res.status < 200 || res.status >= 300) throw new DeliveryError(`receiver answered ${res.status}`);
 }
 
+/**
+ * Attempts a notification gets: the first delivery plus `max_retries` (8) of the
+ * `edge-ml-notifications` consumer in wrangler.toml. The consumer parks a message itself after
+ * its last failed attempt, with the real count and error; the dead-letter queue remains the
+ * backstop for messages that exhaust their retries without reaching that point (a consumer that
+ * crashed), and those are recorded with this count, the least they went through.
+ */
+export const NOTIFICATION_MAX_ATTEMPTS = 9;
+
 /** Queue consumer for notifications and for their dead-letter queue. */
 export async function consumeNotifications(batch: MessageBatch<NotificationMessage>, env: Env): Promise<void> {
   const dead = batch.queue.endsWith("-dlq");
@@ -156,21 +165,30 @@ export async function consumeNotifications(batch: MessageBatch<NotificationMessa
     const body = msg.body;
     const control = env.MODEL_CONTROL.getByName(body.model);
     if (dead) {
-      await control.recordDeadLetter(body, msg.attempts);
+      await control.recordDeadLetter(body, Math.max(msg.attempts, NOTIFICATION_MAX_ATTEMPTS));
       msg.ack();
       continue;
     }
     const target = await control.target(body.target);
     if (!target) {
+      await control.recordDelivery(body.id, "dropped", msg.attempts, "the target was removed");
       msg.ack(); // the target was removed since: nothing to deliver to
       continue;
     }
     try {
       await deliver(env, target, body);
+      await control.recordDelivery(body.id, "delivered", msg.attempts).catch(() => undefined); // bookkeeping must not cause a resend
       msg.ack();
     } catch (error) {
-      console.error(JSON.stringify({ level: "warn", msg: "notification delivery failed", target: body.target, attempts: msg.attempts, error: String(error) }));
-      msg.retry({ delaySeconds: Math.min(600, 5 * 2 ** Math.min(msg.attempts, 7)) });
+      const reason = error instanceof DeliveryError ? error.message : String(error);
+      console.error(JSON.stringify({ level: "warn", msg: "notification delivery failed", target: body.target, attempts: msg.attempts, error: reason }));
+      if (msg.attempts >= NOTIFICATION_MAX_ATTEMPTS) {
+        await control.recordDeadLetter(body, msg.attempts, reason);
+        msg.ack();
+      } else {
+        await control.recordDelivery(body.id, "retrying", msg.attempts, reason);
+        msg.retry({ delaySeconds: Math.min(600, 5 * 2 ** Math.min(msg.attempts, 7)) });
+      }
     }
   }
 }

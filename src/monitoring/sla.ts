@@ -39,6 +39,25 @@ export const slaConfigSchema = z
 export type SlaConfig = z.infer<typeof slaConfigSchema>;
 export const DEFAULT_SLA: SlaConfig = slaConfigSchema.parse({});
 
+/**
+ * The rules an SLA config asks to evaluate (what evaluateChecks can emit under it). A firing
+ * alert whose rule is configured but has no check at an evaluation had no data; one whose rule
+ * is not configured any more resolves.
+ */
+export function configuredRules(sla: SlaConfig): Set<string> {
+  const rules = new Set<string>(["feature_drift"]);
+  if (sla.p95_latency_ms !== undefined) rules.add("latency_p95");
+  if (sla.p99_latency_ms !== undefined) rules.add("latency_p99");
+  if (sla.max_error_rate !== undefined) rules.add("error_rate");
+  if (sla.max_psi !== undefined) rules.add("score_psi");
+  if (sla.min_auc !== undefined) rules.add("live_auc");
+  if (sla.max_auc_degradation !== undefined) rules.add("auc_degradation");
+  for (const [slo, name] of [[sla.availability_slo, "availability"], [sla.latency_slo, "latency"]] as const) {
+    if (slo) for (const speed of ["fast", "slow"]) rules.add(`${name}_burn_${speed}`);
+  }
+  return rules;
+}
+
 export interface Check {
   rule: string;
   severity: Severity;

@@ -19,7 +19,7 @@ import { ApiError } from "../http/errors";
 import { loadModel } from "../inference/predictor";
 import { resolveVersion, type Selector } from "../registry/resolver";
 import type { ModelVersion } from "../registry/store";
-import { pickIndex, unitPosition } from "../deployments/assignment";
+import { pickSegment, unitPosition } from "../deployments/assignment";
 import { routingFor } from "../deployments/routing";
 import { sampleBeta } from "../deployments/stats";
 
@@ -79,11 +79,15 @@ export async function dispatch<E extends { Bindings: Env }>(c: Context<E>, name:
         key = crypto.randomUUID();
         c.header("set-cookie", `${UNIT_COOKIE}=${key}; Path=/; Max-Age=31536000; SameSite=Lax; HttpOnly; Secure`, { append: true });
       }
-      index = d.variants.length === 1 ? 0 : pickIndex(table.bounds, unitPosition(d.salt, key!));
+      index = d.variants.length === 1 ? 0 : pickSegment(table.segments, unitPosition(d.salt, key!));
     }
   }
   const variant = d.variants[index];
+  // Named before anything can fail: error responses of routed traffic carry them too.
+  c.header("x-deployment", d.id);
+  c.header("x-variant", variant.name);
   const { version } = await resolveVersion(c.env, name, { version: variant.version });
+  c.header("x-model-version", version.version);
   const routed: Dispatch = { version, deployment: d.id, variant: variant.name, assignment };
 
   if (d.strategy === "shadow" && d.config.candidate && Math.random() * 100 < (d.config.fraction ?? 100)) {

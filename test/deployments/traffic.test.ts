@@ -98,7 +98,7 @@ describe("canary", () => {
     expect(d.state).toBe("rolled_back");
     const last = (await admin("GET", `/${id}/history`)).json.events.at(-1);
     expect(last).toMatchObject({ actor: "cron", action: "rollback" });
-    expect(last.reason).toMatch(/automatic rollback: error rate 33\.33% > stable 0\.00%/);
+    expect(last.reason).toMatch(/automatic rollback: error rate 33\.33% \(10\/30\) vs stable 0\.00%: lower bound of the increase/);
     expect((await predict(M)).version).toBe("1.0.0");
   });
 
