@@ -9,7 +9,7 @@ import { v7 as uuidv7 } from "uuid";
 import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
 import { toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
-import { rateLimit } from "./http/rate-limit";
+import { adminCredential, apiKeyCredential, rateLimit } from "./http/rate-limit";
 import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
@@ -39,7 +39,7 @@ export function createApp() {
   const predictionLimit = limitBody((env) => intVar(env.MAX_BODY_BYTES, 1024 * 1024));
 
   app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/ready", async (c) => {
+  app.get("/ready", apiKeyAuth(), async (c) => {
     const report = await readiness(c.env);
     return c.json(report, report.ready ? 200 : 503);
   });
@@ -60,7 +60,7 @@ export function createApp() {
     return c.text(fleet + body + counters, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
-  const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict");
+  const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict", apiKeyCredential);
   app.use("/v1/*", apiKeyAuth(), predictRate, predictionLimit);
   app.route("/v1", v1Routes);
 
@@ -69,10 +69,11 @@ export function createApp() {
 
   app.route("/v1/feedback", feedbackRoutes);
   app.route("/v1/monitoring", monitoringReadRoutes);
+  app.use("/dashboard/*", apiKeyAuth());
   app.route("/dashboard", dashboardRoutes);
   wireMonitoring();
 
-  app.use("/admin/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin"), adminAuth());
+  app.use("/admin/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin", adminCredential), adminAuth());
   app.route("/admin/monitoring", monitoringAdminRoutes);
   app.route("/admin/models", registryRoutes);
   app.route("/admin/deployments", deploymentRoutes);

@@ -76,6 +76,7 @@ async function parse<T extends z.ZodType>(c: Context<Env_>, schema: T): Promise<
 
 export const feedbackRoutes = new Hono<Env_>().post("/", async (c) => {
   const body = await parse(c, feedbackBodySchema);
+  await getModel(registryDb(c.env.DB), body.model); // unknown model: 404 before any log object is touched
   const cfg = monitoringConfig(c.env);
   const byShard = new Map<string, FeedbackItem[]>();
   for (const f of body.feedback) {

@@ -20,12 +20,21 @@ function fail(message: string): never {
   throw new ApiError("invalid_artifact", message);
 }
 
+/**
+ * onnxruntime's own messages carry its internals (C++ source paths, line numbers, node names of the
+ * graph): they go to the log for the operator, never on the wire, as the README promises.
+ */
+function runtimeFailure(stage: "load" | "probe", error: unknown) {
+  console.warn(JSON.stringify({ level: "warn", msg: `registration: onnxruntime ${stage} failed`, detail: String((error as Error)?.message ?? error).slice(0, 2000) }));
+}
+
 export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema): Promise<ModelInfo> {
   let loaded: Awaited<ReturnType<typeof createLoadedModel>>;
   try {
     loaded = await createLoadedModel(sha256, bytes);
   } catch (error) {
-    fail(`artifact does not load in onnxruntime-web: ${String((error as Error).message ?? error).slice(0, 300)}`);
+    runtimeFailure("load", error);
+    fail("artifact does not load in onnxruntime-web: it is not a valid ONNX model, or uses operators or types this runtime does not support");
   }
   const { model, release } = loaded;
   try {
@@ -94,7 +103,8 @@ async function probe(model: LoadedModel, schema: FeatureSchema) {
   try {
     results = await model.run(buildFeeds(ort, schema, rows), requestedOutputs(schema.output));
   } catch (error) {
-    fail(`model failed to score a probe row built from the schema: ${String((error as Error).message ?? error).slice(0, 300)}`);
+    runtimeFailure("probe", error);
+    fail("model failed to score a probe row built from the schema (its inputs do not fit the graph, or an operator failed at run time)");
   }
   for (const name of requestedOutputs(schema.output)) {
     const dims = results[name].dims;

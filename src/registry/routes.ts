@@ -21,7 +21,7 @@ import { sha256Hex } from "../http/encoding";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../http/errors";
-import { intVar, limitBody, readJson } from "../http/limits";
+import { intVar, limitBody, parseJsonText, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema, zodIssues } from "./manifest";
 import { invalidateResolved } from "./resolver";
@@ -117,12 +117,7 @@ export const registryRoutes = new Hono<AdminEnv>()
       if (!(artifactField instanceof File)) throw new ApiError("invalid_input", "missing file field 'artifact'", [{ path: "artifact", message: "required: the ONNX file" }]);
 
       const manifestText = typeof manifestField === "string" ? manifestField : await manifestField.text();
-      let manifestJson: unknown;
-      try {
-        manifestJson = JSON.parse(manifestText);
-      } catch (error) {
-        throw new ApiError("invalid_json", `manifest is not valid JSON: ${(error as Error).message}`);
-      }
+      const manifestJson = parseJsonText(manifestText, "manifest");
       const parsed = manifestSchema.safeParse(manifestJson);
       if (!parsed.success) throw new ApiError("invalid_input", "invalid manifest", zodIssues(parsed.error, "manifest"));
       const manifest = parsed.data;

@@ -27,7 +27,7 @@ import { isolateMetrics } from "../observability/isolate-metrics";
 import { readiness } from "./health";
 import { dispatch, dispatchHeaders, type Dispatch } from "./dispatch";
 import { emitFailure, emitPrediction, failureOf } from "./events";
-import { decodeOutputs } from "../inference/outputs";
+import { assertFinite, decodeOutputs } from "../inference/outputs";
 
 type V2Env = { Bindings: Env; Variables: { requestId: string } };
 
@@ -215,7 +215,9 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeo
     run = await runRows(c.env, version, rows, (i) => `row[${i}]`);
   }
   isolateMetrics.recordInference(version.modelName, version.version, run.rows, run.inferenceMs / 1000);
-  const { predictions, columns } = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  const decoded = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  assertFinite(decoded, run.rows);
+  const { predictions, columns } = decoded;
   emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
 
   const outputs = wanted.map((name) => {
