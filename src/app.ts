@@ -4,7 +4,6 @@
  * mapping. Capabilities live in their folders; nothing here knows how a prediction is made.
  */
 import { Hono } from "hono";
-import { requestId } from "hono/request-id";
 import { v7 as uuidv7 } from "uuid";
 import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
 import { toResponse } from "./http/errors";
@@ -20,16 +19,28 @@ import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
 
-type AppEnv = { Bindings: Env; Variables: { requestId: string; actor: string } };
+type AppEnv = { Bindings: Env; Variables: { requestId: string; correlationId?: string; actor: string } };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp() {
   const app = new Hono<AppEnv>();
 
-  // Generated ids are UUIDv7 (time-ordered): the prediction log indexes requests by id, and
-  // ordered keys append to the index instead of rewriting random pages of it on every flush.
-  app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => uuidv7() }));
+  // Every request gets an id the server makes (UUIDv7, unique and time-ordered): the prediction log
+  // is keyed by it (ordered keys append to the index instead of rewriting random pages of it), and
+  // /v1/feedback takes it. A caller's own `x-request-id` is kept as its correlation id, echoed in
+  // `x-correlation-id`, never used as a key: two callers choosing the same id must not collide.
+  app.use(async function requestIds(c, next) {
+    const id = uuidv7();
+    c.set("requestId", id);
+    c.header("x-request-id", id);
+    const client = c.req.header("x-request-id");
+    if (client !== undefined && REQUEST_ID.test(client)) {
+      c.set("correlationId", client);
+      c.header("x-correlation-id", client);
+    }
+    await next();
+  });
   app.use(async function recordMetrics(c, next) {
     const started = performance.now();
     await next();

@@ -27,13 +27,15 @@ describe("POST /v1/models/:name/predict", () => {
   it("answers one row with prediction, probabilities, model, version, alias and request id", async () => {
     const res = await predict({ features: ROW }, { "x-request-id": "client-req-42" });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ request_id: "client-req-42", model: "credit-risk", version: "1.0.0", alias: "champion" });
+    expect(res.json).toMatchObject({ correlation_id: "client-req-42", model: "credit-risk", version: "1.0.0", alias: "champion" });
+    expect(res.json.request_id).not.toBe("client-req-42"); // the server's id: the one feedback takes
     const p = res.json.prediction;
     expect(p.score).toBeCloseTo(predictLogistic(lrParams, ROW), 5);
     expect(p.probabilities["1"]).toBe(p.score);
     expect(p.probabilities["0"] + p.probabilities["1"]).toBeCloseTo(1, 6);
     expect(p.label).toBe(p.score > 0.5 ? 1 : 0);
-    expect(res.headers.get("x-request-id")).toBe("client-req-42");
+    expect(res.headers.get("x-request-id")).toBe(res.json.request_id);
+    expect(res.headers.get("x-correlation-id")).toBe("client-req-42");
     expect(res.headers.get("x-model-version")).toBe("1.0.0");
     expect(res.headers.get("server-timing")).toMatch(/^inference;dur=\d+\.\d{3}$/);
   });

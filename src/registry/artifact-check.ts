@@ -14,7 +14,8 @@ import { decodeOutputs, requestedOutputs } from "../inference/outputs";
 import { createLoadedModel, type LoadedModel } from "../inference/sessions";
 import { buildFeeds } from "../inference/tensors";
 import { getOrt } from "../inference/ort";
-import type { FeatureSchema } from "./manifest";
+import { checkExamples } from "./examples";
+import type { FeatureSchema, ManifestExample } from "./manifest";
 
 function fail(message: string): never {
   throw new ApiError("invalid_artifact", message);
@@ -28,7 +29,7 @@ function runtimeFailure(stage: "load" | "probe", error: unknown) {
   console.warn(JSON.stringify({ level: "warn", msg: `registration: onnxruntime ${stage} failed`, detail: String((error as Error)?.message ?? error).slice(0, 2000) }));
 }
 
-export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema): Promise<ModelInfo> {
+export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema, examples?: ManifestExample[]): Promise<ModelInfo> {
   let loaded: Awaited<ReturnType<typeof createLoadedModel>>;
   try {
     loaded = await createLoadedModel(sha256, bytes);
@@ -41,6 +42,7 @@ export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: F
     checkInputs(model, schema);
     checkOutputs(model, schema);
     await probe(model, schema);
+    if (examples?.length) await checkExamples(model, schema, examples);
     return model.info;
   } finally {
     await release();

@@ -133,7 +133,10 @@ export const registryRoutes = new Hono<AdminEnv>()
 
       const bytes = new Uint8Array(await artifactField.arrayBuffer());
       const sha256 = await sha256Hex(bytes);
-      const info = await checkArtifact(sha256, bytes, manifest.featureSchema);
+      if (manifest.artifactSha256 !== undefined && manifest.artifactSha256 !== sha256) {
+        throw new ApiError("invalid_artifact", `the uploaded artifact's sha256 is ${sha256}; the manifest declares ${manifest.artifactSha256} (corrupted or wrong file)`, [{ path: "manifest.artifactSha256", message: "does not match the uploaded artifact" }]);
+      }
+      const info = await checkArtifact(sha256, bytes, manifest.featureSchema, manifest.examples);
 
       const key = artifactKey(sha256);
       const existed = (await c.env.ARTIFACTS.head(key)) !== null;

@@ -227,7 +227,8 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: z.infer<typeo
   });
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${run.inferenceMs.toFixed(3)}`);
-  return c.json({ model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), outputs });
+  // `id` echoes the caller's (OIP); parameters.request_id is the server's id, the one /v1/feedback takes.
+  return c.json({ model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), parameters: { request_id: c.get("requestId") }, outputs });
 }
 
 export const v2Routes = new Hono<V2Env>()
