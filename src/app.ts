@@ -72,10 +72,10 @@ export function createApp() {
   });
 
   const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict", apiKeyCredential);
-  app.use("/v1/*", apiKeyAuth(), predictRate, predictionLimit);
+  app.use("/v1/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v1", v1Routes);
 
-  app.use("/v2/models/*", apiKeyAuth(), predictRate, predictionLimit);
+  app.use("/v2/models/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v2", v2Routes);
 
   app.route("/v1/feedback", feedbackRoutes);
