@@ -23,6 +23,7 @@ import { z } from "zod";
 import { ApiError } from "../http/errors";
 import { intVar, limitBody, parseJsonText, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
+import { ARTIFACT_GRACE_MS } from "./sweep";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema, zodIssues } from "./manifest";
 import { invalidateResolved } from "./resolver";
 import {
@@ -139,8 +140,11 @@ export const registryRoutes = new Hono<AdminEnv>()
       const info = await checkArtifact(sha256, bytes, manifest.featureSchema, manifest.examples);
 
       const key = artifactKey(sha256);
-      const existed = (await c.env.ARTIFACTS.head(key)) !== null;
-      if (!existed) {
+      const head = await c.env.ARTIFACTS.head(key);
+      const existed = head !== null;
+      // An existing copy old enough to be near the orphan sweep's grace period is written again,
+      // which renews its upload time, so the sweep cannot take it while this version commits.
+      if (!head || head.uploaded.getTime() < Date.now() - ARTIFACT_GRACE_MS / 2) {
         await c.env.ARTIFACTS.put(key, bytes, {
           sha256,
           httpMetadata: { contentType: "application/octet-stream" },
