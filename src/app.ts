@@ -9,6 +9,7 @@ import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
 import { toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
 import { adminCredential, apiKeyCredential, rateLimit } from "./http/rate-limit";
+import { ortMemoryBytes } from "./inference/ort";
 import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
@@ -61,6 +62,7 @@ export function createApp() {
     const body = isolateMetrics.render({
       edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
       edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
+      edge_ml_wasm_memory_bytes: { help: "onnxruntime WASM linear memory of this isolate (grows, never shrinks).", value: ortMemoryBytes() },
     });
     // Counters of this isolate (typed as counters so `promtool check metrics` accepts the names).
     const counters = renderCounters({
