@@ -4,12 +4,12 @@
  * mapping. Capabilities live in their folders; nothing here knows how a prediction is made.
  */
 import { Hono } from "hono";
-import { requestId } from "hono/request-id";
 import { v7 as uuidv7 } from "uuid";
 import { adminAuth, apiKeyAuth, metricsAuth } from "./http/auth";
 import { errorResponse, toResponse } from "./http/errors";
 import { intVar, limitBody } from "./http/limits";
-import { rateLimit } from "./http/rate-limit";
+import { adminCredential, apiKeyCredential, rateLimit } from "./http/rate-limit";
+import { ortMemoryBytes } from "./inference/ort";
 import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
@@ -20,16 +20,28 @@ import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
 
-type AppEnv = { Bindings: Env; Variables: { requestId: string; actor: string } };
+type AppEnv = { Bindings: Env; Variables: { requestId: string; correlationId?: string; actor: string } };
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export function createApp() {
   const app = new Hono<AppEnv>();
 
-  // Generated ids are UUIDv7 (time-ordered): the prediction log indexes requests by id, and
-  // ordered keys append to the index instead of rewriting random pages of it on every flush.
-  app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => uuidv7() }));
+  // Every request gets an id the server makes (UUIDv7, unique and time-ordered): the prediction log
+  // is keyed by it (ordered keys append to the index instead of rewriting random pages of it), and
+  // /v1/feedback takes it. A caller's own `x-request-id` is kept as its correlation id, echoed in
+  // `x-correlation-id`, never used as a key: two callers choosing the same id must not collide.
+  app.use(async function requestIds(c, next) {
+    const id = uuidv7();
+    c.set("requestId", id);
+    c.header("x-request-id", id);
+    const client = c.req.header("x-request-id");
+    if (client !== undefined && REQUEST_ID.test(client)) {
+      c.set("correlationId", client);
+      c.header("x-correlation-id", client);
+    }
+    await next();
+  });
   app.use(async function recordMetrics(c, next) {
     const started = performance.now();
     await next();
@@ -39,7 +51,7 @@ export function createApp() {
   const predictionLimit = limitBody((env) => intVar(env.MAX_BODY_BYTES, 1024 * 1024));
 
   app.get("/health", (c) => c.json({ status: "ok" }));
-  app.get("/ready", async (c) => {
+  app.get("/ready", apiKeyAuth(), async (c) => {
     const report = await readiness(c.env);
     return c.json(report, report.ready ? 200 : 503);
   });
@@ -50,6 +62,7 @@ export function createApp() {
     const body = isolateMetrics.render({
       edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
       edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
+      edge_ml_wasm_memory_bytes: { help: "onnxruntime WASM linear memory of this isolate (grows, never shrinks).", value: ortMemoryBytes() },
     });
     // Counters of this isolate (typed as counters so `promtool check metrics` accepts the names).
     const counters = renderCounters({
@@ -60,19 +73,20 @@ export function createApp() {
     return c.text(fleet + body + counters, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
-  const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict");
-  app.use("/v1/*", apiKeyAuth(), predictRate, predictionLimit);
+  const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict", apiKeyCredential);
+  app.use("/v1/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v1", v1Routes);
 
-  app.use("/v2/models/*", apiKeyAuth(), predictRate, predictionLimit);
+  app.use("/v2/models/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v2", v2Routes);
 
   app.route("/v1/feedback", feedbackRoutes);
   app.route("/v1/monitoring", monitoringReadRoutes);
+  app.use("/dashboard/*", apiKeyAuth());
   app.route("/dashboard", dashboardRoutes);
   wireMonitoring();
 
-  app.use("/admin/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin"), adminAuth());
+  app.use("/admin/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin", adminCredential), adminAuth());
   app.route("/admin/monitoring", monitoringAdminRoutes);
   app.route("/admin/models", registryRoutes);
   app.route("/admin/deployments", deploymentRoutes);

@@ -5,6 +5,7 @@
 import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
+import { sweepArtifacts } from "./registry/sweep";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
 export { DeploymentStats } from "./deployments/live-stats";
@@ -18,6 +19,10 @@ cronTasks.push(async (controller, env) => {
   await runDeploymentCron(env, controller.scheduledTime);
 });
 cronTasks.push((controller, env) => monitoringCron(controller, env));
+// Daily: R2 artifacts no version references (left by a registration killed mid-way), past a grace period.
+cronTasks.push(async (controller, env) => {
+  if (controller.cron === "0 6 * * *") await sweepArtifacts(env, controller.scheduledTime);
+});
 
 export default {
   fetch: app.fetch,

@@ -27,13 +27,15 @@ describe("POST /v1/models/:name/predict", () => {
   it("answers one row with prediction, probabilities, model, version, alias and request id", async () => {
     const res = await predict({ features: ROW }, { "x-request-id": "client-req-42" });
     expect(res.status).toBe(200);
-    expect(res.json).toMatchObject({ request_id: "client-req-42", model: "credit-risk", version: "1.0.0", alias: "champion" });
+    expect(res.json).toMatchObject({ correlation_id: "client-req-42", model: "credit-risk", version: "1.0.0", alias: "champion" });
+    expect(res.json.request_id).not.toBe("client-req-42"); // the server's id: the one feedback takes
     const p = res.json.prediction;
     expect(p.score).toBeCloseTo(predictLogistic(lrParams, ROW), 5);
     expect(p.probabilities["1"]).toBe(p.score);
     expect(p.probabilities["0"] + p.probabilities["1"]).toBeCloseTo(1, 6);
     expect(p.label).toBe(p.score > 0.5 ? 1 : 0);
-    expect(res.headers.get("x-request-id")).toBe("client-req-42");
+    expect(res.headers.get("x-request-id")).toBe(res.json.request_id);
+    expect(res.headers.get("x-correlation-id")).toBe("client-req-42");
     expect(res.headers.get("x-model-version")).toBe("1.0.0");
     expect(res.headers.get("server-timing")).toMatch(/^inference;dur=\d+\.\d{3}$/);
   });
@@ -247,15 +249,15 @@ describe("health, readiness and metrics", () => {
 describe("rate limits", () => {
   it("answer 429 with retry-after once a client's budget is spent, per API key", async () => {
     const app = createApp();
-    const limited = { ...env, PREDICT_RATE_LIMITER: env.TEST_TIGHT_LIMITER };
+    const limited = { ...env, PREDICT_RATE_LIMITER: env.TEST_TIGHT_LIMITER, REQUIRE_API_KEY: "true" };
     const post = (key: string) =>
-      app.request("/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json", "x-api-key": key }, body: JSON.stringify({ features: ROW }) }, limited);
+      app.request("/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json", "x-api-key": key, "cf-connecting-ip": "192.0.2.1" }, body: JSON.stringify({ features: ROW }) }, limited);
     const statuses = [];
-    for (let i = 0; i < 5; i++) statuses.push((await post("client-a")).status);
+    for (let i = 0; i < 5; i++) statuses.push((await post("test-key-1")).status);
     expect(statuses).toEqual([200, 200, 200, 429, 429]);
-    const res = await post("client-a");
+    const res = await post("test-key-1");
     expect(res.headers.get("retry-after")).toBe("60");
     expect(((await res.json()) as any).error.code).toBe("rate_limited");
-    expect((await post("client-b")).status).toBe(200);
+    expect((await post("test-key-2")).status).toBe(200);
   });
 });

@@ -46,8 +46,8 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
-export async function startDevServer(opts: { port: number; persistTo?: string; vars?: Record<string, string>; quiet?: boolean }): Promise<DevServer> {
-  const args = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--show-interactive-dev-session=false"];
+export async function startDevServer(opts: { port: number; persistTo?: string; vars?: Record<string, string>; quiet?: boolean; extraArgs?: string[] }): Promise<DevServer> {
+  const args = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--show-interactive-dev-session=false", ...(opts.extraArgs ?? [])];
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
   for (const [k, v] of Object.entries(opts.vars ?? {})) args.push("--var", `${k}:${v}`);
   const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, stdio: opts.quiet ? ["ignore", "ignore", "inherit"] : ["ignore", "inherit", "inherit"], env: { ...process.env } });

@@ -12,8 +12,8 @@ import { hex } from "../http/encoding";
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { ApiError, notFound, type FieldIssue } from "../http/errors";
 import { invalidateResolved } from "../registry/resolver";
-import { findAlias, findVersion, registryDb, type Db } from "../registry/store";
-import { aliases, auditLog } from "../registry/tables";
+import { aliasMoveStatements, asD1Statement, findAlias, findVersion, isArchivedDuringMove, registryDb, type Db } from "../registry/store";
+import { auditLog } from "../registry/tables";
 import { OPEN_STATES, ROUTING_STATES, type CreateDeployment, type DeploymentConfig, type State, type Strategy, type Variant } from "./model";
 import { forgetRouting, routingTokenKey } from "./routing";
 import { deploymentEvents, deployments } from "./tables";
@@ -323,29 +323,22 @@ export async function applyChange(db: Db, env: Env, d: Deployment, change: Chang
     }),
   ];
   if (change.moveAlias) {
-    const previous = await findAlias(db, d.modelName, d.config.alias);
     const target = await findVersion(db, d.modelName, change.moveAlias);
     if (!target) throw new ApiError("conflict", `version ${change.moveAlias} of '${d.modelName}' no longer exists`);
     if (target.status === "archived") throw new ApiError("conflict", `version ${change.moveAlias} of '${d.modelName}' is archived`);
-    statements.push(
-      db
-        .insert(aliases)
-        .values({ modelName: d.modelName, alias: d.config.alias, version: change.moveAlias, updatedAt: at, updatedBy: change.actor })
-        .onConflictDoUpdate({ target: [aliases.modelName, aliases.alias], set: { version: change.moveAlias, updatedAt: at, updatedBy: change.actor } }) as never,
-      db.insert(auditLog).values({
-        at,
-        actor: change.actor,
-        action: "alias.set",
-        modelName: d.modelName,
-        version: change.moveAlias,
-        reason: change.reason,
-        details: { alias: d.config.alias, previous: previous?.version ?? null, deployment: d.id },
-      }),
-    );
+    // The audit's `previous` is read inside the batch, so it names the version this move replaced.
   }
   try {
-    await db.batch(statements as unknown as Parameters<typeof db.batch>[0]);
+    if (change.moveAlias) {
+      const moves = aliasMoveStatements(db.$client, { name: d.modelName, alias: d.config.alias, version: change.moveAlias, actor: change.actor, at, reason: change.reason, details: { deployment: d.id } });
+      await db.$client.batch([...statements.map((q) => asD1Statement(db.$client, q)), ...moves]);
+    } else {
+      await db.batch(statements as unknown as Parameters<typeof db.batch>[0]);
+    }
   } catch (error) {
+    if (change.moveAlias && isArchivedDuringMove(error)) {
+      throw new ApiError("conflict", `version ${change.moveAlias} of '${d.modelName}' was archived while alias '${d.config.alias}' moved; nothing changed`);
+    }
     if (isUniqueViolation(error, "deployment_events_revision")) {
       throw new ApiError("conflict", `deployment ${d.id} changed while this request ran (revision ${d.revision} is stale); re-read and retry`);
     }

@@ -29,6 +29,39 @@ function bearerToken(header: string | undefined): string | undefined {
   return match?.[1];
 }
 
+/** The password of HTTP Basic credentials (the user name is ignored): how a browser can present an API key. */
+function basicPassword(header: string | undefined): string | undefined {
+  const match = header && /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  if (!match) return undefined;
+  try {
+    const decoded = atob(match[1]);
+    const colon = decoded.indexOf(":");
+    return colon >= 0 && colon < decoded.length - 1 ? decoded.slice(colon + 1) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** The API key a request presents: `x-api-key`, a bearer token, or a Basic password. */
+export function presentedApiKey(headers: { header(name: string): string | undefined }): string | undefined {
+  const authorization = headers.header("authorization");
+  return headers.header("x-api-key") ?? bearerToken(authorization) ?? basicPassword(authorization);
+}
+
+/** Whether `presented` is one of the API_KEYS (compared against every key, without short-circuiting). */
+export async function isValidApiKey(env: Env, presented: string | undefined): Promise<boolean> {
+  if (!presented) return false;
+  const keys = (env.API_KEYS ?? "").split(",").map((k) => k.trim()).filter(Boolean);
+  const matches = await Promise.all(keys.map((key) => constantTimeEqual(presented, key)));
+  return matches.includes(true);
+}
+
+/** Whether the request carries the admin bearer token (false when ADMIN_TOKEN is not set). */
+export async function hasAdminToken(env: Env, authorization: string | undefined): Promise<boolean> {
+  const token = bearerToken(authorization);
+  return Boolean(env.ADMIN_TOKEN && token && (await constantTimeEqual(token, env.ADMIN_TOKEN)));
+}
+
 /** Admin credentials; the caller's name for the audit log comes from `x-actor` (default "admin"). */
 export function adminAuth(): MiddlewareHandler<{ Bindings: Env; Variables: { actor: string } }> {
   return async function adminAuthMiddleware(c, next) {
@@ -43,11 +76,18 @@ export function adminAuth(): MiddlewareHandler<{ Bindings: Env; Variables: { act
   };
 }
 
-/** /metrics: a bearer METRICS_TOKEN when that secret is set, open otherwise (scrapers). */
+/**
+ * /metrics: a bearer METRICS_TOKEN when that secret is set. Without it, open to scrapers, unless
+ * REQUIRE_API_KEY is "true": then the series (which name every model) need an API key or the
+ * admin token, like everything else that reveals models.
+ */
 export function metricsAuth(): MiddlewareHandler<{ Bindings: Env }> {
   return async function metricsAuthMiddleware(c, next) {
     const expected = c.env.METRICS_TOKEN;
-    if (!expected) return next();
+    if (!expected) {
+      if (c.env.REQUIRE_API_KEY === "true" && !(await hasAdminToken(c.env, c.req.header("authorization")))) await checkApiKey(c);
+      return next();
+    }
     const token = bearerToken(c.req.header("authorization"));
     if (!token) throw new ApiError("unauthorized", "missing bearer token for /metrics");
     if (!(await constantTimeEqual(token, expected))) throw new ApiError("forbidden", "invalid metrics token");
@@ -55,16 +95,21 @@ export function metricsAuth(): MiddlewareHandler<{ Bindings: Env }> {
   };
 }
 
-/** API-key check for prediction routes, active only when REQUIRE_API_KEY is "true". */
+async function checkApiKey(c: { env: Env; req: { header(name: string): string | undefined } }) {
+  const presented = presentedApiKey(c.req);
+  if (!presented) throw new ApiError("unauthorized", "missing API key (x-api-key header or bearer token)");
+  if (!(await isValidApiKey(c.env, presented))) throw new ApiError("forbidden", "invalid API key");
+}
+
+/**
+ * API-key check for prediction routes (and /ready and the dashboard page), active only when
+ * REQUIRE_API_KEY is "true". Keys come in `x-api-key`, as a bearer token, or as the password of
+ * HTTP Basic credentials (what a browser can send for a page).
+ */
 export function apiKeyAuth(): MiddlewareHandler<{ Bindings: Env }> {
   return async function apiKeyAuthMiddleware(c, next) {
     if (c.env.REQUIRE_API_KEY !== "true") return next();
-    const presented = c.req.header("x-api-key") ?? bearerToken(c.req.header("authorization"));
-    if (!presented) throw new ApiError("unauthorized", "missing API key (x-api-key header or bearer token)");
-    const keys = (c.env.API_KEYS ?? "").split(",").map((k) => k.trim()).filter(Boolean);
-    // Compare against every key, without short-circuiting, so timing does not reveal which matched.
-    const matches = await Promise.all(keys.map((key) => constantTimeEqual(presented, key)));
-    if (!matches.includes(true)) throw new ApiError("forbidden", "invalid API key");
+    await checkApiKey(c);
     await next();
   };
 }

@@ -25,6 +25,7 @@ export type ErrorCode =
   | "too_many_rows"
   | "rate_limited"
   | "unavailable"
+  | "model_error"
   | "internal_error";
 
 const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
@@ -40,6 +41,8 @@ const STATUS: Record<ErrorCode, ContentfulStatusCode> = {
   too_many_rows: 413,
   rate_limited: 429,
   unavailable: 503,
+  /** The model answered with something that is not a prediction (NaN or infinite outputs). */
+  model_error: 500,
   internal_error: 500,
 };
 

@@ -15,6 +15,26 @@ import ortWasmModule from "onnxruntime-web/ort-wasm-simd-threaded.wasm";
 import { encodeModel } from "./onnx-model";
 
 let ready: Promise<typeof ort> | undefined;
+/** The runtime's linear memory: it grows with the largest tensors and sessions ever held, and never shrinks. */
+let memory: WebAssembly.Memory | undefined;
+
+/** Bytes of onnxruntime's WASM linear memory in this isolate (0 before start-up). */
+export function ortMemoryBytes(): number {
+  return memory?.buffer.byteLength ?? 0;
+}
+
+function findMemory(...namespaces: (object | undefined)[]): WebAssembly.Memory | undefined {
+  for (const ns of namespaces) {
+    for (const value of Object.values(ns ?? {})) {
+      if (value instanceof WebAssembly.Memory) return value;
+      if (value && typeof value === "object" && !(value instanceof WebAssembly.Module)) {
+        const inner = Object.values(value).find((v) => v instanceof WebAssembly.Memory);
+        if (inner) return inner as WebAssembly.Memory;
+      }
+    }
+  }
+  return undefined;
+}
 
 /** Starts the WASM runtime once per isolate and returns the onnxruntime-web namespace. */
 export function getOrt(): Promise<typeof ort> {
@@ -45,7 +65,10 @@ async function start(): Promise<typeof ort> {
   const original = WebAssembly.instantiate;
   const patched = function (source: unknown, imports?: WebAssembly.Imports) {
     if (isPlaceholder(source)) {
-      return original(ortWasmModule, imports).then((instance) => ({ instance, module: ortWasmModule }));
+      return original(ortWasmModule, imports).then((instance) => {
+        memory = findMemory(instance.exports, imports);
+        return { instance, module: ortWasmModule };
+      });
     }
     return (original as (s: unknown, i?: WebAssembly.Imports) => Promise<unknown>)(source, imports);
   };

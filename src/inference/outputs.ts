@@ -11,6 +11,7 @@
  * consumers that read every row of every request (monitoring and the prediction log).
  */
 import type * as Ort from "onnxruntime-web";
+import { ApiError } from "../http/errors";
 import type { OutputSpec } from "../registry/manifest";
 
 export type ClassLabel = number | string;
@@ -41,6 +42,19 @@ export interface PredictionColumns {
 export interface DecodedOutputs {
   predictions: Prediction[];
   columns: PredictionColumns;
+  /** Rows whose score, value or any probability is NaN or infinite (see `assertFinite`). */
+  nonFinite: number;
+}
+
+/**
+ * A model that outputs NaN or infinity for some input has not made a prediction: the request is a
+ * model error (500 `model_error`, counted against the version like any server error), never a 200
+ * carrying `null` scores.
+ */
+export function assertFinite(decoded: DecodedOutputs, rows: number): void {
+  if (decoded.nonFinite > 0) {
+    throw new ApiError("model_error", `the model returned non-finite outputs (NaN or infinity) for ${decoded.nonFinite} of ${rows} row(s); no prediction was made`);
+  }
 }
 
 /** The output names a session must be asked for. */
@@ -64,8 +78,13 @@ export function decodeOutputs(
     const values = results[spec.value].data as Float32Array | Float64Array;
     const scores = values instanceof Float64Array ? new Float64Array(rows) : new Float32Array(rows);
     const width = values.length / rows;
-    const predictions = Array.from({ length: rows }, (_, r) => ({ value: (scores[r] = values[r * width]) }));
-    return { predictions, columns: { scores, labels: labelIndex, classes: [] } };
+    let nonFinite = 0;
+    const predictions = Array.from({ length: rows }, (_, r) => {
+      const value = (scores[r] = values[r * width]);
+      if (value - value !== 0) nonFinite++;
+      return { value };
+    });
+    return { predictions, columns: { scores, labels: labelIndex, classes: [] }, nonFinite };
   }
   const classes = zipMapClasses ?? spec.classes;
   const names = classes.map(String);
@@ -77,20 +96,24 @@ export function decodeOutputs(
   const positiveLabel = spec.positiveClass ?? (classes.length === 2 ? classes[1] : undefined);
   const positive = positiveLabel === undefined ? -1 : names.indexOf(String(positiveLabel));
   const out: ClassifierPrediction[] = new Array(rows);
+  let nonFinite = 0;
   for (let r = 0; r < rows; r++) {
     const probabilities: Record<string, number> = {};
     let best = 0;
+    let finite = true;
     for (let c = 0; c < width; c++) {
       const p = probs[r * width + c];
       probabilities[names[c]] = p;
+      if (p - p !== 0) finite = false;
       if (p > probs[r * width + best]) best = c;
     }
+    if (!finite) nonFinite++;
     const label = labels ? labels[r] : classes[best];
     // A declared label output normally names the top class; otherwise find (or add) its name.
     labelIndex[r] = label === classes[best] ? best : indexOrAdd(names, String(label));
     out[r] = { label, score: (scores[r] = probs[r * width + (positive >= 0 ? positive : best)]), probabilities };
   }
-  return { predictions: out, columns: { scores, labels: labelIndex, classes: names } };
+  return { predictions: out, columns: { scores, labels: labelIndex, classes: names }, nonFinite };
 }
 
 function indexOrAdd(names: string[], name: string): number {

@@ -8,7 +8,7 @@ import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import type { ModelVersion } from "../registry/store";
 import { rowValidator, type ResolvedRow } from "./features";
-import { decodeOutputs, requestedOutputs, type Prediction, type PredictionColumns } from "./outputs";
+import { assertFinite, decodeOutputs, requestedOutputs, type Prediction, type PredictionColumns } from "./outputs";
 import { getOrt } from "./ort";
 import { SessionCache, type LoadedModel } from "./sessions";
 import { buildFeeds } from "./tensors";
@@ -68,6 +68,8 @@ export interface ScoreResult {
 export async function score(env: Env, version: ModelVersion, rows: unknown[], pathOf: (i: number) => string): Promise<ScoreResult> {
   const run = await runRows(env, version, rows, pathOf);
   const decodeStarted = performance.now();
-  const { predictions, columns } = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  const decoded = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  assertFinite(decoded, run.rows);
+  const { predictions, columns } = decoded;
   return { predictions, columns, resolved: run.resolved!, inferenceMs: run.inferenceMs + (performance.now() - decodeStarted) };
 }

@@ -15,7 +15,9 @@
  * flush is one RPC per object; an RPC that fails (object overloaded or unreachable) is kept and
  * sent again with the next flush, and if that fails too its requests are dropped and counted in
  * `edge_ml_monitoring_dropped_total`, so the buffer stays bounded and loss stays visible.
- * Prediction-log appends are idempotent, so a retry after a lost reply cannot duplicate.
+ * Prediction-log appends are idempotent (by request id) and stats ingests too (by batch id), so a
+ * retry after a lost reply, or after a failure that came after the object committed, cannot
+ * count twice.
  *
  * Shard choice: each isolate picks one stats shard per version at start (MONITOR_SHARDS), so a
  * version's load spreads over shards; log entries go to the log shard of their request id
@@ -32,6 +34,11 @@ import { RequestPacker, type PackedRequests } from "./prediction-log";
 import { logShardNameAt, logShardOf, MINUTE, monitoringConfig, shardName, type MonitoringConfig } from "./config";
 
 export interface ShardBatch {
+  /**
+   * Unique per batch (a retry re-sends the same id): MonitorShard.ingest counts a batch once
+   * however often it arrives, since a send can fail after the object committed it.
+   */
+  id?: string;
   model: string;
   version: string;
   /** minute start (ms) -> aggregate */
@@ -289,7 +296,7 @@ export class Collector {
     if (last && last.pending === this.pending && last.minute === minute && last.model === model && last.version === version) return last.bucket;
     const name = shardName(model, version, this.shardSeed % cfg.statsShards);
     let batch = this.pending.batches.get(name);
-    if (!batch) this.pending.batches.set(name, (batch = { model, version, buckets: {} }));
+    if (!batch) this.pending.batches.set(name, (batch = { id: crypto.randomUUID(), model, version, buckets: {} }));
     const agg = (batch.buckets[String(minute)] ??= emptyAggregate());
     let bucket = this.pending.buckets.get(agg);
     if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA) }));

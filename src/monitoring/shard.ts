@@ -36,6 +36,8 @@ const MINUTE_RETENTION = 3 * HOUR;
 const HOUR_RETENTION = 8 * DAY;
 /** Pending deltas are folded into buckets once this many have accumulated (and before any read). */
 const COMPACT_EVERY = 32;
+/** How long batch ids are remembered (collectors retry a failed batch once, seconds later). */
+const INGESTED_RETENTION = DAY;
 
 /** A bucket being compacted into, and the deltas it takes (merged in one draw per sample). */
 interface OpenBucket {
@@ -97,14 +99,26 @@ export class MonitorShard extends DurableObject<Env> {
         CREATE INDEX IF NOT EXISTS labels_by_time ON labels (labelled_at);
         CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
         CREATE TABLE IF NOT EXISTS deltas (id INTEGER PRIMARY KEY AUTOINCREMENT, minute INTEGER NOT NULL, data TEXT NOT NULL);
+        CREATE TABLE IF NOT EXISTS ingested (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
       `);
       this.pending = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM deltas").one().n;
     });
   }
 
-  /** Stores a batch from one isolate as a delta and adds it to the totals; compacts every COMPACT_EVERY batches. */
+  /**
+   * Stores a batch from one isolate as a delta and adds it to the totals; compacts every
+   * COMPACT_EVERY batches. Idempotent by batch id: the id is recorded in the same transaction as
+   * the data, so a batch re-sent after a failure that came after the commit (the alarm set-up or
+   * the control-object call below, or a lost reply) is acknowledged without being counted again.
+   * Ids are kept INGESTED_RETENTION, far longer than the collector retries.
+   */
   async ingest(batch: ShardBatch): Promise<void> {
+    let duplicate = false;
     this.ctx.storage.transactionSync(() => {
+      if (batch.id !== undefined) {
+        duplicate = this.sql.exec("INSERT OR IGNORE INTO ingested (id, at) VALUES (?, ?)", batch.id, Date.now()).rowsWritten === 0;
+        if (duplicate) return;
+      }
       this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?), ('version', ?)", batch.model, batch.version);
       const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
       let requests = row?.requests ?? 0;
@@ -121,7 +135,7 @@ export class MonitorShard extends DurableObject<Env> {
       }
       this.sql.exec("INSERT OR REPLACE INTO totals (id, requests, rows, errors, latency) VALUES (1, ?, ?, ?, ?)", requests, rows, JSON.stringify(errors), JSON.stringify(latency.toJSON()));
     });
-    this.pending += Object.keys(batch.buckets).length; // counted once committed
+    if (!duplicate) this.pending += Object.keys(batch.buckets).length; // counted once committed
     if (this.pending >= COMPACT_EVERY) this.compact();
     await this.ensureAlarm();
     await this.touchControl(batch.model, batch.version);
@@ -248,6 +262,7 @@ export class MonitorShard extends DurableObject<Env> {
     this.sql.exec("DELETE FROM buckets WHERE tier = 'm' AND start < ?", now - MINUTE_RETENTION);
     this.sql.exec("DELETE FROM buckets WHERE tier = 'h' AND start < ?", now - HOUR_RETENTION);
     this.sql.exec("DELETE FROM labels WHERE labelled_at < ?", now - labelDays * DAY);
+    this.sql.exec("DELETE FROM ingested WHERE at < ?", now - INGESTED_RETENTION);
     const left = this.sql.exec<{ n: number }>("SELECT (SELECT COUNT(*) FROM buckets) + (SELECT COUNT(*) FROM labels) AS n").one().n;
     this.alarmSet = left > 0;
     if (left > 0) await this.ctx.storage.setAlarm(now + HOUR);

@@ -14,31 +14,43 @@ import { decodeOutputs, requestedOutputs } from "../inference/outputs";
 import { createLoadedModel, type LoadedModel } from "../inference/sessions";
 import { buildFeeds } from "../inference/tensors";
 import { getOrt } from "../inference/ort";
-import type { FeatureSchema } from "./manifest";
+import { checkExamples } from "./examples";
+import type { FeatureSchema, ManifestExample } from "./manifest";
 
 function fail(message: string): never {
   throw new ApiError("invalid_artifact", message);
 }
 
-export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema): Promise<ModelInfo> {
+/**
+ * onnxruntime's own messages carry its internals (C++ source paths, line numbers, node names of the
+ * graph): they go to the log for the operator, never on the wire, as the README promises.
+ */
+function runtimeFailure(stage: "load" | "decode" | "probe", error: unknown) {
+  console.warn(JSON.stringify({ level: "warn", msg: `registration: onnxruntime ${stage} failed`, detail: String((error as Error)?.message ?? error).slice(0, 2000) }));
+}
+
+export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: FeatureSchema, examples?: ManifestExample[]): Promise<ModelInfo> {
   let proto: ModelProto;
   try {
     proto = decodeModel(bytes);
   } catch (error) {
-    fail(`artifact does not load in onnxruntime-web: ${String((error as Error).message ?? error).slice(0, 300)}`);
+    runtimeFailure("decode", error);
+    fail("artifact does not decode as an ONNX model");
   }
   checkClassLabels(classifierLabels(proto), schema);
   let loaded: Awaited<ReturnType<typeof createLoadedModel>>;
   try {
     loaded = await createLoadedModel(sha256, bytes);
   } catch (error) {
-    fail(`artifact does not load in onnxruntime-web: ${String((error as Error).message ?? error).slice(0, 300)}`);
+    runtimeFailure("load", error);
+    fail("artifact does not load in onnxruntime-web: it is not a valid ONNX model, or uses operators or types this runtime does not support");
   }
   const { model, release } = loaded;
   try {
     checkInputs(model, schema);
     checkOutputs(model, schema);
     await probe(model, schema);
+    if (examples?.length) await checkExamples(model, schema, examples);
     return model.info;
   } finally {
     await release();
@@ -115,7 +127,8 @@ async function probe(model: LoadedModel, schema: FeatureSchema) {
   try {
     results = await model.run(buildFeeds(ort, schema, rows), requestedOutputs(schema.output));
   } catch (error) {
-    fail(`model failed to score a probe row built from the schema: ${String((error as Error).message ?? error).slice(0, 300)}`);
+    runtimeFailure("probe", error);
+    fail("model failed to score a probe row built from the schema (its inputs do not fit the graph, or an operator failed at run time)");
   }
   for (const name of requestedOutputs(schema.output)) {
     const dims = results[name].dims;

@@ -206,6 +206,25 @@ export type Reference = z.infer<typeof referenceSchema>;
 export const taskSchema = z.enum(["binary_classification", "multiclass_classification", "regression"]);
 export const environmentSchema = z.enum(["development", "staging", "production"]);
 
+/**
+ * An example row with the output the trained model gave it (written by the training side, e.g. the
+ * CLI from its training data). Registration scores every example with the uploaded artifact under
+ * the declared schema and refuses the version if any output differs by more than
+ * EXAMPLE_TOLERANCE: a swapped class order, permuted dense columns or a corrupted artifact all
+ * change the outputs of some row, though a single probe row built from the schema may not notice.
+ */
+export const manifestExampleSchema = z
+  .object({
+    features: z.record(z.string(), z.unknown()),
+    expected: z.union([
+      z.object({ value: z.number().refine(Number.isFinite, "expected value must be finite") }).strict(),
+      z.object({ probabilities: z.record(z.string(), z.number().min(0).max(1)) }).strict(),
+    ]),
+  })
+  .strict();
+export type ManifestExample = z.infer<typeof manifestExampleSchema>;
+export const EXAMPLE_TOLERANCE = 1e-5;
+
 /** The JSON part of a registration request (the ONNX artifact travels beside it). */
 export const manifestSchema = z
   .object({
@@ -217,10 +236,29 @@ export const manifestSchema = z
     metrics: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), z.number().refine(Number.isFinite, "metric must be finite")).default({}),
     featureSchema: featureSchemaSchema,
     reference: referenceSchema.optional(),
+    /** Hex SHA-256 of the artifact as the uploader computed it; a different upload is refused. */
+    artifactSha256: z
+      .string()
+      .regex(/^[0-9a-fA-F]{64}$/, "artifactSha256 must be 64 hex digits")
+      .transform((h) => h.toLowerCase())
+      .optional(),
+    /** Rows with the trained model's outputs, checked at registration (see manifestExampleSchema). */
+    examples: z.array(manifestExampleSchema).min(1).max(100).optional(),
   })
   .strict()
   .superRefine((m, ctx) => {
     const out = m.featureSchema.output;
+    m.examples?.forEach((e, i) => {
+      if (("value" in e.expected) !== (out.kind === "regressor")) {
+        ctx.addIssue({ code: "custom", path: ["examples", i, "expected"], message: out.kind === "regressor" ? 'a regressor\'s example expects { "value": number }' : 'a classifier\'s example expects { "probabilities": { <class>: p } }' });
+      } else if ("probabilities" in e.expected && out.kind === "classifier") {
+        const keys = Object.keys(e.expected.probabilities).sort();
+        const classes = out.classes.map(String).sort();
+        if (keys.length !== classes.length || keys.some((k, j) => k !== classes[j])) {
+          ctx.addIssue({ code: "custom", path: ["examples", i, "expected", "probabilities"], message: `must give one probability per class (${out.classes.join(", ")})` });
+        }
+      }
+    });
     if ((m.task === "regression") !== (out.kind === "regressor")) {
       ctx.addIssue({ code: "custom", path: ["featureSchema", "output", "kind"], message: `task ${m.task} does not match output kind ${out.kind}` });
     }

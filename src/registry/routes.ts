@@ -21,8 +21,9 @@ import { sha256Hex } from "../http/encoding";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../http/errors";
-import { intVar, limitBody, readJson } from "../http/limits";
+import { intVar, limitBody, parseJsonText, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
+import { ARTIFACT_GRACE_MS } from "./sweep";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema, zodIssues } from "./manifest";
 import { invalidateResolved } from "./resolver";
 import {
@@ -117,12 +118,7 @@ export const registryRoutes = new Hono<AdminEnv>()
       if (!(artifactField instanceof File)) throw new ApiError("invalid_input", "missing file field 'artifact'", [{ path: "artifact", message: "required: the ONNX file" }]);
 
       const manifestText = typeof manifestField === "string" ? manifestField : await manifestField.text();
-      let manifestJson: unknown;
-      try {
-        manifestJson = JSON.parse(manifestText);
-      } catch (error) {
-        throw new ApiError("invalid_json", `manifest is not valid JSON: ${(error as Error).message}`);
-      }
+      const manifestJson = parseJsonText(manifestText, "manifest");
       const parsed = manifestSchema.safeParse(manifestJson);
       if (!parsed.success) throw new ApiError("invalid_input", "invalid manifest", zodIssues(parsed.error, "manifest"));
       const manifest = parsed.data;
@@ -138,11 +134,17 @@ export const registryRoutes = new Hono<AdminEnv>()
 
       const bytes = new Uint8Array(await artifactField.arrayBuffer());
       const sha256 = await sha256Hex(bytes);
-      const info = await checkArtifact(sha256, bytes, manifest.featureSchema);
+      if (manifest.artifactSha256 !== undefined && manifest.artifactSha256 !== sha256) {
+        throw new ApiError("invalid_artifact", `the uploaded artifact's sha256 is ${sha256}; the manifest declares ${manifest.artifactSha256} (corrupted or wrong file)`, [{ path: "manifest.artifactSha256", message: "does not match the uploaded artifact" }]);
+      }
+      const info = await checkArtifact(sha256, bytes, manifest.featureSchema, manifest.examples);
 
       const key = artifactKey(sha256);
-      const existed = (await c.env.ARTIFACTS.head(key)) !== null;
-      if (!existed) {
+      const head = await c.env.ARTIFACTS.head(key);
+      const existed = head !== null;
+      // An existing copy old enough to be near the orphan sweep's grace period is written again,
+      // which renews its upload time, so the sweep cannot take it while this version commits.
+      if (!head || head.uploaded.getTime() < Date.now() - ARTIFACT_GRACE_MS / 2) {
         await c.env.ARTIFACTS.put(key, bytes, {
           sha256,
           httpMetadata: { contentType: "application/octet-stream" },

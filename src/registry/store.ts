@@ -10,7 +10,7 @@ import { featureSchemaSchema, type FeatureSchema, type Manifest, type Reference 
 import { deployments } from "../deployments/tables";
 import { aliases, auditLog, models, modelVersions } from "./tables";
 
-export type Db = DrizzleD1Database;
+export type Db = DrizzleD1Database & { $client: D1Database };
 export function registryDb(d1: D1Database): Db {
   return drizzle(d1);
 }
@@ -166,23 +166,80 @@ export async function insertVersion(db: Db, v: NewVersion): Promise<VersionRow> 
   return (inserted as VersionRow[])[0];
 }
 
+export interface AliasMove {
+  name: string;
+  alias: string;
+  version: string;
+  actor: string;
+  at: string;
+  reason?: string;
+  /** Extra audit details (e.g. the deployment that moved the alias). */
+  details?: Record<string, string>;
+}
+
 /**
- * Points `alias` at `version`. Archived versions cannot take an alias. Returns the previous version
- * the alias pointed at, if any.
+ * The statements of an alias move, for a D1 batch (one transaction): a guard that fails the whole
+ * batch unless the target version is still registered when it runs (a version archived meanwhile
+ * takes no alias, and nothing else of the batch is written; see `isArchivedDuringMove`), the audit
+ * entry, whose `previous` is read by SQL inside the transaction (so it is the version this move
+ * actually replaced, whatever moves ran concurrently), then the alias upsert.
+ */
+export function aliasMoveStatements(d1: D1Database, m: AliasMove): D1PreparedStatement[] {
+  const registered = "EXISTS (SELECT 1 FROM model_versions WHERE model_name = ?1 AND version = ?3 AND status = 'registered')";
+  const extra = Object.keys(m.details ?? {}).map((_, i) => `, ?${8 + 2 * i}, ?${9 + 2 * i}`).join("");
+  const params = [m.name, m.alias, m.version, m.at, m.actor, m.reason ?? null, "alias.set", ...Object.entries(m.details ?? {}).flat()];
+  return [
+    // Inserts a NULL version (a NOT NULL violation that aborts the batch) exactly when the target is not registered.
+    d1.prepare(`INSERT INTO aliases (model_name, alias, version, updated_at, updated_by) SELECT ?1, ?2, NULL, ?4, ?5 WHERE NOT ${registered}`).bind(m.name, m.alias, m.version, m.at, m.actor),
+    d1
+      .prepare(
+        `INSERT INTO audit_log (at, actor, action, model_name, version, reason, details)
+         VALUES (?4, ?5, ?7, ?1, ?3, ?6, json_object('alias', ?2, 'previous', (SELECT version FROM aliases WHERE model_name = ?1 AND alias = ?2)${extra}))
+         RETURNING json_extract(details, '$.previous') AS previous`,
+      )
+      .bind(...params),
+    d1
+      .prepare(
+        `INSERT INTO aliases (model_name, alias, version, updated_at, updated_by) VALUES (?1, ?2, ?3, ?4, ?5)
+         ON CONFLICT (model_name, alias) DO UPDATE SET version = excluded.version, updated_at = excluded.updated_at, updated_by = excluded.updated_by`,
+      )
+      .bind(m.name, m.alias, m.version, m.at, m.actor),
+  ];
+}
+
+/** A drizzle query as a D1 statement, to share a D1 batch with raw statements such as `aliasMoveStatements`. */
+export function asD1Statement(d1: D1Database, query: { toSQL(): { sql: string; params: unknown[] } }): D1PreparedStatement {
+  const { sql: text, params } = query.toSQL();
+  return d1.prepare(text).bind(...params);
+}
+
+/** Whether a batch failed on the guard of `aliasMoveStatements` (the target version was archived or deleted meanwhile). */
+export function isArchivedDuringMove(error: unknown): boolean {
+  const e = error as { message?: string; cause?: { message?: string } };
+  return /NOT NULL constraint failed: aliases\.version/.test(`${e?.message} ${e?.cause?.message}`);
+}
+
+/** The `previous` version the audit statement of `aliasMoveStatements` recorded, from its batch result. */
+export function previousOf(auditResult: unknown): string | null {
+  const rows = (auditResult as D1Result<{ previous: string | null }>).results ?? [];
+  return rows[0]?.previous ?? null;
+}
+
+/**
+ * Points `alias` at `version`. Archived versions cannot take an alias. Returns the version the
+ * alias pointed at before this move (read in the same transaction as the move).
  */
 export async function setAlias(db: Db, name: string, alias: string, version: string, actor: string, reason?: string) {
   const target = await getVersion(db, name, version);
-  if (target.status === "archived") throw new ApiError("conflict", `version ${version} of '${name}' is archived and cannot take alias '${alias}'`);
-  const previous = await findAlias(db, name, alias);
-  const at = now();
-  await db.batch([
-    db
-      .insert(aliases)
-      .values({ modelName: name, alias, version, updatedAt: at, updatedBy: actor })
-      .onConflictDoUpdate({ target: [aliases.modelName, aliases.alias], set: { version, updatedAt: at, updatedBy: actor } }),
-    db.insert(auditLog).values({ at, actor, action: "alias.set", modelName: name, version, reason, details: { alias, previous: previous?.version ?? null } }),
-  ]);
-  return { alias, version, previous: previous?.version ?? null };
+  const archived = () => new ApiError("conflict", `version ${version} of '${name}' is archived and cannot take alias '${alias}'`);
+  if (target.status === "archived") throw archived();
+  try {
+    const [, audit] = await db.$client.batch(aliasMoveStatements(db.$client, { name, alias, version, actor, at: now(), reason }));
+    return { alias, version, previous: previousOf(audit) };
+  } catch (error) {
+    if (isArchivedDuringMove(error)) throw archived();
+    throw error;
+  }
 }
 
 export async function deleteAlias(db: Db, name: string, alias: string, actor: string, reason?: string) {

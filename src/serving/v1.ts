@@ -32,7 +32,7 @@ const predictBody = z
   .strict()
   .refine((b) => (b.features === undefined) !== (b.instances === undefined), { message: 'give exactly one of "features" (one row) or "instances" (rows)' });
 
-export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string } }>().post("/models/:name/predict", async (c) => {
+export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string; correlationId?: string } }>().post("/models/:name/predict", async (c) => {
   const started = performance.now();
   const name = modelNameSchema.safeParse(c.req.param("name"));
   if (!name.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("name")}'`);
@@ -64,7 +64,10 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);
   const base = {
+    // The server's id of this prediction: the one /v1/feedback takes. The caller's own
+    // x-request-id, if any, comes back as correlation_id.
     request_id: c.get("requestId"),
+    ...(c.get("correlationId") ? { correlation_id: c.get("correlationId") } : {}),
     model: version.modelName,
     version: version.version,
     ...(routed.alias ? { alias: routed.alias } : {}),

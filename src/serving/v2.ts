@@ -30,7 +30,7 @@ import { isolateMetrics } from "../observability/isolate-metrics";
 import { readiness } from "./health";
 import { dispatch, dispatchHeaders, type Dispatch } from "./dispatch";
 import { emitFailure, emitPrediction, failureOf } from "./events";
-import { decodeOutputs } from "../inference/outputs";
+import { assertFinite, decodeOutputs } from "../inference/outputs";
 
 type V2Env = { Bindings: Env; Variables: { requestId: string } };
 
@@ -275,7 +275,9 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: InferRequest,
     run = await runRows(c.env, version, rows, (i) => `row[${i}]`);
   }
   isolateMetrics.recordInference(version.modelName, version.version, run.rows, run.inferenceMs / 1000);
-  const { predictions, columns } = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  const decoded = decodeOutputs(schema.output, run.results, run.rows, run.model.info.zipMapClasses);
+  assertFinite(decoded, run.rows);
+  const { predictions, columns } = decoded;
   emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v2", dispatch: routed, resolved: run.resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs: run.inferenceMs });
 
   // Binary outputs: those asking parameters.binary_data, or all when the request sets binary_data_output.
@@ -298,7 +300,8 @@ async function inferWith(c: Context<V2Env>, routed: Dispatch, req: InferRequest,
   });
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `inference;dur=${run.inferenceMs.toFixed(3)}`);
-  const response = { model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), outputs };
+  // `id` echoes the caller's (OIP); parameters.request_id is the server's id, the one /v1/feedback takes.
+  const response = { model_name: version.modelName, model_version: version.version, id: req.id ?? c.get("requestId"), parameters: { request_id: c.get("requestId") }, outputs };
   if (!blocks.length) return c.json(response);
   const { body, headerLength } = joinBody(response, blocks);
   c.header(HEADER_LENGTH, String(headerLength));

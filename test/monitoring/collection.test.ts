@@ -115,8 +115,9 @@ describe("Prometheus /metrics", () => {
     // Labels, so live metrics exist.
     const labelled = await call("POST", "/v1/models/credit-risk/predict", { instances: holdout.slice(0, 200).map((r) => r.features) }, { "x-request-id": "prom-batch" });
     expect(labelled.status).toBe(200);
+    const id = labelled.json.request_id;
     await eventually(async () => {
-      const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.slice(0, 200).map((r, row) => ({ request_id: "prom-batch", row, actual: r.label })) });
+      const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.slice(0, 200).map((r, row) => ({ request_id: id, row, actual: r.label })) });
       expect(fb.json.joined).toBe(200);
     });
     expect((await call("POST", "/admin/monitoring/credit-risk/evaluate", undefined, ADMIN)).status).toBe(200);

@@ -30,14 +30,15 @@ describe("POST /v1/feedback", () => {
   it("joins labels to logged predictions; live metrics reproduce the registered holdout metrics", async () => {
     const res = await call("POST", "/v1/models/credit-risk/predict", { instances: holdout.map((r) => r.features) }, { "x-request-id": "holdout-batch" });
     expect(res.status).toBe(200);
+    const id = res.json.request_id;
     const scores: number[] = res.json.predictions.map((p: any) => p.score);
 
     // The log is written from waitUntil; wait until the request's rows are there.
     await eventually(async () => {
-      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-risk", "holdout-batch", 4)).entries("holdout-batch");
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-risk", id, 4)).entries(id);
       expect(entries).toHaveLength(891);
     });
-    const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.map((r, row) => ({ request_id: "holdout-batch", row, actual: r.label })) });
+    const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.map((r, row) => ({ request_id: id, row, actual: r.label })) });
     expect(fb.status, fb.text).toBe(200);
     expect(fb.json).toMatchObject({ joined: 891, duplicates: [], not_found: [] });
 
@@ -58,22 +59,23 @@ describe("POST /v1/feedback", () => {
   });
 
   it("reports duplicates and unknown request ids, and emits one FeedbackEvent per joined label", async () => {
-    const res = await call("POST", "/v1/models/credit-risk/predict", { features: holdout[0].features }, { "x-request-id": "single-1" });
+    const res = await call("POST", "/v1/models/credit-risk/predict", { features: holdout[0].features });
     const score = res.json.prediction.score;
-    await eventually(async () => expect(await env.PREDICTION_LOG.getByName(logShardName("credit-risk", "single-1", 4)).entries("single-1")).toHaveLength(1));
-    const first = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "single-1", actual: 1 }, { request_id: "never-seen", actual: 0 }] });
+    const single = res.json.request_id;
+    await eventually(async () => expect(await env.PREDICTION_LOG.getByName(logShardName("credit-risk", single, 4)).entries(single)).toHaveLength(1));
+    const first = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: single, actual: 1 }, { request_id: "never-seen", actual: 0 }] });
     // An id the worker did not generate carries no time: its label waits for the prediction (PENDING_LABEL_MS).
     expect(first.json).toMatchObject({ joined: 1, duplicates: [], not_found: [], pending: [{ request_id: "never-seen", row: 0 }] });
-    const again = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "single-1", actual: 0 }] });
-    expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: "single-1", row: 0 }] });
+    const again = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: single, actual: 0 }] });
+    expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: single, row: 0 }] });
 
     const event = await eventually(async () => {
-      const e = feedbackEvents.find((f) => f.requestId === "single-1");
+      const e = feedbackEvents.find((f) => f.requestId === single);
       expect(e).toBeDefined();
       return e!;
     });
     expect(event).toMatchObject({ model: "credit-risk", version: "1.0.0", row: 0, actual: 1, score });
-    expect(feedbackEvents.filter((f) => f.requestId === "single-1")).toHaveLength(1);
+    expect(feedbackEvents.filter((f) => f.requestId === single)).toHaveLength(1);
   });
 
   it("validates the body and names the bad field", async () => {

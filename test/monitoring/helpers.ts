@@ -19,10 +19,10 @@ export async function eventually<T>(check: () => Promise<T>, timeoutMs = 10_000)
 export async function predictRows(model: string, rows: Record<string, unknown>[], idPrefix: string, extra: Record<string, unknown> = {}): Promise<{ id: string; score: number }[]> {
   const out: { id: string; score: number }[] = [];
   for (let i = 0; i < rows.length; i++) {
-    const id = `${idPrefix}-${i}`;
-    const res = await call("POST", `/v1/models/${model}/predict`, { features: rows[i], ...extra }, { "x-request-id": id });
+    const res = await call("POST", `/v1/models/${model}/predict`, { features: rows[i], ...extra }, { "x-request-id": `${idPrefix}-${i}` });
     expect(res.status, res.text).toBe(200);
-    out.push({ id, score: res.json.prediction.score });
+    // Feedback takes the server's id (the caller's x-request-id is only a correlation id).
+    out.push({ id: res.json.request_id, score: res.json.prediction.score });
   }
   return out;
 }
