@@ -14,6 +14,7 @@ import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
+import { eventRoutes, featureAdminRoutes, featureMetrics, featureServeRoutes, wireFeatures } from "./features";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
 import { readiness } from "./serving/health";
@@ -57,12 +58,14 @@ export function createApp() {
       edge_ml_monitoring_dropped_total: { help: "Monitoring observations this isolate dropped after a failed flush retry.", value: collector.dropped },
       edge_ml_monitoring_flushes_total: { help: "Monitoring batches this isolate flushed to Durable Objects.", value: collector.flushes },
     });
-    return c.text(fleet + body + counters, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    return c.text(fleet + body + counters + featureMetrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
   const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict");
   app.use("/v1/*", apiKeyAuth(), predictRate, predictionLimit);
   app.route("/v1", v1Routes);
+  app.route("/v1/features", featureServeRoutes);
+  app.route("/v1/events", eventRoutes);
 
   app.use("/v2/models/*", apiKeyAuth(), predictRate, predictionLimit);
   app.route("/v2", v2Routes);
@@ -77,6 +80,8 @@ export function createApp() {
   app.route("/admin/models", registryRoutes);
   app.route("/admin/deployments", deploymentRoutes);
   wireDeploymentListeners();
+  app.route("/admin/features", featureAdminRoutes);
+  wireFeatures();
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, request_id: c.get("requestId") }, 404));
   app.onError(toResponse);

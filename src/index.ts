@@ -4,10 +4,12 @@
  */
 import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
+import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, type LoadMessage } from "./features";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
 export { DeploymentStats } from "./deployments/live-stats";
 export { ModelControl, MonitorShard, PredictionLog } from "./monitoring";
+export { FeatureAggregates } from "./features";
 
 const app = createApp();
 
@@ -21,6 +23,7 @@ cronTasks.push((controller, env) => monitoringCron(controller, env));
 export default {
   fetch: app.fetch,
   async queue(batch, env) {
+    if (batch.queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
     // Only the monitoring notification queues (and their dead-letter queue) exist so far.
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },
