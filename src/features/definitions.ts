@@ -23,7 +23,11 @@ import { compiled, ExpressionError, references } from "./expression";
 import { featureDefinitions } from "./tables";
 
 export const groupSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, "group: lowercase letters, digits and '_', starting with a letter");
-export const featureNameSchema = z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "feature name: letters, digits and '_' (usable in expressions)");
+const RESERVED = new Set(["__proto__", "constructor", "prototype", "true", "false", "null"]);
+export const featureNameSchema = z
+  .string()
+  .regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/, "feature name: letters, digits and '_' (usable in expressions)")
+  .refine((n) => !RESERVED.has(n), "reserved name");
 export const entityIdSchema = z.string().min(1).max(256).regex(/^[^\u0000-\u001f]+$/, "entity id must not contain control characters");
 export const dtypeSchema = z.enum(["numeric", "integer", "categorical", "boolean"]);
 export type Dtype = z.infer<typeof dtypeSchema>;

@@ -74,7 +74,7 @@ export interface EntityRow {
 export async function entityRow(env: Env, schema: FeatureSchema, entityId: string, overrides: Record<string, unknown>, timeoutMs?: number): Promise<EntityRow> {
   const byGroup = new Map<string, { feature: string; key: string }[]>();
   for (const f of schema.features) {
-    if (!f.store || f.name in overrides) continue;
+    if (!f.store || Object.hasOwn(overrides, f.name)) continue;
     const key = (f.store.name ?? f.name) + (f.store.version !== undefined ? `@${f.store.version}` : "");
     byGroup.set(f.store.group, [...(byGroup.get(f.store.group) ?? []), { feature: f.name, key }]);
   }

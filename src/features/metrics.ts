@@ -17,12 +17,14 @@ class FeatureMetric {
   byTier: Record<string, number> = {};
   fallbacks = 0;
   errors = 0;
+  sumMs = 0;
   private readonly ring = new Float64Array(RING);
   private filled = 0;
   private next = 0;
 
   record(tier: Tier | "error", ms: number) {
     this.lookups++;
+    this.sumMs += ms;
     if (tier === "error") this.errors++;
     else this.byTier[tier] = (this.byTier[tier] ?? 0) + 1;
     if (tier === "default" || tier === "last_known") this.fallbacks++;
@@ -91,7 +93,7 @@ class FeatureMetrics {
         const v = m.quantile(q);
         if (v !== null) out.push(`edge_ml_feature_latency_seconds{feature="${esc(f)}",quantile="${q}"} ${v / 1000}`);
       }
-      out.push(`edge_ml_feature_latency_seconds_count{feature="${esc(f)}"} ${m.lookups}`);
+      out.push(`edge_ml_feature_latency_seconds_sum{feature="${esc(f)}"} ${m.sumMs / 1000}`, `edge_ml_feature_latency_seconds_count{feature="${esc(f)}"} ${m.lookups}`);
     }
     return out.join("\n") + "\n";
   }

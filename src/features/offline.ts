@@ -293,7 +293,8 @@ async function processChunk(env: Env, load: LoadRowRecord, offset: number) {
   const sample = [...load.rejected, ...rejected].slice(0, MAX_REJECTED_SAMPLE);
   const progress = { rowsSeen: load.rowsSeen + lines.length, rowsLoaded: load.rowsLoaded + loaded, rowsRejected, rejected: sample };
   if (rowsRejected > load.maxRejected) {
-    return fail(env, load.id, `${rowsRejected} rejected row(s), more than max_rejected ${load.maxRejected}; the previous values keep serving`, progress);
+    // Nothing of this chunk is written: rows_loaded keeps counting written rows only.
+    return fail(env, load.id, `${rowsRejected} rejected row(s), more than max_rejected ${load.maxRejected}; the previous values keep serving`, { ...progress, rowsLoaded: load.rowsLoaded });
   }
 
   const entries = [...byEntity.entries()];

@@ -108,8 +108,8 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
   const overrides = opts.overrides ?? {};
 
   const defs = order.map((k) => [k, byKey.get(k)!] as const);
-  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline" && !(k in overrides));
-  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime" && !(k in overrides));
+  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline" && !Object.hasOwn(overrides, k));
+  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime" && !Object.hasOwn(overrides, k));
   const offlineTtl = Math.min(...offlineDefs.map(([, d]) => d.ttlMs));
 
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -194,7 +194,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
       let tier: Tier = "computed";
       let reason = "";
       let settledAt = performance.now();
-      if (key in overrides) {
+      if (Object.hasOwn(overrides, key)) {
         value = overrides[key];
         tier = "override";
       } else if (def.kind === "offline") {
@@ -204,7 +204,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
         if (got.value === TIMED_OUT) reason = `offline source timed out after ${timeoutMs} ms`;
         else if (got.value === FAILED) reason = "offline source failed";
         else if (got.value === null) reason = `entity '${entity}' has no offline values in group '${group}'${pointInTime ? " at that time" : ""}`;
-        else if (got.value.values[def.name] === undefined) reason = `entity '${entity}' has no value for '${def.name}'`;
+        else if (!Object.hasOwn(got.value.values, def.name)) reason = `entity '${entity}' has no value for '${def.name}'`;
         else value = got.value.values[def.name];
       } else if (def.kind === "realtime") {
         const got = realtime.get(`${entity}\u0000${key}`)!;
