@@ -12,7 +12,8 @@
  *   GET  /loads?group=g, GET /loads/:id        progress, rejected rows, outcome
  *   GET  /metrics                              per-feature latency p50/p95, hit rate, fallbacks
  *
- * Serving (mounted at /v1/features and /v1/events, API key when required):
+ * Serving (mounted at /v1/features and /v1/events, API key when required); feature reads answer
+ * `server-timing: features;dur=<ms>`, the time spent assembling features inside the worker:
  *   POST /v1/features/get     {group, entity_id, features: [names], as_of?, timeout_ms?}
  *   POST /v1/features/batch   {group, entity_ids: [...], features, as_of?, timeout_ms?}
  *   POST /v1/events           one event, or {events: [...]}
@@ -131,6 +132,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
 export const featureServeRoutes = new Hono<ServeEnv>()
   .post("/get", async (c) => {
     const body = parse(getBody, await readJson(c));
+    const started = performance.now();
     const [result] = await getFeatures(c.env, body.group, [body.entity_id], body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
     if (result.errors.length) {
       throw new ApiError(
@@ -139,6 +141,7 @@ export const featureServeRoutes = new Hono<ServeEnv>()
         result.errors.map((e) => ({ path: `features.${e.feature}`, message: e.message })),
       );
     }
+    c.header("server-timing", `features;dur=${(performance.now() - started).toFixed(3)}`);
     return c.json({ request_id: c.get("requestId"), group: body.group, ...result });
   })
   .post("/batch", async (c) => {
@@ -148,7 +151,9 @@ export const featureServeRoutes = new Hono<ServeEnv>()
     if (Array.isArray(n) && n.length > max) throw new ApiError("too_many_rows", `entity_ids has ${n.length} entries; the limit is ${max}`);
     const body = parse(batchBody, raw);
     const entities = [...new Set(body.entity_ids)];
+    const started = performance.now();
     const results = await getFeatures(c.env, body.group, entities, body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
+    c.header("server-timing", `features;dur=${(performance.now() - started).toFixed(3)}`);
     return c.json({ request_id: c.get("requestId"), group: body.group, results });
   });
 

@@ -56,7 +56,9 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias }, body.unit);
   const { version } = routed;
   let fromStore: EntityRow | undefined;
+  const featuresStarted = performance.now();
   if (body.entity_id !== undefined) fromStore = await entityRow(c.env, version.featureSchema, body.entity_id, body.features ?? {});
+  const featuresMs = performance.now() - featuresStarted;
   const single = body.features !== undefined || fromStore !== undefined;
   const rows = fromStore ? [fromStore.row] : single ? [body.features] : body.instances!;
   let result;
@@ -71,7 +73,7 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs });
 
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
-  c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);
+  c.header("server-timing", `${fromStore ? `features;dur=${featuresMs.toFixed(3)}, ` : ""}inference;dur=${inferenceMs.toFixed(3)}`);
   const base = {
     request_id: c.get("requestId"),
     model: version.modelName,
