@@ -260,26 +260,25 @@ export interface GroupDefinitions {
   all: Map<string, { def: Definition; status: string }>;
 }
 
-const groupCache = new Map<string, { expires: number; value: Promise<GroupDefinitions> }>();
+// Resolved values only: a pending D1 query belongs to the request that started it (workerd refuses
+// cross-request I/O), so concurrent misses each query, and the last answer is kept.
+const groupCache = new Map<string, { expires: number; value: GroupDefinitions }>();
 
 export function invalidateDefinitions(group?: string) {
   if (group === undefined) groupCache.clear();
   else groupCache.delete(group);
 }
 
-export function groupDefinitions(env: Env, group: string): Promise<GroupDefinitions> {
-  const now = Date.now();
+export async function groupDefinitions(env: Env, group: string): Promise<GroupDefinitions> {
   const hit = groupCache.get(group);
-  if (hit && hit.expires > now) return hit.value;
-  const value = groupRows(env, group).then((rows) => {
-    const all = new Map<string, { def: Definition; status: string }>();
-    for (const r of rows) all.set(`${r.name}@${r.version}`, { def: toDefinition(r), status: r.status });
-    const current = new Map<string, Definition>();
-    for (const [name, r] of currentOf(rows)) current.set(name, all.get(`${name}@${r.version}`)!.def);
-    return { current, all };
-  });
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const rows = await groupRows(env, group);
+  const all = new Map<string, { def: Definition; status: string }>();
+  for (const r of rows) all.set(`${r.name}@${r.version}`, { def: toDefinition(r), status: r.status });
+  const current = new Map<string, Definition>();
+  for (const [name, r] of currentOf(rows)) current.set(name, all.get(`${name}@${r.version}`)!.def);
+  const value = { current, all };
   if (groupCache.size >= 1000) groupCache.delete(groupCache.keys().next().value!);
-  groupCache.set(group, { expires: now + intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000, value });
-  value.catch(() => groupCache.delete(group));
+  groupCache.set(group, { expires: Date.now() + intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000, value });
   return value;
 }

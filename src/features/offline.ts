@@ -333,19 +333,20 @@ async function switchPointer(env: Env, group: string, load: string) {
 
 // ---- serving ----
 
-const pointers = new Map<string, { expires: number; value: Promise<Pointer | null> }>();
+// Resolved values only: a pending KV read belongs to the request that started it, and workerd
+// refuses to let another request await it ("Cannot perform I/O on behalf of a different request").
+const pointers = new Map<string, { expires: number; value: Pointer | null }>();
 
 export function invalidatePointers() {
   pointers.clear();
 }
 
-function pointerOf(env: Env, group: string): Promise<Pointer | null> {
-  const now = Date.now();
+async function pointerOf(env: Env, group: string): Promise<Pointer | null> {
   const hit = pointers.get(group);
-  if (hit && hit.expires > now) return hit.value;
-  const value = env.CONFIG.get<Pointer>(pointerKey(group), "json");
-  pointers.set(group, { expires: now + intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000, value });
-  value.catch(() => pointers.delete(group));
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const value = await env.CONFIG.get<Pointer>(pointerKey(group), "json");
+  if (pointers.size >= 1000) pointers.delete(pointers.keys().next().value!);
+  pointers.set(group, { expires: Date.now() + intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000, value });
   return value;
 }
 

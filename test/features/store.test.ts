@@ -402,6 +402,20 @@ describe("metrics", () => {
     expect(lint).toEqual({ code: 0, output: "" });
   });
 
+  it("times get_features in a loop inside the isolate", async () => {
+    const res = await call("POST", "/admin/features/profile", { group: "customers", entity_id: "n3", features: ["income", "debt", "dti"], iterations: 50 }, ADMIN);
+    expect(res.status).toBe(200);
+    expect(res.json.iterations).toBe(50);
+    expect(res.json.mean_ms).toBeGreaterThanOrEqual(0);
+    expect(res.json.share_reading_under_1ms).toBeGreaterThanOrEqual(0);
+    expect(res.json.share_reading_under_1ms).toBeLessThanOrEqual(1);
+    expect(res.json.readings_ms.p95).toBeGreaterThanOrEqual(res.json.readings_ms.p50);
+    const before = (await call("GET", "/admin/features/metrics", undefined, ADMIN)).json.features.find((f: any) => f.feature === "customers.dti").lookups;
+    await call("POST", "/admin/features/profile", { group: "customers", entity_id: "n3", features: ["dti"], iterations: 20 }, ADMIN);
+    const after = (await call("GET", "/admin/features/metrics", undefined, ADMIN)).json.features.find((f: any) => f.feature === "customers.dti").lookups;
+    expect(after - before).toBe(20);
+  });
+
   it("needs admin credentials for definitions and loads", async () => {
     expect((await call("GET", "/admin/features/definitions?group=customers")).status).toBe(401);
     expect((await call("POST", "/admin/features/loads", { group: "customers" })).status).toBe(401);
