@@ -14,6 +14,7 @@ import { sessionCache } from "./inference/predictor";
 import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
+import { eventRoutes, featureAdminRoutes, featureMetrics, featureServeRoutes, wireFeatures } from "./features";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
 import { readiness } from "./serving/health";
@@ -70,12 +71,14 @@ export function createApp() {
       edge_ml_monitoring_dropped_total: { help: "Monitoring observations this isolate dropped after a failed flush retry.", value: collector.dropped },
       edge_ml_monitoring_flushes_total: { help: "Monitoring batches this isolate flushed to Durable Objects.", value: collector.flushes },
     });
-    return c.text(fleet + body + counters, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    return c.text(fleet + body + counters + featureMetrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
 
   const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict", apiKeyCredential);
   app.use("/v1/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v1", v1Routes);
+  app.route("/v1/features", featureServeRoutes);
+  app.route("/v1/events", eventRoutes);
 
   app.use("/v2/models/*", predictRate, apiKeyAuth(), predictionLimit);
   app.route("/v2", v2Routes);
@@ -91,6 +94,8 @@ export function createApp() {
   app.route("/admin/models", registryRoutes);
   app.route("/admin/deployments", deploymentRoutes);
   wireDeploymentListeners();
+  app.route("/admin/features", featureAdminRoutes);
+  wireFeatures();
 
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError(toResponse);

@@ -6,10 +6,12 @@ import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
 import { sweepArtifacts } from "./registry/sweep";
+import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, type LoadMessage } from "./features";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
 export { DeploymentStats } from "./deployments/live-stats";
 export { ModelControl, MonitorShard, PredictionLog } from "./monitoring";
+export { FeatureAggregates } from "./features";
 
 const app = createApp();
 
@@ -28,6 +30,7 @@ export default {
   fetch: app.fetch,
   async queue(batch, env) {
     if (batch.queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
+    if (batch.queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
     // The monitoring notification queue and its dead-letter queue.
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },

@@ -45,9 +45,24 @@ const bounded = {
  */
 const monitorOnly = { monitorOnly: z.boolean().optional() };
 
+/**
+ * A feature the worker fetches from the feature store when a prediction names an entity id
+ * (src/features/): its group, the store's feature name (default: this feature's name) and version
+ * (default: the current one). Registration checks it exists with a compatible type.
+ */
+export const storeRefSchema = z
+  .object({
+    group: z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, "group: lowercase letters, digits and '_'"),
+    name: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]{0,63}$/).optional(),
+    version: z.number().int().min(1).optional(),
+  })
+  .strict();
+export type StoreRef = z.infer<typeof storeRefSchema>;
+const store = { store: storeRefSchema.optional() };
+
 export const featureSpecSchema = z.discriminatedUnion("type", [
-  z.object({ name: z.string().regex(NAME), type: z.literal("numeric"), ...bounded, missing: missingSchema, ...monitorOnly }).strict(),
-  z.object({ name: z.string().regex(NAME), type: z.literal("integer"), ...bounded, missing: missingSchema, ...monitorOnly }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("numeric"), ...bounded, missing: missingSchema, ...monitorOnly, ...store }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("integer"), ...bounded, missing: missingSchema, ...monitorOnly, ...store }).strict(),
   z
     .object({
       name: z.string().regex(NAME),
@@ -55,9 +70,10 @@ export const featureSpecSchema = z.discriminatedUnion("type", [
       categories: z.array(z.string().min(1)).min(1).max(1000),
       missing: missingSchema,
       ...monitorOnly,
+      ...store,
     })
     .strict(),
-  z.object({ name: z.string().regex(NAME), type: z.literal("boolean"), missing: missingSchema, ...monitorOnly }).strict(),
+  z.object({ name: z.string().regex(NAME), type: z.literal("boolean"), missing: missingSchema, ...monitorOnly, ...store }).strict(),
 ]);
 export type FeatureSpec = z.infer<typeof featureSpecSchema>;
 

@@ -24,6 +24,7 @@ import { ApiError } from "../http/errors";
 import { intVar, limitBody, parseJsonText, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
 import { ARTIFACT_GRACE_MS } from "./sweep";
+import { runRegistrationChecks } from "./checks";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema, zodIssues } from "./manifest";
 import { invalidateResolved } from "./resolver";
 import {
@@ -123,6 +124,7 @@ export const registryRoutes = new Hono<AdminEnv>()
       if (!parsed.success) throw new ApiError("invalid_input", "invalid manifest", zodIssues(parsed.error, "manifest"));
       const manifest = parsed.data;
       if (manifest.name !== name) throw new ApiError("bad_request", `manifest name '${manifest.name}' does not match the URL's model '${name}'`);
+      await runRegistrationChecks(c.env, manifest);
 
       const aliasNames = form.getAll("alias").map((a) => param(aliasSchema, String(a), "alias"));
 

@@ -4,6 +4,8 @@
  *   POST /v1/models/:name/predict
  *     { "features": { ... } }                 one row  -> { prediction }
  *     { "instances": [ { ... }, ... ] }       N rows   -> { predictions: [...] }  (one session run)
+ *     { "entity_id": "...", "features"?: { overrides } }  one row assembled from the feature store
+ *                                             (src/features/) -> { prediction, feature_sources, fell_back }
  *     optional "version" or "alias" (default: the model's deployment routing, else the champion alias)
  *     optional "unit": the entity/user id that keeps a caller on one deployment variant
  *
@@ -17,6 +19,7 @@ import { intVar, readJson } from "../http/limits";
 import { aliasSchema, modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
 import { score } from "../inference/predictor";
 import { isolateMetrics } from "../observability/isolate-metrics";
+import { entityRow, type EntityRow } from "../features";
 import { dispatch, dispatchHeaders } from "./dispatch";
 import { emitFailure, emitPrediction, failureOf } from "./events";
 
@@ -28,9 +31,13 @@ const predictBody = z
     alias: aliasSchema.optional(),
     /** Sticky-assignment unit (entity or user id) for deployments that split traffic. */
     unit: z.string().min(1).max(256).optional(),
+    /** Predict for an entity: its store features are fetched; "features" then only overrides. */
+    entity_id: z.string().min(1).max(256).optional(),
   })
   .strict()
-  .refine((b) => (b.features === undefined) !== (b.instances === undefined), { message: 'give exactly one of "features" (one row) or "instances" (rows)' });
+  .refine((b) => (b.entity_id !== undefined ? b.instances === undefined : (b.features === undefined) !== (b.instances === undefined)), {
+    message: 'give exactly one of "features" (one row), "instances" (rows) or "entity_id" (with optional "features" overrides)',
+  });
 
 export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string; correlationId?: string } }>().post("/models/:name/predict", async (c) => {
   const started = performance.now();
@@ -48,8 +55,12 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
 
   const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias }, body.unit);
   const { version } = routed;
-  const single = body.features !== undefined;
-  const rows = single ? [body.features] : body.instances!;
+  let fromStore: EntityRow | undefined;
+  const featuresStarted = performance.now();
+  if (body.entity_id !== undefined) fromStore = await entityRow(c.env, version.featureSchema, body.entity_id, body.features ?? {});
+  const featuresMs = performance.now() - featuresStarted;
+  const single = body.features !== undefined || fromStore !== undefined;
+  const rows = fromStore ? [fromStore.row] : single ? [body.features] : body.instances!;
   let result;
   try {
     result = await score(c.env, version, rows, single ? () => "features" : (i) => `instances[${i}]`);
@@ -62,7 +73,7 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs });
 
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
-  c.header("server-timing", `inference;dur=${inferenceMs.toFixed(3)}`);
+  c.header("server-timing", `${fromStore ? `features;dur=${featuresMs.toFixed(3)}, ` : ""}inference;dur=${inferenceMs.toFixed(3)}`);
   const base = {
     // The server's id of this prediction: the one /v1/feedback takes. The caller's own
     // x-request-id, if any, comes back as correlation_id.
@@ -73,5 +84,6 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
     ...(routed.alias ? { alias: routed.alias } : {}),
     ...(routed.deployment ? { deployment: routed.deployment, variant: routed.variant } : {}),
   };
-  return c.json(single ? { ...base, prediction: predictions[0] } : { ...base, predictions });
+  const served = fromStore ? { entity_id: body.entity_id, feature_sources: fromStore.sources, fell_back: fromStore.fellBack } : {};
+  return c.json(single ? { ...base, prediction: predictions[0], ...served } : { ...base, predictions });
 });

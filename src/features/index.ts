@@ -1,0 +1,107 @@
+/**
+ * The feature store's public face: its routes, its Durable Object class, its queue consumer, and
+ * the two places it meets the rest of the worker: model registration (a manifest feature may come
+ * from the store; registration checks it exists with a compatible type) and prediction by entity
+ * id (the features a model version's schema takes from the store, fetched for one entity).
+ */
+import { ApiError, type FieldIssue } from "../http/errors";
+import { addRegistrationCheck } from "../registry/checks";
+import type { FeatureSchema, Manifest } from "../registry/manifest";
+import { groupDefinitions, type Dtype } from "./definitions";
+import type { Value } from "./expression";
+import type { Tier } from "./metrics";
+import { processLoadMessage, type LoadMessage } from "./offline";
+import { getFeatures } from "./resolve";
+
+export { FeatureAggregates } from "./realtime";
+export { eventRoutes, featureAdminRoutes, featureServeRoutes } from "./routes";
+export { featureMetrics } from "./metrics";
+export type { LoadMessage } from "./offline";
+
+export const FEATURE_LOADS_QUEUE = "edge-ml-feature-loads";
+
+/** Queue consumer of offline loads (dispatched by queue name in src/index.ts). */
+export async function consumeFeatureLoads(batch: MessageBatch<LoadMessage>, env: Env): Promise<void> {
+  for (const msg of batch.messages) {
+    try {
+      const outcome = await processLoadMessage(env, msg.body, msg.attempts);
+      if (outcome === "ack") msg.ack();
+      else msg.retry({ delaySeconds: 1 });
+    } catch (error) {
+      console.error(JSON.stringify({ level: "warn", msg: "feature load chunk failed", load: msg.body.load, offset: msg.body.offset, attempts: msg.attempts, error: String(error) }));
+      msg.retry({ delaySeconds: Math.min(60, 2 ** msg.attempts) });
+    }
+  }
+}
+
+const COMPATIBLE: Record<string, Dtype[]> = {
+  numeric: ["numeric", "integer"],
+  integer: ["integer"],
+  categorical: ["categorical"],
+  boolean: ["boolean"],
+};
+
+async function checkStoreFeatures(env: Env, manifest: Manifest): Promise<FieldIssue[]> {
+  const issues: FieldIssue[] = [];
+  for (const [i, f] of manifest.featureSchema.features.entries()) {
+    if (!f.store) continue;
+    const path = `manifest.featureSchema.features[${i}].store`;
+    const name = f.store.name ?? f.name;
+    const defs = await groupDefinitions(env, f.store.group);
+    const entry = f.store.version !== undefined ? defs.all.get(`${name}@${f.store.version}`) : undefined;
+    const def = f.store.version !== undefined ? (entry?.status === "active" ? entry.def : undefined) : defs.current.get(name);
+    const label = `'${f.store.group}.${name}'${f.store.version !== undefined ? ` version ${f.store.version}` : ""}`;
+    if (!def) {
+      issues.push({ path, message: `feature-store feature ${label} does not exist or is retired` });
+      continue;
+    }
+    if (!COMPATIBLE[f.type].includes(def.dtype)) issues.push({ path, message: `feature-store feature ${label} is ${def.dtype}; '${f.name}' is ${f.type}` });
+  }
+  return issues;
+}
+
+export function wireFeatures() {
+  addRegistrationCheck(checkStoreFeatures);
+}
+
+export interface EntityRow {
+  row: Record<string, unknown>;
+  sources: Record<string, Tier>;
+  fellBack: string[];
+}
+
+/** The row a model version scores for an entity: store features fetched, caller overrides on top. */
+export async function entityRow(env: Env, schema: FeatureSchema, entityId: string, overrides: Record<string, unknown>, timeoutMs?: number): Promise<EntityRow> {
+  const byGroup = new Map<string, { feature: string; key: string }[]>();
+  for (const f of schema.features) {
+    if (!f.store || Object.hasOwn(overrides, f.name)) continue;
+    const key = (f.store.name ?? f.name) + (f.store.version !== undefined ? `@${f.store.version}` : "");
+    byGroup.set(f.store.group, [...(byGroup.get(f.store.group) ?? []), { feature: f.name, key }]);
+  }
+  if (!schema.features.some((f) => f.store)) throw new ApiError("bad_request", "this model version takes no features from the feature store; send \"features\" instead of \"entity_id\"");
+  const row: Record<string, unknown> = {};
+  const sources: Record<string, Tier> = {};
+  const fellBack: string[] = [];
+  const issues: FieldIssue[] = [];
+  await Promise.all(
+    [...byGroup].map(async ([group, wanted]) => {
+      const [result] = await getFeatures(env, group, [entityId], [...new Set(wanted.map((w) => w.key))], { timeoutMs });
+      for (const { feature, key } of wanted) {
+        const err = result.errors.find((e) => e.feature === key);
+        if (err) {
+          issues.push({ path: `features.${feature}`, message: err.message });
+          continue;
+        }
+        row[feature] = result.values[key] as Value;
+        sources[feature] = result.sources[key];
+        if (result.fell_back.includes(key)) fellBack.push(feature);
+      }
+    }),
+  );
+  if (issues.length) throw new ApiError("not_found", `no value for ${issues.map((i) => i.path.slice(9)).join(", ")} of entity '${entityId}': ${issues[0].message}`, issues);
+  for (const [k, v] of Object.entries(overrides)) {
+    row[k] = v;
+    sources[k] = "override";
+  }
+  return { row, sources, fellBack };
+}
