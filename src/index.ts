@@ -3,6 +3,7 @@
  * and (as they land) queue consumers and Durable Object classes.
  */
 import { createApp } from "./app";
+import { BATCH_DLQ, BATCH_QUEUE, consumeBatch, type BatchMessage } from "./batch";
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
@@ -20,8 +21,10 @@ cronTasks.push((controller, env) => monitoringCron(controller, env));
 
 export default {
   fetch: app.fetch,
-  async queue(batch, env) {
-    // Only the monitoring notification queues (and their dead-letter queue) exist so far.
+  // ctx is always passed by the runtime (optional here only so tests may call queue(batch, env)).
+  async queue(batch, env, ctx?: ExecutionContext) {
+    if (batch.queue === BATCH_QUEUE || batch.queue === BATCH_DLQ) return consumeBatch(batch as MessageBatch<BatchMessage>, env, ctx!);
+    // The monitoring notification queues (and their dead-letter queue).
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },
   async scheduled(controller, env, ctx) {
