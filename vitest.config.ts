@@ -45,6 +45,8 @@ export default defineConfig(async () => {
             // Drift tests send few, large batches: fold every row (the sampling has its own test).
             MONITORING_FEATURE_ROWS: "100000",
             MONITORING_FEATURE_ROWS_PER_MINUTE: "100000000",
+            // Batch messages that fail are retried at once in tests (5 s doubling in production).
+            BATCH_RETRY_DELAY_SECONDS: "0",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },

@@ -53,7 +53,7 @@ export function collidingColumns(columns: string[], version: ModelVersion): stri
 /** A CSV cell as the feature's type; unparseable cells stay strings so validation names them. */
 function cellValue(f: FeatureSpec, cell: string): unknown {
   const t = cell.trim();
-  if (t === "") return null;
+  if (t === "") return undefined; // an empty cell is a missing value (absent, as the policy sees it)
   switch (f.type) {
     case "numeric":
     case "integer": {
@@ -104,7 +104,11 @@ export async function scoreChunk(env: Env, job: BatchJobRow, version: ModelVersi
       const row = msg.first_row + i;
       if (fields.length !== header.length) return bad(row, `expected ${header.length} fields, got ${fields.length}`);
       const values: Record<string, unknown> = {};
-      for (let j = 0; j < features.length; j++) if (at[j] >= 0) values[features[j].name] = cellValue(features[j], fields[at[j]]);
+      for (let j = 0; j < features.length; j++) {
+        if (at[j] < 0) continue;
+        const v = cellValue(features[j], fields[at[j]]);
+        if (v !== undefined) values[features[j].name] = v;
+      }
       raw.push(values);
       inputs.push(fields);
       rowNumbers.push(row);
