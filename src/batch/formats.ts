@@ -41,10 +41,13 @@ export class RecordScanner {
   /** Position (absolute) where the current quoted field opened, for error messages. */
   quoteOpenedAt = -1;
 
-  constructor(
-    private readonly format: BatchFormat,
-    private readonly onRecord: (span: RecordSpan) => void,
-  ) {}
+  private readonly format: BatchFormat;
+  private readonly onRecord: (span: RecordSpan) => void;
+
+  constructor(format: BatchFormat, onRecord: (span: RecordSpan) => void) {
+    this.format = format;
+    this.onRecord = onRecord;
+  }
 
   get bytesSeen() {
     return this.offset;
