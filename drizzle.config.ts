@@ -3,6 +3,6 @@ import { defineConfig } from "drizzle-kit";
 
 export default defineConfig({
   dialect: "sqlite",
-  schema: ["./src/registry/tables.ts", "./src/deployments/tables.ts"],
+  schema: ["./src/registry/tables.ts", "./src/deployments/tables.ts", "./src/batch/tables.ts"],
   out: "./migrations",
 });

@@ -42,6 +42,8 @@ export default defineConfig(async () => {
             // Monitoring batches leave isolates after 50 ms in tests (2 s in wrangler.toml).
             MONITORING_FLUSH_MS: "50",
             DEPLOYMENT_STATS_FLUSH_MS: "50",
+            // Batch messages that fail are retried at once in tests (5 s doubling in production).
+            BATCH_RETRY_DELAY_SECONDS: "0",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },

@@ -17,6 +17,7 @@ import { deploymentRoutes } from "./deployments/routes";
 import { eventRoutes, featureAdminRoutes, featureMetrics, featureServeRoutes, wireFeatures } from "./features";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
+import { batchRoutes, renderBatchMetrics } from "./batch";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
@@ -71,8 +72,14 @@ export function createApp() {
       edge_ml_monitoring_dropped_total: { help: "Monitoring observations this isolate dropped after a failed flush retry.", value: collector.dropped },
       edge_ml_monitoring_flushes_total: { help: "Monitoring batches this isolate flushed to Durable Objects.", value: collector.flushes },
     });
-    return c.text(fleet + body + counters + featureMetrics.render(), 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
+    const batch = await renderBatchMetrics(c.env);
+    return c.text(fleet + body + counters + featureMetrics.render() + batch, 200, { "content-type": "text/plain; version=0.0.4; charset=utf-8" });
   });
+
+  // Batch scoring is an admin API under /v1: mounted before /v1/* so the prediction routes' API key,
+  // rate and body limits do not apply to it (it bounds its own uploads).
+  app.use("/v1/batch/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "admin", adminCredential), adminAuth());
+  app.route("/v1/batch", batchRoutes);
 
   const predictRate = rateLimit((env) => env.PREDICT_RATE_LIMITER, "predict", apiKeyCredential);
   app.use("/v1/*", predictRate, apiKeyAuth(), predictionLimit);

@@ -3,6 +3,7 @@
  * and (as they land) queue consumers and Durable Object classes.
  */
 import { createApp } from "./app";
+import { BATCH_DLQ, BATCH_QUEUE, consumeBatch, type BatchMessage } from "./batch";
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
 import { sweepArtifacts } from "./registry/sweep";
@@ -28,9 +29,11 @@ cronTasks.push(async (controller, env) => {
 
 export default {
   fetch: app.fetch,
-  async queue(batch, env) {
+  // ctx is always passed by the runtime (optional here only so tests may call queue(batch, env)).
+  async queue(batch, env, ctx?: ExecutionContext) {
     if (batch.queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
     if (batch.queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
+    if (batch.queue === BATCH_QUEUE || batch.queue === BATCH_DLQ) return consumeBatch(batch as MessageBatch<BatchMessage>, env, ctx!);
     // The monitoring notification queue and its dead-letter queue.
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },

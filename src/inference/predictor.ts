@@ -41,8 +41,12 @@ export interface RunResult {
 
 /** Validates `rows` (objects of feature values) and runs them through the model in one batch. */
 export async function runRows(env: Env, version: ModelVersion, rows: unknown[], pathOf: (i: number) => string): Promise<RunResult> {
+  return runResolved(env, version, rowValidator(version.featureSchema).resolve(rows, pathOf));
+}
+
+/** Runs rows the caller already validated (batch scoring validates row by row to set bad rows aside). */
+export async function runResolved(env: Env, version: ModelVersion, resolved: ResolvedRow[]): Promise<RunResult> {
   const schema = version.featureSchema;
-  const resolved = rowValidator(schema).resolve(rows, pathOf);
   const [ort, model] = await Promise.all([getOrt(), loadModel(env, version)]);
   const started = performance.now();
   const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));
@@ -66,7 +70,15 @@ export interface ScoreResult {
 
 /** Validates and scores rows, decoding outputs into predictions. */
 export async function score(env: Env, version: ModelVersion, rows: unknown[], pathOf: (i: number) => string): Promise<ScoreResult> {
-  const run = await runRows(env, version, rows, pathOf);
+  return decodeRun(version, await runRows(env, version, rows, pathOf));
+}
+
+/** Scores already-validated rows (see runResolved). */
+export async function scoreResolved(env: Env, version: ModelVersion, resolved: ResolvedRow[]): Promise<ScoreResult> {
+  return decodeRun(version, await runResolved(env, version, resolved));
+}
+
+function decodeRun(version: ModelVersion, run: RunResult): ScoreResult {
   const decodeStarted = performance.now();
   const decoded = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);
   assertFinite(decoded, run.rows);

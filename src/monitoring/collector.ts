@@ -145,9 +145,13 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
   const { rows, resolved } = event;
   const { scores, labels, classes } = event.columns;
   const n = scores.length;
-  agg.requests++;
+  // Batch chunks (route "batch") are rows, not requests: their volume and scores count, but not
+  // in request counts or latency, which SLAs and alerts read for online traffic.
+  if (event.route !== "batch") {
+    agg.requests++;
+    sketch.add(Math.max(0, event.latencyMs));
+  }
   agg.rows += n;
-  sketch.add(Math.max(0, event.latencyMs));
 
   const scoreEdges = plan.scoreEdges;
   const scoreCounts = scoreEdges ? (agg.score.counts ??= new Array(scoreEdges.length - 1).fill(0)) : null;
@@ -308,14 +312,19 @@ export class Collector {
     const cfg = monitoringConfig(env);
     if (!cfg.enabled) return;
     const { version: v, deployment, variant } = event.dispatch;
+    // Batch rows are not logged for delayed feedback: the job's output file holds them.
+    if (event.route !== "batch") this.logRequest(cfg, event, v, deployment, variant);
+    foldPrediction(this.bucketOf(cfg, v.modelName, v.version, event.at), event);
+    this.pending.rows += event.columns.scores.length;
+    return this.afterRecord(env, cfg);
+  }
+
+  private logRequest(cfg: MonitoringConfig, event: PredictionEvent, v: ModelVersion, deployment: string | undefined, variant: string | undefined) {
     let logs = this.pending.logs.get(v.modelName);
     if (!logs) this.pending.logs.set(v.modelName, (logs = []));
     const shard = logShardOf(event.requestId, cfg.logShards);
     const packer = (logs[shard] ??= this.packers.get(logShardNameAt(v.modelName, shard)) ?? new RequestPacker());
     packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
-    foldPrediction(this.bucketOf(cfg, v.modelName, v.version, event.at), event);
-    this.pending.rows += event.columns.scores.length;
-    return this.afterRecord(env, cfg);
   }
 
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {

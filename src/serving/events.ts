@@ -15,7 +15,8 @@ import type { Dispatch } from "./dispatch";
 export interface PredictionEvent {
   requestId: string;
   at: number;
-  route: "v1" | "v2";
+  /** "batch": rows scored by a batch job chunk (src/batch), not an online request. */
+  route: "v1" | "v2" | "batch";
   dispatch: Dispatch;
   /** Validated feature rows in schema order (absent for raw-tensor v2 requests). */
   resolved?: ResolvedRow[];
@@ -71,6 +72,20 @@ function runDetached<E extends { Bindings: Env }>(c: Context<E>, task: Promise<v
 
 export function emitPrediction<E extends { Bindings: Env }>(c: Context<E>, event: PredictionEvent) {
   for (const listener of predictionListeners) runDetached(c, Promise.resolve().then(() => listener(c.env, event)));
+}
+
+/**
+ * For callers outside an HTTP request (batch queue consumers): listeners run under the given
+ * `waitUntil`, guarded like `emitPrediction`'s.
+ */
+export function emitPredictionDetached(env: Env, waitUntil: (task: Promise<unknown>) => void, event: PredictionEvent) {
+  for (const listener of predictionListeners) {
+    waitUntil(
+      Promise.resolve()
+        .then(() => listener(env, event))
+        .catch((error) => console.error(JSON.stringify({ level: "error", msg: "prediction listener failed", error: String(error) }))),
+    );
+  }
 }
 
 /** A failure event for a request that `dispatch` had already routed to a version. */
