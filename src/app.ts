@@ -16,6 +16,7 @@ import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
+import { retrainingAdminRoutes, trainerRoutes, wireRetraining } from "./retraining";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
@@ -77,6 +78,10 @@ export function createApp() {
   app.route("/admin/models", registryRoutes);
   app.route("/admin/deployments", deploymentRoutes);
   wireDeploymentListeners();
+  app.route("/admin/retraining", retrainingAdminRoutes);
+  // The trainer's downloads and callbacks: HMAC-signed per model (src/retraining/signing.ts), not admin tokens.
+  app.route("/retraining", trainerRoutes);
+  wireRetraining();
 
   app.notFound((c) => c.json({ error: { code: "not_found", message: `no route for ${c.req.method} ${new URL(c.req.url).pathname}` }, request_id: c.get("requestId") }, 404));
   app.onError(toResponse);

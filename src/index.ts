@@ -5,9 +5,11 @@
 import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
+import { consumeDispatch, DISPATCH_DLQ, DISPATCH_QUEUE, runRetrainingCron, type DispatchMessage } from "./retraining";
 
 export { DeploymentStats } from "./deployments/live-stats";
 export { ModelControl, MonitorShard, PredictionLog } from "./monitoring";
+export { RetrainingWorkflow } from "./retraining";
 
 const app = createApp();
 
@@ -17,11 +19,15 @@ cronTasks.push(async (controller, env) => {
   await runDeploymentCron(env, controller.scheduledTime);
 });
 cronTasks.push((controller, env) => monitoringCron(controller, env));
+cronTasks.push(async (controller, env) => {
+  if (controller.cron === "* * * * *") await runRetrainingCron(env, controller.scheduledTime);
+});
 
 export default {
   fetch: app.fetch,
   async queue(batch, env) {
-    // Only the monitoring notification queues (and their dead-letter queue) exist so far.
+    if (batch.queue === DISPATCH_QUEUE || batch.queue === DISPATCH_DLQ) return consumeDispatch(batch as MessageBatch<DispatchMessage>, env);
+    // Otherwise the monitoring notification queues (and their dead-letter queue).
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },
   async scheduled(controller, env, ctx) {
