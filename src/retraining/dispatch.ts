@@ -11,7 +11,7 @@
  * fails the job with the last reason and tells its workflow to stop waiting.
  */
 import { intVar } from "../http/limits";
-import { registryDb, getVersion, toModelVersion } from "../registry/store";
+import { registryDb, getVersion, listVersions, toModelVersion } from "../registry/store";
 import { ACTOR, failJob } from "./jobs";
 import type { DispatchMessage } from "./model";
 import { sign, SIGNATURE_HEADER } from "./signing";
@@ -30,6 +30,8 @@ function trainerFetch(env: Env): (url: string, init: RequestInit) => Promise<Res
 export async function jobSpec(env: Env, job: JobRow, workerUrl: string) {
   const db = registryDb(env.DB);
   const champion = job.championVersion ? toModelVersion(await getVersion(db, job.modelName, job.championVersion)) : null;
+  const [latest] = await listVersions(db, job.modelName);
+  const suggested = latest ? `${latest.major}.${latest.minor + 1}.0` : "1.0.0";
   const base = `${workerUrl.replace(/\/+$/, "")}/retraining/jobs/${job.id}`;
   return {
     job_id: job.id,
@@ -37,7 +39,7 @@ export async function jobSpec(env: Env, job: JobRow, workerUrl: string) {
     reason: job.reason,
     trigger: job.triggerType,
     champion: champion ? { version: champion.version, task: champion.task, metrics: champion.metrics, feature_schema: champion.featureSchema } : null,
-    candidate_version: job.candidateVersion,
+    candidate_version: suggested,
     export: { ...(job.export as Record<string, unknown>), train_url: `${base}/export/train`, oot_url: `${base}/export/oot`, format: "ndjson+gzip" },
     callbacks: { status_url: `${base}/status`, candidate_url: `${base}/candidate`, complete_url: `${base}/complete` },
     created_at: new Date(job.createdAt).toISOString(),
