@@ -10,7 +10,6 @@
  * wrangler.toml); after the last retry the message lands in the dead-letter queue, whose consumer
  * fails the job with the last reason and tells its workflow to stop waiting.
  */
-import { intVar } from "../http/limits";
 import { registryDb, getVersion, listVersions, toModelVersion } from "../registry/store";
 import { ACTOR, failJob } from "./jobs";
 import type { DispatchMessage } from "./model";
@@ -70,7 +69,8 @@ export async function dispatchJob(env: Env, job: JobRow): Promise<{ ok: true } |
 export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env: Env): Promise<void> {
   const dead = batch.queue === DISPATCH_DLQ;
   const db = registryDb(env.DB);
-  const base = intVar((env as unknown as Record<string, string | undefined>).RETRAINING_DISPATCH_BACKOFF_SECONDS, 30);
+  const configured = Number((env as unknown as Record<string, string | undefined>).RETRAINING_DISPATCH_BACKOFF_SECONDS ?? "30");
+  const base = Number.isFinite(configured) && configured >= 0 ? configured : 30;
   for (const msg of batch.messages) {
     const job = await findJob(db, msg.body.job_id);
     if (!job || job.state !== "queued") {

@@ -98,7 +98,7 @@ export async function job(id: string) {
 }
 
 /** Relays trainer traffic until the job reaches one of `states`. */
-export async function untilState(id: string, states: string[], timeoutMs = 90_000) {
+export async function untilState(id: string, states: string[], timeoutMs = 240_000) {
   return eventually(async () => {
     await relayTrainer();
     const j = await job(id);

@@ -72,7 +72,7 @@ describe("retraining loop", () => {
     expect(await champion(model)).toBe("1.0.0");
     const depAfter = await call("GET", `/admin/deployments/${done.job.deployment_id}`, undefined, ADMIN);
     expect(depAfter.json.deployment.state).toBe("rolled_back");
-  });
+  }, 300_000);
 
   it("a candidate that is not credibly better than the champion is rejected with the comparison report", async () => {
     const model = "rt-reject";
@@ -90,7 +90,7 @@ describe("retraining loop", () => {
     expect(await champion(model)).toBe("1.0.0");
     const versions = await call("GET", `/admin/models/${model}/versions`, undefined, ADMIN);
     expect(versions.json.versions.map((v: { version: string }) => v.version)).toEqual(["1.0.0"]);
-  });
+  }, 300_000);
 
   it("trainer down: dispatch is retried, dead-lettered, and the job fails; the champion is untouched", async () => {
     const model = "rt-down";
@@ -108,5 +108,5 @@ describe("retraining loop", () => {
     expect(again.status).toBe(202);
     const cancel = await call("POST", `/admin/retraining/jobs/${again.json.job.id}/cancel`, { reason: "not now" }, ADMIN);
     expect(cancel.json.job.state).toBe("cancelled");
-  });
+  }, 300_000);
 });
