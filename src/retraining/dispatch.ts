@@ -66,6 +66,11 @@ export async function dispatchJob(env: Env, job: JobRow): Promise<{ ok: true } |
   return { ok: true };
 }
 
+/** Back-off before delivery attempt `attempts + 1`: base, 2 base, 4 base, ... capped at an hour. */
+export function dispatchDelaySeconds(attempts: number, base: number): number {
+  return Math.min(3600, base * 2 ** Math.min(Math.max(attempts - 1, 0), 8));
+}
+
 export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env: Env): Promise<void> {
   const dead = batch.queue === DISPATCH_DLQ;
   const db = registryDb(env.DB);
@@ -93,7 +98,7 @@ export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env:
     } else {
       // Record the attempt (state unchanged) so admins see retries in the history.
       await changeJob(db, job, { action: "dispatch_retry", actor: ACTOR, set: { error: result.error }, details: { attempt: msg.attempts, error: result.error } }).catch(() => undefined);
-      msg.retry({ delaySeconds: Math.min(3600, base * 2 ** Math.min(msg.attempts - 1, 8)) });
+      msg.retry({ delaySeconds: dispatchDelaySeconds(msg.attempts, base) });
     }
   }
 }
