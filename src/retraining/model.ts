@@ -31,7 +31,17 @@ export const TRANSITIONS: Record<JobState, readonly JobState[]> = {
   cancelled: [],
 };
 
-const httpsUrl = z.string().url().refine(isHttpsUrl, { message: "must be an https:// URL without credentials" });
+/** https, or plain http to this machine's loopback (local development with `npm start` only). */
+export function isTrainerUrl(u: string): boolean {
+  if (isHttpsUrl(u)) return true;
+  try {
+    const url = new URL(u);
+    return url.protocol === "http:" && ["127.0.0.1", "localhost", "[::1]"].includes(url.hostname) && !url.username && !url.password;
+  } catch {
+    return false;
+  }
+}
+const httpsUrl = z.string().url().refine(isTrainerUrl, { message: "must be an https:// URL without credentials (http only to 127.0.0.1/localhost)" });
 
 export const retrainingConfigSchema = z
   .object({
