@@ -15,7 +15,7 @@ import { dispatchDelaySeconds } from "../../src/retraining/dispatch";
 import { aucEstimate, upperBound } from "../../src/retraining/compare";
 import { ADMIN, call } from "../support/api";
 import { TEST_TRAINER_SECRET } from "../support/trainer-service";
-import { configBody, setupModel } from "./helpers";
+import { configBody, eventually, holdout, setupModel, type HoldoutRow } from "./helpers";
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -85,6 +85,36 @@ describe("schedules", () => {
     await waitOnExecutionContext(ctx);
     const trig = (await call("GET", "/admin/retraining/rt-sched/triggers", undefined, ADMIN)).json.triggers[0];
     expect(trig.last_fired_at).toBe(new Date(tomorrow).toISOString());
+  });
+});
+
+describe("drift trigger", () => {
+  it("fires on score PSI measured from live traffic, not before min_samples observations", async () => {
+    await setupModel("rt-drift", { trainer_url: "https://trainer.test/down/train" });
+    const created = await call("POST", "/admin/retraining/rt-drift/triggers", { type: "drift", on: "score", psi: 0.2, window: "1h", min_samples: 150 }, ADMIN);
+    expect(created.status, created.text).toBe(201);
+    // Only applicants the champion scores as high risk: the score distribution leaves the reference.
+    const risky = (await holdout()).filter((r) => r.features.Records === "yes").slice(0, 100);
+    expect(risky.length).toBeGreaterThan(50);
+    const predict = (rows: HoldoutRow[]) => call("POST", "/v1/models/rt-drift/predict", { instances: rows.map((r) => r.features) });
+    expect((await predict(risky)).status).toBe(200);
+    await eventually(async () => {
+      const out = (await runRetrainingCron(env)).find((o) => o.model === "rt-drift")!;
+      expect(out.action).toBe("none");
+      const t = (await call("GET", "/admin/retraining/rt-drift/triggers", undefined, ADMIN)).json.triggers[0];
+      expect(t.last_evaluation.reason).toMatch(/not measurable: \d+ of 150 observations/);
+      expect(t.last_evaluation.details.n).toBeGreaterThan(0);
+    });
+    expect((await predict(risky)).status).toBe(200);
+    const fired = await eventually(async () => {
+      const out = (await runRetrainingCron(env)).find((o) => o.model === "rt-drift")!;
+      expect(out.action, out.detail).toBe("started");
+      return out;
+    });
+    expect(fired.detail).toMatch(/^score PSI [\d.]+ over 1h > 0.2$/);
+    const psi = Number(/PSI ([\d.]+)/.exec(fired.detail)![1]);
+    expect(psi).toBeGreaterThan(0.2);
+    await call("POST", `/admin/retraining/jobs/${fired.job}/cancel`, {}, ADMIN);
   });
 });
 
