@@ -3,7 +3,7 @@
  * validation of configs and triggers (4xx, nothing written), schedules, cron with the cool-down and
  * one-active-job rules, signed trainer routes, and the dispatch consumer's idempotency.
  */
-import { createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, createScheduledController, env, getQueueResult, introspectWorkflowInstance, waitOnExecutionContext } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { registryDb } from "../../src/registry/store";
@@ -173,6 +173,25 @@ describe("trainer routes and dispatch", () => {
     const j = await call("GET", `/admin/retraining/jobs/${job.id}`, undefined, ADMIN);
     expect(j.json.job.state).toBe("queued");
     expect(j.json.events.at(-1)).toMatchObject({ action: "dispatch_retry", details: { attempt: 3, error: "trainer answered 503: trainer down" } });
+  });
+});
+
+describe("workflow", () => {
+  it("a trainer that never calls back: the wait times out and the job fails with the reason", async () => {
+    await setupModel("rt-timeout", { trainer_url: "https://trainer.test/down/train" });
+    const job = await createJob(registryDb(env.DB), { model: "rt-timeout", triggerType: "manual", reason: "timeout test", championVersion: "1.0.0", actor: "test" });
+    await using instance = await introspectWorkflowInstance(env.RETRAINING_WORKFLOW, job.id);
+    await instance.modify(async (m) => {
+      await m.forceEventTimeout({ name: "wait for trainer" });
+    });
+    await env.RETRAINING_WORKFLOW.create({ id: job.id, params: { job_id: job.id } });
+    await instance.waitForStatus("complete");
+    expect(await instance.getOutput()).toEqual({ state: "failed" });
+    const j = await call("GET", `/admin/retraining/jobs/${job.id}`, undefined, ADMIN);
+    expect(j.json.job.state).toBe("failed");
+    expect(j.json.job.error).toBe("no completion callback from the trainer within 24 h");
+    expect(j.json.job.export).toMatchObject({ train_rows: 0, oot_rows: 0 });
+    expect(j.json.job.active).toBe(false);
   });
 });
 
