@@ -12,6 +12,7 @@ import path from "node:path";
 import { cloudflareTest, readD1Migrations } from "@cloudflare/vitest-plugin";
 import { defineConfig } from "vitest/config";
 import { browser, promtool, webhookSink } from "./test/support/node-services";
+import { trainerService } from "./test/support/trainer-service";
 
 const root = path.dirname(new URL(import.meta.url).pathname);
 const SERVED = ["models/", "test/fixtures/", "data/", "dashboards/"];
@@ -44,9 +45,12 @@ export default defineConfig(async () => {
             DEPLOYMENT_STATS_FLUSH_MS: "50",
             // Batch messages that fail are retried at once in tests (5 s doubling in production).
             BATCH_RETRY_DELAY_SECONDS: "0",
+            // Retraining: dispatch retries without waiting; every archived record written at once.
+            RETRAINING_DISPATCH_BACKOFF_SECONDS: "0",
+            RETRAINING_ARCHIVE_FLUSH_ROWS: "1",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
-          serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },
+          serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser, TEST_TRAINER: trainerService },
           // A real rate-limit binding with a tiny budget, so tests can reach the limit.
           ratelimits: { TEST_TIGHT_LIMITER: { namespace_id: "9001", simple: { limit: 3, period: 60 } } },
         },

@@ -18,6 +18,7 @@ import { eventRoutes, featureAdminRoutes, featureMetrics, featureServeRoutes, wi
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
 import { batchRoutes, renderBatchMetrics } from "./batch";
+import { retrainingAdminRoutes, trainerRoutes, wireRetraining } from "./retraining";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
@@ -103,6 +104,10 @@ export function createApp() {
   wireDeploymentListeners();
   app.route("/admin/features", featureAdminRoutes);
   wireFeatures();
+  app.route("/admin/retraining", retrainingAdminRoutes);
+  // The trainer's downloads and callbacks: HMAC-signed per model (src/retraining/signing.ts), not admin tokens.
+  app.route("/retraining", trainerRoutes);
+  wireRetraining();
 
   app.notFound((c) => errorResponse(c, 404, "not_found", `no route for ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError(toResponse);

@@ -9,10 +9,12 @@ import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/s
 import { sweepArtifacts } from "./registry/sweep";
 import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, type LoadMessage } from "./features";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
+import { consumeDispatch, DISPATCH_DLQ, DISPATCH_QUEUE, runRetrainingCron, type DispatchMessage } from "./retraining";
 
 export { DeploymentStats } from "./deployments/live-stats";
 export { ModelControl, MonitorShard, PredictionLog } from "./monitoring";
 export { FeatureAggregates } from "./features";
+export { RetrainingWorkflow } from "./retraining";
 
 const app = createApp();
 
@@ -26,6 +28,9 @@ cronTasks.push((controller, env) => monitoringCron(controller, env));
 cronTasks.push(async (controller, env) => {
   if (controller.cron === "0 6 * * *") await sweepArtifacts(env, controller.scheduledTime);
 });
+cronTasks.push(async (controller, env) => {
+  if (controller.cron === "* * * * *") await runRetrainingCron(env, controller.scheduledTime);
+});
 
 export default {
   fetch: app.fetch,
@@ -34,6 +39,7 @@ export default {
     if (batch.queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
     if (batch.queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
     if (batch.queue === BATCH_QUEUE || batch.queue === BATCH_DLQ) return consumeBatch(batch as MessageBatch<BatchMessage>, env, ctx!);
+    if (batch.queue === DISPATCH_QUEUE || batch.queue === DISPATCH_DLQ) return consumeDispatch(batch as MessageBatch<DispatchMessage>, env);
     // The monitoring notification queue and its dead-letter queue.
     await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
   },

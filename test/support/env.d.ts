@@ -7,5 +7,6 @@ declare namespace Cloudflare {
     TEST_WEBHOOK_SINK: Fetcher;
     TEST_PROMTOOL: Fetcher;
     TEST_BROWSER: Fetcher;
+    TEST_TRAINER: Fetcher;
   }
 }

@@ -1,0 +1,180 @@
+/**
+ * Payload archive and training-data export.
+ *
+ * The prediction log keeps scores and labels, not features. This archive keeps, for a sampled
+ * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
+ * not archived), the features the request carried, its score and version, and every delayed label
+ * (feedback) of those models. Each isolate buffers records and writes them to R2 as one gzip NDJSON
+ * object (CompressionStream) once it holds RETRAINING_ARCHIVE_FLUSH_ROWS records or its oldest is
+ * RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that crosses the bound: the
+ * serving path pays a buffer push, never an R2 write. Records buffered in an isolate that is evicted
+ * before its next flush are lost (bounded by the two limits), as with monitoring's collector.
+ *
+ * The export (run by a job's workflow) reads the model's archive objects of the last `export.days`,
+ * joins labels to predictions by (request id, row), orders by prediction time, keeps the newest
+ * `max_rows`, and writes two gzip NDJSON objects: the training window and the newest `oot_fraction`
+ * as the out-of-time set. Rows: {request_id, row, at, version, features, score, label}.
+ */
+import { v7 as uuidv7 } from "uuid";
+import { intVar } from "../http/limits";
+import { registryDb } from "../registry/store";
+import type { FeedbackEvent, PredictionEvent } from "../serving/events";
+import { findConfig } from "./store";
+import type { StoredConfig } from "./model";
+
+type PredictionRecord = { t: "p"; id: string; row: number; at: number; v: string; f: unknown; s: number };
+type LabelRecord = { t: "l"; id: string; row: number; at: number; y: number | string };
+type ArchiveRecord = PredictionRecord | LabelRecord;
+
+export interface ExportRow {
+  request_id: string;
+  row: number;
+  at: number;
+  version: string;
+  features: unknown;
+  score: number;
+  label: number | string;
+}
+
+const CONFIG_TTL_MS = 30_000;
+const DAY = 86_400_000;
+
+export function archivePrefix(model: string): string {
+  return `retraining/archive/${model}/`;
+}
+export function exportKey(jobId: string, part: "train" | "oot"): string {
+  return `retraining/exports/${jobId}/${part}.ndjson.gz`;
+}
+
+export async function gzip(text: string): Promise<Uint8Array> {
+  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
+  return new Uint8Array(await new Response(stream).arrayBuffer());
+}
+
+export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): Promise<string> {
+  const source = body instanceof ReadableStream ? body : new Blob([body as ArrayBuffer]).stream();
+  return new Response(source.pipeThrough(new DecompressionStream("gzip"))).text();
+}
+
+/** The per-isolate archive buffer (isolate configuration and buffered records, no request state). */
+class PayloadArchive {
+  private buffers = new Map<string, { records: ArchiveRecord[]; since: number }>();
+  private configs = new Map<string, { config: StoredConfig | null; at: number }>();
+  flushes = 0;
+
+  private async configOf(env: Env, model: string): Promise<StoredConfig | null> {
+    const cached = this.configs.get(model);
+    if (cached && Date.now() - cached.at < CONFIG_TTL_MS) return cached.config;
+    const found = await findConfig(registryDb(env.DB), model);
+    this.configs.set(model, { config: found?.config ?? null, at: Date.now() });
+    return found?.config ?? null;
+  }
+
+  /** Forgets cached sample rates (after a config change in this isolate). */
+  forget(model?: string) {
+    if (model) this.configs.delete(model);
+    else this.configs.clear();
+  }
+
+  async recordPrediction(env: Env, e: PredictionEvent): Promise<void> {
+    if (!e.rows?.length) return; // raw-tensor v2 requests carry no feature objects
+    const model = e.dispatch.version.modelName;
+    const cfg = await this.configOf(env, model);
+    const rate = cfg?.sample_rate ?? 0;
+    if (rate <= 0) return;
+    const records: ArchiveRecord[] = [];
+    for (let i = 0; i < e.rows.length; i++) {
+      if (rate < 1 && Math.random() >= rate) continue;
+      records.push({ t: "p", id: e.requestId, row: i, at: e.at, v: e.dispatch.version.version, f: e.rows[i], s: e.columns.scores[i] });
+    }
+    await this.push(env, model, records);
+  }
+
+  async recordFeedback(env: Env, e: FeedbackEvent): Promise<void> {
+    const cfg = await this.configOf(env, e.model);
+    if (!cfg || cfg.sample_rate <= 0) return;
+    await this.push(env, e.model, [{ t: "l", id: e.requestId, row: e.row, at: e.at, y: e.actual }]);
+  }
+
+  private async push(env: Env, model: string, records: ArchiveRecord[]) {
+    if (!records.length) return;
+    let buffer = this.buffers.get(model);
+    if (!buffer) this.buffers.set(model, (buffer = { records: [], since: Date.now() }));
+    buffer.records.push(...records);
+    const vars = env as unknown as Record<string, string | undefined>;
+    if (buffer.records.length >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_ROWS, 2000) || Date.now() - buffer.since >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_MS, 60_000)) await this.flush(env, model);
+  }
+
+  async flush(env: Env, model: string): Promise<void> {
+    const buffer = this.buffers.get(model);
+    if (!buffer?.records.length) return;
+    this.buffers.delete(model);
+    const day = new Date().toISOString().slice(0, 10);
+    const body = await gzip(buffer.records.map((r) => JSON.stringify(r)).join("\n") + "\n");
+    await env.ARTIFACTS.put(`${archivePrefix(model)}${day}/${uuidv7()}.ndjson.gz`, body, { httpMetadata: { contentType: "application/gzip" }, customMetadata: { records: String(buffer.records.length) } });
+    this.flushes++;
+  }
+}
+
+export const payloadArchive = new PayloadArchive();
+
+export interface ExportSummary {
+  train_rows: number;
+  oot_rows: number;
+  labelled_rows: number;
+  archived_predictions: number;
+  objects: number;
+  from: string | null;
+  oot_from: string | null;
+  to: string | null;
+}
+
+/** Builds a job's training and out-of-time export from the model's archive (see the header). */
+export async function exportTrainingData(env: Env, model: string, jobId: string, cfg: StoredConfig, now = Date.now()): Promise<ExportSummary> {
+  const since = now - cfg.export.days * DAY;
+  const firstDay = new Date(since).toISOString().slice(0, 10);
+  const predictions = new Map<string, PredictionRecord>();
+  const labels = new Map<string, LabelRecord>();
+  let objects = 0;
+  let cursor: string | undefined;
+  do {
+    const page = await env.ARTIFACTS.list({ prefix: archivePrefix(model), cursor, limit: 1000 });
+    for (const o of page.objects) {
+      const day = o.key.slice(archivePrefix(model).length, archivePrefix(model).length + 10);
+      if (day < firstDay) continue;
+      const body = await env.ARTIFACTS.get(o.key);
+      if (!body) continue;
+      objects++;
+      for (const line of (await gunzip(body.body)).split("\n")) {
+        if (!line) continue;
+        const r = JSON.parse(line) as ArchiveRecord;
+        const key = `${r.id}#${r.row}`;
+        if (r.t === "p") {
+          if (r.at >= since) predictions.set(key, r);
+        } else labels.set(key, r);
+      }
+    }
+    cursor = page.truncated ? page.cursor : undefined;
+  } while (cursor);
+  const joined: ExportRow[] = [];
+  for (const [key, p] of predictions) {
+    const l = labels.get(key);
+    if (l) joined.push({ request_id: p.id, row: p.row, at: p.at, version: p.v, features: p.f, score: p.s, label: l.y });
+  }
+  joined.sort((a, b) => a.at - b.at || (a.request_id < b.request_id ? -1 : 1) || a.row - b.row);
+  const kept = joined.slice(Math.max(0, joined.length - cfg.export.max_rows));
+  const cut = kept.length - Math.round(kept.length * cfg.export.oot_fraction);
+  const train = kept.slice(0, cut);
+  const oot = kept.slice(cut);
+  const write = (rows: ExportRow[], part: "train" | "oot") =>
+    gzip(rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : "")).then((b) => env.ARTIFACTS.put(exportKey(jobId, part), b, { httpMetadata: { contentType: "application/gzip" } }));
+  await Promise.all([write(train, "train"), write(oot, "oot")]);
+  const iso = (t?: number) => (t === undefined ? null : new Date(t).toISOString());
+  return { train_rows: train.length, oot_rows: oot.length, labelled_rows: joined.length, archived_predictions: predictions.size, objects, from: iso(kept[0]?.at), oot_from: iso(oot[0]?.at), to: iso(kept.at(-1)?.at) };
+}
+
+export async function readExport(env: Env, jobId: string, part: "train" | "oot"): Promise<ExportRow[]> {
+  const o = await env.ARTIFACTS.get(exportKey(jobId, part));
+  if (!o) return [];
+  return (await gunzip(o.body)).split("\n").filter(Boolean).map((l) => JSON.parse(l) as ExportRow);
+}

@@ -1,0 +1,234 @@
+/**
+ * Champion/challenger on the out-of-time set, and the release of a winner.
+ *
+ * The worker does not trust the trainer's numbers: it scores the job's OOT export itself with the
+ * champion (registered version) and the candidate (staged by the trainer's signed upload, not yet
+ * registered). Verdict, binary classifiers: at least `min_oot_samples` labelled rows with at least
+ * 10 of each class, and the lower end of the one-sided 95% paired-bootstrap interval of
+ * AUC(candidate) - AUC(champion) at or above `min_improvement` (so a candidate that only looks
+ * better by chance on a small set is not released). The report keeps both AUCs, the interval and
+ * the sizes. Pass: the candidate is registered and released as a canary deployment (the existing
+ * deployments API functions: create, validate on the OOT rows, start); the deployments cron then
+ * advances it and the watch (watch.ts) compares live metrics. Fail: the job is rejected with the
+ * report and the staged artifact is dropped.
+ */
+import { createDeployment, deploymentsDb, applyChange } from "../deployments/store";
+import { start } from "../deployments/lifecycle";
+import { validateVersions } from "../deployments/validation";
+import { createDeploymentSchema } from "../deployments/model";
+import { ApiError } from "../http/errors";
+import { score } from "../inference/predictor";
+import { positiveClassOf } from "../monitoring/performance";
+import { manifestSchema, type Manifest } from "../registry/manifest";
+import { invalidateResolved } from "../registry/resolver";
+import { artifactInUse, artifactKey, findVersion, getVersion, insertVersion, registryDb, toModelVersion, type ModelVersion } from "../registry/store";
+import { auc } from "../stats/classification";
+import { mulberry32 } from "../stats/random";
+import { readExport, type ExportRow } from "./archive";
+import { ACTOR, announce } from "./jobs";
+import { getConfig, getJob, updateJob } from "./store";
+
+export interface StagedCandidate {
+  manifest: Manifest;
+  sha256: string;
+  size_bytes: number;
+  ir_version: number;
+  opsets: Record<string, number>;
+  uploaded_at: string;
+}
+
+export function stagedKey(jobId: string): string {
+  return `retraining/candidates/${jobId}.json`;
+}
+
+export async function stagedCandidate(env: Env, jobId: string): Promise<StagedCandidate | null> {
+  const o = await env.ARTIFACTS.get(stagedKey(jobId));
+  return o ? ((await o.json()) as StagedCandidate) : null;
+}
+
+/** The staged candidate as a version the inference layer can score (artifact already in R2). */
+function asVersion(c: StagedCandidate): ModelVersion {
+  const m = manifestSchema.parse(c.manifest);
+  return {
+    id: 0,
+    modelName: m.name,
+    version: m.version,
+    major: 0,
+    minor: 0,
+    patch: 0,
+    task: m.task,
+    description: m.description,
+    environment: m.environment,
+    status: "registered",
+    artifactKey: artifactKey(c.sha256),
+    sha256: c.sha256,
+    sizeBytes: c.size_bytes,
+    irVersion: c.ir_version,
+    opsets: c.opsets,
+    metrics: m.metrics,
+    featureSchema: m.featureSchema,
+    reference: m.reference ?? null,
+    createdAt: c.uploaded_at,
+    createdBy: ACTOR,
+  };
+}
+
+async function scores(env: Env, v: ModelVersion, rows: ExportRow[]): Promise<number[]> {
+  const out: number[] = [];
+  for (let i = 0; i < rows.length; i += 1000) {
+    const chunk = rows.slice(i, i + 1000);
+    const r = await score(env, v, chunk.map((x) => x.features), (k) => `oot[${i + k}]`);
+    out.push(...r.columns.scores);
+  }
+  return out;
+}
+
+/** One-sided 95% lower bound of AUC(a) - AUC(b) over paired bootstrap resamples of the rows. */
+function pairedLowerBound(y: number[], a: number[], b: number[], iterations = 200): number | null {
+  const rand = mulberry32(20261201);
+  const diffs: number[] = [];
+  const n = y.length;
+  for (let it = 0; it < iterations; it++) {
+    const yy: number[] = new Array(n);
+    const aa: number[] = new Array(n);
+    const bb: number[] = new Array(n);
+    let pos = 0;
+    for (let i = 0; i < n; i++) {
+      const k = Math.floor(rand() * n);
+      yy[i] = y[k];
+      aa[i] = a[k];
+      bb[i] = b[k];
+      pos += y[k];
+    }
+    if (pos === 0 || pos === n) continue;
+    diffs.push(auc(yy, aa) - auc(yy, bb));
+  }
+  if (diffs.length < iterations * 0.9) return null;
+  diffs.sort((x, y2) => x - y2);
+  return diffs[Math.floor(0.05 * diffs.length)];
+}
+
+export interface ComparisonReport {
+  passed: boolean;
+  reasons: string[];
+  oot: { rows: number; positives: number; negatives: number };
+  champion: { version: string | null; auc: number | null };
+  candidate: { version: string; auc: number | null; trainer_metrics: Record<string, number> };
+  difference: { estimate: number | null; lower_95: number | null; min_improvement: number };
+  min_oot_samples: number;
+  compared_at: string;
+}
+
+const r5 = (x: number | null) => (x === null ? null : Math.round(x * 1e5) / 1e5);
+
+export async function compareOnOot(env: Env, jobId: string): Promise<ComparisonReport> {
+  const db = registryDb(env.DB);
+  const job = await getJob(db, jobId);
+  const cfg = await getConfig(db, job.modelName);
+  const staged = await stagedCandidate(env, jobId);
+  if (!staged) throw new ApiError("conflict", `job ${jobId}: the trainer reported success but uploaded no candidate`);
+  const candidate = asVersion(staged);
+  const champion = job.championVersion ? toModelVersion(await getVersion(db, job.modelName, job.championVersion)) : null;
+  const positive = positiveClassOf(champion ?? candidate);
+  const rows = await readExport(env, jobId, "oot");
+  const reasons: string[] = [];
+  const { min_oot_samples, min_improvement } = cfg.config.validation;
+  if (positive === null) throw new ApiError("conflict", "champion/challenger comparison supports binary classifiers only");
+  const y: number[] = rows.map((r) => (String(r.label) === positive ? 1 : 0));
+  const positives = y.reduce((a, b) => a + b, 0);
+  const report: ComparisonReport = {
+    passed: false,
+    reasons,
+    oot: { rows: rows.length, positives, negatives: rows.length - positives },
+    champion: { version: champion?.version ?? null, auc: null },
+    candidate: { version: candidate.version, auc: null, trainer_metrics: (job.metrics as Record<string, number>) ?? {} },
+    difference: { estimate: null, lower_95: null, min_improvement },
+    min_oot_samples,
+    compared_at: new Date().toISOString(),
+  };
+  if (rows.length < min_oot_samples || positives < 10 || rows.length - positives < 10) {
+    reasons.push(`out-of-time set too small: ${rows.length} rows (${positives} positive) of ${min_oot_samples} needed, at least 10 per class`);
+    return report;
+  }
+  const candidateScores = await scores(env, candidate, rows);
+  report.candidate.auc = r5(auc(y, candidateScores));
+  if (!champion) {
+    report.passed = true;
+    reasons.push("no champion to compare with");
+    return report;
+  }
+  const championScores = await scores(env, champion, rows);
+  report.champion.auc = r5(auc(y, championScores));
+  report.difference.estimate = r5(report.candidate.auc! - report.champion.auc!);
+  report.difference.lower_95 = r5(pairedLowerBound(y, candidateScores, championScores));
+  report.passed = report.difference.lower_95 !== null && report.difference.lower_95 >= min_improvement;
+  reasons.push(
+    report.passed
+      ? `candidate AUC ${report.candidate.auc} vs champion ${report.champion.auc}: improvement credibly >= ${min_improvement} (95% lower bound ${report.difference.lower_95})`
+      : `candidate AUC ${report.candidate.auc} vs champion ${report.champion.auc}: improvement not credibly >= ${min_improvement} (95% lower bound ${report.difference.lower_95})`,
+  );
+  return report;
+}
+
+/** Workflow step: validating -> (report); rejected when it fails. Returns whether it passed. */
+export async function validateJob(env: Env, jobId: string): Promise<boolean> {
+  const db = registryDb(env.DB);
+  await updateJob(db, jobId, (j) => (j.state === "training" ? { action: "validate", actor: ACTOR, state: "validating" } : null));
+  const job = await getJob(db, jobId);
+  if (job.state !== "validating") return false; // cancelled or failed meanwhile
+  const report = await compareOnOot(env, jobId);
+  if (report.passed) {
+    await updateJob(db, jobId, (j) => ({ action: "validation_passed", actor: ACTOR, set: { report }, details: { reasons: report.reasons } }));
+    return true;
+  }
+  const rejected = await updateJob(db, jobId, (j) => (j.state === "validating" ? { action: "reject", actor: ACTOR, state: "rejected", set: { report }, details: { reasons: report.reasons } } : null));
+  const staged = await stagedCandidate(env, jobId);
+  if (staged && !(await artifactInUse(db, staged.sha256))) await env.ARTIFACTS.delete(artifactKey(staged.sha256));
+  await announce(env, rejected, "info", "retraining candidate rejected", report.reasons.join("; "));
+  return false;
+}
+
+/** Workflow step: register the candidate, release it as a canary, job -> promoted. Idempotent on retry. */
+export async function releaseJob(env: Env, jobId: string): Promise<void> {
+  const db = registryDb(env.DB);
+  const job = await getJob(db, jobId);
+  if (job.state !== "validating") return;
+  const cfg = await getConfig(db, job.modelName);
+  const staged = await stagedCandidate(env, jobId);
+  if (!staged) throw new ApiError("conflict", `job ${jobId}: staged candidate disappeared`);
+  const manifest = manifestSchema.parse(staged.manifest);
+  const existing = await findVersion(db, job.modelName, manifest.version);
+  if (existing && existing.sha256 !== staged.sha256) throw new ApiError("conflict", `version ${manifest.version} of '${job.modelName}' already exists with another artifact`);
+  if (!existing) {
+    await insertVersion(db, { manifest, sha256: staged.sha256, sizeBytes: staged.size_bytes, irVersion: staged.ir_version, opsets: staged.opsets, actor: `${ACTOR}:${jobId}`, aliases: [] });
+    invalidateResolved(job.modelName);
+  }
+  const ddb = deploymentsDb(env.DB);
+  let deploymentId = job.deploymentId;
+  if (!deploymentId) {
+    const input = createDeploymentSchema.parse({
+      model: job.modelName,
+      strategy: "canary",
+      version: manifest.version,
+      steps: cfg.config.release.steps,
+      analysis: { step_minutes: cfg.config.release.step_minutes },
+      reason: `retraining job ${jobId}`,
+      ...(job.championVersion ? { baseline: job.championVersion } : {}),
+    });
+    const d = await createDeployment(ddb, env, input, `${ACTOR}:${jobId}`);
+    deploymentId = d.id;
+    await updateJob(db, jobId, () => ({ action: "release", actor: ACTOR, set: { candidateVersion: manifest.version, deploymentId }, details: { deployment: deploymentId, version: manifest.version } }));
+    const rows = (await readExport(env, jobId, "oot")).map((r) => ({ features: r.features as Record<string, unknown>, label: r.label }));
+    const report = await validateVersions(env, ddb, job.modelName, [manifest.version], d.baselineVersion, { source: "request", set: { rows } }, d.config.validation);
+    const validated = await applyChange(ddb, env, d, { action: "validate", actor: `${ACTOR}:${jobId}`, validationStatus: report.passed ? "passed" : "failed", validation: report, details: { passed: report.passed } });
+    if (!report.passed) throw new ApiError("conflict", `deployment validation failed: ${report.versions.flatMap((v) => v.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`)).join("; ")}`);
+    await start(ddb, env, validated, `${ACTOR}:${jobId}`, `retraining job ${jobId}`);
+  }
+  const now = Date.now();
+  const promoted = await updateJob(db, jobId, (j) =>
+    j.state === "validating"
+      ? { action: "promote", actor: ACTOR, state: "promoted", set: { candidateVersion: manifest.version, deploymentId, promotedAt: now, watchUntil: now + cfg.config.watch.hours * 3_600_000 }, details: { deployment: deploymentId, version: manifest.version } }
+      : null,
+  );
+  await announce(env, promoted, "info", `retrained ${manifest.version} released as a canary`, `deployment ${deploymentId}; watched for ${cfg.config.watch.hours} h`);
+}
