@@ -1,4 +1,5 @@
 /**
+ * (Named *.node-test.ts so vitest, which runs *.test.ts inside workerd, leaves it to `node --test`.)
  * Done-means test of `eml register`: every demo model (models/) and fixture (test/fixtures/onnx/)
  * is registered (--dry-run) from its ONNX file and training CSV alone, and the manifest it infers
  * is compared with the one the repository holds.
