@@ -45,6 +45,8 @@ export default defineConfig(async () => {
             // Drift tests send few, large batches: fold every row (the sampling has its own test).
             MONITORING_FEATURE_ROWS: "100000",
             MONITORING_FEATURE_ROWS_PER_MINUTE: "100000000",
+            // One JSON line per request is noise in test output (test/http/browser.test.ts turns it on).
+            REQUEST_LOGS: "false",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser },

@@ -16,6 +16,9 @@ import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
 import { registryRoutes } from "./registry/routes";
+import { configurableCors, securityHeaders } from "./http/browser";
+import { requestLog } from "./observability/request-log";
+import { openapiRoutes } from "./openapi";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
@@ -30,6 +33,7 @@ export function createApp() {
   // Generated ids are UUIDv7 (time-ordered): the prediction log indexes requests by id, and
   // ordered keys append to the index instead of rewriting random pages of it on every flush.
   app.use(requestId({ limitLength: 128, headerName: "x-request-id", generator: () => uuidv7() }));
+  app.use(requestLog(), securityHeaders(), configurableCors());
   app.use(async function recordMetrics(c, next) {
     const started = performance.now();
     await next();
@@ -39,6 +43,7 @@ export function createApp() {
   const predictionLimit = limitBody((env) => intVar(env.MAX_BODY_BYTES, 1024 * 1024));
 
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.route("/", openapiRoutes);
   app.get("/ready", async (c) => {
     const report = await readiness(c.env);
     return c.json(report, report.ready ? 200 : 503);

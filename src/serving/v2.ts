@@ -34,7 +34,7 @@ type V2Env = { Bindings: Env; Variables: { requestId: string } };
 const DATATYPES = ["BOOL", "UINT8", "UINT16", "UINT32", "UINT64", "INT8", "INT16", "INT32", "INT64", "FP16", "FP32", "FP64", "BYTES"] as const;
 type Datatype = (typeof DATATYPES)[number];
 
-const inferRequest = z
+export const inferRequest = z
   .object({
     id: z.string().max(256).optional(),
     parameters: z.record(z.string(), z.unknown()).optional(),
