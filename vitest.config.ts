@@ -48,6 +48,8 @@ export default defineConfig(async () => {
             // Retraining: dispatch retries without waiting; every archived record written at once.
             RETRAINING_DISPATCH_BACKOFF_SECONDS: "0",
             RETRAINING_ARCHIVE_FLUSH_ROWS: "1",
+            // One JSON line per request is noise in test output (test/http/browser.test.ts turns it on).
+            REQUEST_LOGS: "false",
           },
           // TEST_WEBHOOK_SINK / TEST_PROMTOOL / TEST_BROWSER: test-only Node services (test/support/node-services.ts).
           serviceBindings: { TEST_FILES: serveRepoFile, TEST_WEBHOOK_SINK: webhookSink, TEST_PROMTOOL: promtool, TEST_BROWSER: browser, TEST_TRAINER: trainerService },

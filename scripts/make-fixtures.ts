@@ -5,6 +5,9 @@
  *   <name>.manifest.json   a register-API manifest (same format as models/*.manifest.json)
  *   <name>.expected.json   a few raw input rows, the exact tensors fed to the model, and the
  *                          expected outputs computed by the plain-TS reference below
+ *   <name>.train.csv       the 400 synthetic rows the manifest's reference and metrics come from,
+ *                          with their drawn labels (column `label`): what `npm run cli -- register`
+ *                          infers the manifest from (cli/test/register.test.ts)
  *
  * Varieties: lr-gemm-sigmoid, lr-matmul-softmax (3 classes), linear-classifier (ai.onnx.ml),
  * tree-classifier-zipmap-int, tree-classifier-zipmap-str, tree-regressor, columnwise-pipeline.
@@ -37,6 +40,7 @@ import type { InputSpec, Manifest, OutputSpec } from "./lib/manifest.ts";
 import { binaryMetrics } from "../src/stats/classification.ts";
 import { gaussian, mulberry32 } from "./lib/prng.ts";
 import { formatJson } from "./lib/json.ts";
+import { formatCsv } from "./lib/csv.ts";
 
 const OUT = join(dirname(fileURLToPath(import.meta.url)), "..", "test", "fixtures", "onnx");
 
@@ -299,13 +303,15 @@ function scoreOf(f: Fixture, p: Prediction): number {
   return p.probabilities![f.output.classes.indexOf(f.output.positiveClass!)];
 }
 
-function manifestFor(f: Fixture, rows: RawRow[]): Manifest {
+function manifestFor(f: Fixture, rows: RawRow[]): { manifest: Manifest; labels: number[] } {
   const preds = rows.map((r) => f.predict(r));
   const scores = preds.map((p) => scoreOf(f, p));
   const rand = mulberry32(7);
   let metrics: Record<string, number>;
+  let labels: number[];
   if (f.output.kind === "regressor") {
     const ys = preds.map((p) => p.value! + 15 * gaussian(rand));
+    labels = ys;
     const err = ys.map((y, i) => y - preds[i].value!);
     metrics = {
       rmse: Number(Math.sqrt(err.reduce((s, e) => s + e * e, 0) / err.length).toFixed(6)),
@@ -314,7 +320,7 @@ function manifestFor(f: Fixture, rows: RawRow[]): Manifest {
     };
   } else if (f.task === "multiclass_classification") {
     // labels drawn from the predicted distribution
-    const labels = preds.map((p) => {
+    labels = preds.map((p) => {
       const u = rand();
       let acc = 0;
       for (let c = 0; c < p.probabilities!.length; c++) if ((acc += p.probabilities![c]) >= u) return c;
@@ -324,8 +330,8 @@ function manifestFor(f: Fixture, rows: RawRow[]): Manifest {
     const ll = labels.reduce((s, y, i) => s - Math.log(Math.max(1e-15, preds[i].probabilities![y])), 0) / labels.length;
     metrics = { accuracy: Number(acc.toFixed(6)), log_loss: Number(ll.toFixed(6)), n_holdout: rows.length };
   } else {
-    const y = scores.map((s) => (rand() < s ? 1 : 0));
-    metrics = { ...binaryMetrics(y, scores) };
+    labels = scores.map((s) => (rand() < s ? 1 : 0));
+    metrics = { ...binaryMetrics(labels, scores) };
   }
   const refFeatures: Manifest["reference"]["features"] = {};
   for (const spec of f.features) {
@@ -337,7 +343,7 @@ function manifestFor(f: Fixture, rows: RawRow[]): Manifest {
       refFeatures[spec.name] = numericReference(rows.map((r) => (r[spec.name] === undefined ? Number.NaN : Number(r[spec.name]))));
     }
   }
-  return {
+  const manifest: Manifest = {
     name: `fixture-${f.name}`,
     version: "1.0.0",
     task: f.task,
@@ -347,6 +353,22 @@ function manifestFor(f: Fixture, rows: RawRow[]): Manifest {
     featureSchema: { features: f.features, input: f.input, output: f.output },
     reference: { features: refFeatures, score: scoreReference(scores) },
   };
+  return { manifest, labels };
+}
+
+/**
+ * The rows as a training CSV: the fixture's features (missing cells empty) and the label as the
+ * model's class (binary: 1 = the positive class; multiclass: the class index's label).
+ */
+function trainingCsv(f: Fixture, rows: RawRow[], labels: number[]): string {
+  const names = f.features.map((x) => x.name);
+  const out = f.output;
+  const asClass = (y: number) => {
+    if (out.kind !== "classifier") return y;
+    if (f.task === "multiclass_classification") return out.classes[y];
+    return y === 1 ? out.positiveClass! : out.classes.find((c) => c !== out.positiveClass)!;
+  };
+  return formatCsv([...names, "label"], rows.map((r, i) => [...names.map((n) => r[n]), asClass(labels[i])]));
 }
 
 function main(): void {
@@ -371,9 +393,11 @@ function main(): void {
     };
     const bytes = encodeModel(f.graph, { docString: f.description, metadata: { name: `fixture-${f.name}`, version: "1.0.0" } });
     writeFileSync(join(OUT, `${f.name}.onnx`), bytes);
-    writeFileSync(join(OUT, `${f.name}.manifest.json`), formatJson(manifestFor(f, synthetic)));
+    const { manifest, labels } = manifestFor(f, synthetic);
+    writeFileSync(join(OUT, `${f.name}.manifest.json`), formatJson(manifest));
+    writeFileSync(join(OUT, `${f.name}.train.csv`), trainingCsv(f, synthetic, labels));
     writeFileSync(join(OUT, `${f.name}.expected.json`), formatJson(expected, { inlineLimit: 200 }));
-    console.log(`wrote test/fixtures/onnx/${f.name}.{onnx,manifest.json,expected.json} (${bytes.length} bytes)`);
+    console.log(`wrote test/fixtures/onnx/${f.name}.{onnx,manifest.json,expected.json,train.csv} (${bytes.length} bytes)`);
   }
 }
 

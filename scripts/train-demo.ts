@@ -3,6 +3,8 @@
  *   credit-risk-lr.onnx   (+ .manifest.json, .params.json)  logistic regression, v1.0.0
  *   credit-risk-gbt.onnx  (+ .manifest.json, .params.json)  gradient-boosted trees, v1.1.0
  *   credit-risk-holdout.json                                the 20% stratified holdout (raw rows + label)
+ *   credit-risk-train.csv, credit-risk-holdout.csv          the same split as CSV (label column `bad`),
+ *                                                           what `npm run cli -- register` reads
  *
  * Target: Status == "bad" -> label 1 (positive class). Deterministic: seeded shuffle, exact
  * Newton / greedy fits, no wall-clock data in the outputs (re-running gives identical files).
@@ -12,7 +14,7 @@
 import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { parseCsv } from "./lib/csv.ts";
+import { formatCsv, parseCsv } from "./lib/csv.ts";
 import { formatJson } from "./lib/json.ts";
 import { mulberry32, shuffle } from "./lib/prng.ts";
 import { binaryMetrics } from "../src/stats/classification.ts";
@@ -269,6 +271,11 @@ function main(): void {
     n: holdout.length,
     rows: holdout.map((e) => ({ features: e.row, label: e.label })),
   }, 400);
+  // The split as CSV, features in FEATURES order (missing cells empty), label `bad` (1 = Status "bad").
+  const csv = (rows: Example[]) => formatCsv([...FEATURES.map((f) => f.name), "bad"], rows.map((e) => [...FEATURES.map((f) => e.row[f.name]), e.label]));
+  writeFileSync(join(ROOT, "models/credit-risk-train.csv"), csv(train));
+  writeFileSync(join(ROOT, "models/credit-risk-holdout.csv"), csv(holdout));
+  console.log("wrote models/credit-risk-train.csv, models/credit-risk-holdout.csv");
 }
 
 main();

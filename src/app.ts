@@ -19,6 +19,9 @@ import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdm
 import { registryRoutes } from "./registry/routes";
 import { batchRoutes, renderBatchMetrics } from "./batch";
 import { retrainingAdminRoutes, trainerRoutes, wireRetraining } from "./retraining";
+import { configurableCors, securityHeaders } from "./http/browser";
+import { requestLog } from "./observability/request-log";
+import { openapiRoutes } from "./openapi";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
 import { v2Routes } from "./serving/v2";
@@ -45,6 +48,7 @@ export function createApp() {
     }
     await next();
   });
+  app.use(requestLog(), securityHeaders(), configurableCors());
   app.use(async function recordMetrics(c, next) {
     const started = performance.now();
     await next();
@@ -54,6 +58,7 @@ export function createApp() {
   const predictionLimit = limitBody((env) => intVar(env.MAX_BODY_BYTES, 1024 * 1024));
 
   app.get("/health", (c) => c.json({ status: "ok" }));
+  app.route("/", openapiRoutes);
   app.get("/ready", apiKeyAuth(), async (c) => {
     const report = await readiness(c.env);
     return c.json(report, report.ready ? 200 : 503);

@@ -40,3 +40,12 @@ export function parseCsv(text: string): { header: string[]; rows: string[][] } {
   for (const r of rows) if (r.length !== header.length) throw new Error(`CSV row has ${r.length} fields, expected ${header.length}`);
   return { header, rows };
 }
+
+/** RFC-4180 CSV text: fields quoted only when they hold a comma, quote or line break. */
+export function formatCsv(header: string[], rows: (string | number | boolean | null | undefined)[][]): string {
+  const cell = (v: string | number | boolean | null | undefined) => {
+    const s = v === null || v === undefined ? "" : String(v);
+    return /[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s;
+  };
+  return [header, ...rows].map((r) => r.map(cell).join(",")).join("\n") + "\n";
+}

@@ -23,7 +23,7 @@ export function ensureDevVars(): Record<string, string> {
   if (!existsSync(file)) {
     const admin = randomBytes(24).toString("base64url");
     const key = randomBytes(24).toString("base64url");
-    writeFileSync(file, `# Local secrets for wrangler dev (not committed).\nADMIN_TOKEN=${admin}\nAPI_KEYS=${key}\n`, { mode: 0o600 });
+    writeFileSync(file, `# Local secrets for wrangler dev (not committed).\nADMIN_TOKEN=${admin}\nAPI_KEYS=${key}\n# Empty: /metrics needs no token.\nMETRICS_TOKEN=\n`, { mode: 0o600 });
     console.log(`created .dev.vars with a random ADMIN_TOKEN and API key`);
   }
   const vars: Record<string, string> = {};

@@ -53,7 +53,10 @@ async function tickCanary(env: Env, d: Deployment, now: number): Promise<CronOut
     await rollback(db, env, { ...d }, ACTOR, `automatic rollback: ${verdict.reasons.join("; ")}`, "rollback", { analysis: verdict });
     return { deployment: d.id, action: "rollback", detail: verdict.reasons.join("; ") };
   }
-  if (verdict.decision === "hold") return { deployment: d.id, action: "hold", detail: verdict.reasons.join("; ") };
+  if (verdict.decision === "hold") {
+    await recordHold(env, d, verdict.reasons, config);
+    return { deployment: d.id, action: "hold", detail: verdict.reasons.join("; ") };
+  }
   if (d.state === "promoting") {
     await promote(db, env, d, ACTOR, `canary held 100% for ${a.step_minutes} min without regressing`);
     return { deployment: d.id, action: "complete", detail: "promoted" };
@@ -74,6 +77,18 @@ async function tickCanary(env: Env, d: Deployment, now: number): Promise<CronOut
     details: { weight, analysis: verdict },
   });
   return { deployment: d.id, action: "advance", detail: `canary at ${weight}%` };
+}
+
+/**
+ * A canary that holds says why in its history: one "hold" event when it starts holding or when the
+ * kind of reason changes (counts in the reasons are ignored, so a canary waiting for traffic writes
+ * one event, not one a minute). The analysis is kept as the deployment's last_analysis.
+ */
+async function recordHold(env: Env, d: Deployment, reasons: string[], config: Deployment["config"]) {
+  const kind = (r: string[] | undefined) => (r ?? []).join("; ").replace(/\d+(\.\d+)?/g, "#");
+  const previous = d.config.lastAnalysis as { decision?: string; reasons?: string[] } | undefined;
+  if (previous?.decision === "hold" && kind(previous.reasons) === kind(reasons)) return;
+  await applyChange(deploymentsDb(env.DB), env, d, { action: "hold", actor: ACTOR, reason: `canary holds: ${reasons.join("; ")}`, config, details: { reasons } });
 }
 
 async function tickBandit(env: Env, d: Deployment): Promise<CronOutcome> {

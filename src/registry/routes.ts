@@ -58,15 +58,15 @@ function param<T>(schema: z.ZodType<T>, value: string | undefined, what: string)
   return parsed.data;
 }
 
-const profileBody = z
+export const profileBody = z
   .object({
     instances: z.array(z.record(z.string(), z.unknown())).min(1).max(1000).optional(),
     rows: z.number().int().min(1).max(1000).default(1),
     iterations: z.number().int().min(1).max(100_000).default(1000),
   })
   .strict();
-const reasonBody = z.object({ reason: z.string().max(1000).optional() }).strict();
-const aliasBody = z.object({ version: semverSchema, reason: z.string().max(1000).optional() }).strict();
+export const reasonBody = z.object({ reason: z.string().max(1000).optional() }).strict();
+export const aliasBody = z.object({ version: semverSchema, reason: z.string().max(1000).optional() }).strict();
 
 async function parseBody<T>(schema: z.ZodType<T>, raw: unknown): Promise<T> {
   const parsed = schema.safeParse(raw);

@@ -23,7 +23,7 @@ import { entityRow, type EntityRow } from "../features";
 import { dispatch, dispatchHeaders } from "./dispatch";
 import { emitFailure, emitPrediction, failureOf } from "./events";
 
-const predictBody = z
+export const predictBody = z
   .object({
     features: z.record(z.string(), z.unknown()).optional(),
     instances: z.array(z.unknown()).min(1, "instances must not be empty").optional(),

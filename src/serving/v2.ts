@@ -40,7 +40,7 @@ type Datatype = (typeof DATATYPES)[number];
 /** The protocol's `$parameters`: values are strings, numbers or booleans only. */
 const parametersSchema = z.record(z.string(), z.union([z.string(), z.number(), z.boolean()], { error: "parameter values must be a string, number or boolean" }));
 
-const inferRequest = z
+export const inferRequest = z
   .object({
     id: z.string().max(256).optional(),
     parameters: parametersSchema.optional(),

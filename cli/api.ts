@@ -1,0 +1,69 @@
+/**
+ * The CLI's HTTP client: admin bearer token on every call, JSON in and out. An error answer is
+ * raised as ApiFailure carrying the API's own words (status, code, message, field issues), which
+ * main.ts prints as they are and turns into a non-zero exit code.
+ */
+import type { Config } from "./config.ts";
+
+export class ApiFailure extends Error {
+  readonly status: number;
+  readonly body: unknown;
+  constructor(status: number, body: unknown) {
+    super(`HTTP ${status}`);
+    this.status = status;
+    this.body = body;
+  }
+
+  /** The API's error as it stated it: code, message and each issue's path. */
+  describe(): string {
+    const b = this.body as { error?: { code?: string; message?: string; issues?: { path: string; message: string }[] } } | string;
+    if (typeof b === "string") return `HTTP ${this.status}: ${b.slice(0, 2000)}`;
+    const e = b?.error;
+    if (!e) return `HTTP ${this.status}: ${JSON.stringify(b)}`;
+    const lines = [`HTTP ${this.status} ${e.code ?? ""}: ${e.message ?? ""}`];
+    for (const i of e.issues ?? []) lines.push(`  ${i.path}: ${i.message}`);
+    return lines.join("\n");
+  }
+}
+
+export class Api {
+  readonly config: Config;
+  constructor(config: Config) {
+    this.config = config;
+  }
+
+  async request<T = unknown>(method: string, path: string, body?: unknown, headers: Record<string, string> = {}): Promise<T> {
+    const init: RequestInit = { method, headers: { ...headers } };
+    if (this.config.token) (init.headers as Record<string, string>).authorization = `Bearer ${this.config.token}`;
+    if (body instanceof FormData) init.body = body;
+    else if (body !== undefined) {
+      init.body = JSON.stringify(body);
+      (init.headers as Record<string, string>)["content-type"] = "application/json";
+    }
+    let res: Response;
+    try {
+      res = await fetch(this.config.url + path, init);
+    } catch (error) {
+      throw new Error(`cannot reach ${this.config.url} (${(error as Error).cause ?? (error as Error).message}); set --url or EML_URL`);
+    }
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    if (!res.ok) throw new ApiFailure(res.status, parsed);
+    return parsed as T;
+  }
+
+  get<T = unknown>(path: string) {
+    return this.request<T>("GET", path);
+  }
+  post<T = unknown>(path: string, body?: unknown) {
+    return this.request<T>("POST", path, body ?? {});
+  }
+  put<T = unknown>(path: string, body: unknown) {
+    return this.request<T>("PUT", path, body);
+  }
+}
