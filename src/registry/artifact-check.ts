@@ -35,7 +35,7 @@ export async function checkArtifact(sha256: string, bytes: Uint8Array, schema: F
     proto = decodeModel(bytes);
   } catch (error) {
     runtimeFailure("decode", error);
-    fail("artifact does not decode as an ONNX model");
+    fail("artifact does not load: it is not a valid ONNX model (its protobuf does not decode)");
   }
   checkClassLabels(classifierLabels(proto), schema);
   let loaded: Awaited<ReturnType<typeof createLoadedModel>>;

@@ -139,7 +139,7 @@ describe("a CSV upload, scored by the champion", () => {
     expect(errors.status).toBe(200);
     const lines = errors.text.trim().split("\n").map((l) => JSON.parse(l));
     expect(lines).toEqual([
-      { row_number: 50, reason: 'Age: expected a number, got string "abc"' },
+      { row_number: 50, reason: 'Age: expected a finite number, got string "abc"' },
       { row_number: 201, reason: "Amount: required" },
       { row_number: 403, reason: "expected 14 fields, got 4" },
     ]);
