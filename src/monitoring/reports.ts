@@ -5,7 +5,7 @@
  * notification targets that take reports.
  */
 import { listModels, registryDb } from "../registry/store";
-import { summarize } from "./aggregate";
+import { round, summarize } from "./aggregate";
 import { driftReport, type DriftReport } from "./drift";
 import { activeVersions, fleetLabels, fleetWindow, loadVersion, WINDOWS } from "./fleet";
 import { livePerformance, type LivePerformance } from "./performance";
@@ -26,18 +26,19 @@ const escape = (s: unknown) => String(s).replace(/[&<>"']/g, (c) => `&#${c.charC
 export function reportHtml(r: DailyReport): string {
   const rows = Object.entries(r.drift?.features ?? {})
     .map(([name, d]) => {
-      const test = d.ks ? `KS D=${d.ks.statistic} p=${d.ks.pvalue.toExponential(2)}` : d.chi_square ? `chi2=${d.chi_square.statistic} p=${d.chi_square.pvalue.toExponential(2)}, JS=${d.js_distance}` : "";
-      return `<tr class="${d.drifted ? "drift" : ""}"><td>${escape(name)}</td><td>${d.type}</td><td>${d.n}</td><td>${d.psi ?? "-"}</td><td>${escape(test)}</td><td>${escape(d.status)}</td></tr>`;
+      // Display precision (the JSON report keeps full precision).
+      const test = d.ks ? `KS D=${round(d.ks.statistic, 4)} p=${d.ks.pvalue.toExponential(2)}` : d.chi_square ? `chi2=${round(d.chi_square.statistic, 4)} p=${d.chi_square.pvalue.toExponential(2)}, JS=${round(d.js_distance ?? Number.NaN, 4)}` : "";
+      return `<tr class="${d.drifted ? "drift" : ""}"><td>${escape(name)}</td><td>${d.type}</td><td>${d.n}</td><td>${d.psi === null ? "-" : round(d.psi, 4)}</td><td>${escape(test)}</td><td>${escape(d.status)}</td></tr>`;
     })
     .join("");
   const perf = Object.entries(r.performance?.metrics ?? {})
-    .map(([k, v]) => `<tr><td>${escape(k)}</td><td>${v}</td><td>${r.performance?.registered[k] ?? "-"}</td></tr>`)
+    .map(([k, v]) => `<tr><td>${escape(k)}</td><td>${round(v)}</td><td>${r.performance?.registered[k] !== undefined ? round(r.performance.registered[k]) : "-"}</td></tr>`)
     .join("");
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>Drift report ${escape(r.model)}@${escape(r.version)} ${r.date}</title>
 <style>body{font:14px system-ui,sans-serif;margin:2rem}table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px}tr.drift{background:#fde2e2}</style></head><body>
 <h1>Drift report: ${escape(r.model)}@${escape(r.version)}</h1>
 <p>${escape(r.window.from)} to ${escape(r.window.to)}. Requests ${r.summary.requests}, rows ${r.summary.rows}, server error rate ${r.summary.error_rate}.</p>
-<p><strong>${r.drift?.has_drift ? `Drift detected: ${escape(r.drift.drifted_features.join(", ") || "prediction score")}` : "No drift detected"}</strong>; prediction PSI ${r.drift?.score?.psi ?? "-"}.</p>
+<p><strong>${r.drift?.has_drift ? `Drift detected: ${escape(r.drift.drifted_features.join(", ") || "prediction score")}` : "No drift detected"}</strong>; prediction PSI ${r.drift?.score?.psi != null ? round(r.drift.score.psi, 4) : "-"}.</p>
 <table><thead><tr><th>feature</th><th>type</th><th>n</th><th>PSI</th><th>test</th><th>status</th></tr></thead><tbody>${rows}</tbody></table>
 <h2>Live performance (7 days, ${r.performance?.n ?? 0} labels)</h2>
 <table><thead><tr><th>metric</th><th>live</th><th>registered</th></tr></thead><tbody>${perf}</tbody></table>
