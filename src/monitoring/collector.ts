@@ -54,6 +54,8 @@ interface FeaturePlan {
   grid?: KsGrid;
   /** Missing values are imputed by validation, so only the raw row shows them as missing. */
   imputed: boolean;
+  /** The imputed value: only a resolved value equal to it needs a look at the raw row. */
+  imputeValue?: unknown;
 }
 interface Plan {
   features: FeaturePlan[];
@@ -77,7 +79,7 @@ function planOf(v: ModelVersion): Plan {
         const r = ref?.features?.[f.name];
         const numeric = f.type === "numeric" || f.type === "integer";
         const nr = numeric && r && r.type === "numeric" ? r : undefined;
-        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: nr ? Float64Array.from(nr.edges) : undefined, grid: nr?.sample?.length ? new KsGrid(nr.sample) : undefined, imputed: f.missing.policy === "impute" };
+        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: nr ? Float64Array.from(nr.edges) : undefined, grid: nr?.sample?.length ? new KsGrid(nr.sample) : undefined, imputed: f.missing.policy === "impute", imputeValue: f.missing.policy === "impute" ? f.missing.value : undefined };
       }),
       scoreEdges: ref?.score?.edges ? Float64Array.from(ref.score.edges) : null,
       scoreGrid: ref?.score?.sample?.length ? new KsGrid(ref.score.sample) : null,
@@ -184,6 +186,7 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
     const f = plan.features[j];
     const fa = slot.fa;
     const checkRaw = f.imputed && raws !== undefined;
+    const imputeValue = f.imputeValue;
     let missing = 0;
     if (fa.type === "numeric") {
       const edges = f.edges;
@@ -193,7 +196,7 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
       const cells = slot.cells;
       for (let row = 0; row < n; row++) {
         const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
-        if (value === undefined || value === null || (checkRaw && raws![row]?.[f.name] == null)) {
+        if (value === undefined || value === null || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
           missing++;
           continue;
         }
@@ -210,7 +213,7 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
       const counts = fa.counts;
       for (let row = 0; row < n; row++) {
         const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
-        if (value === undefined || value === null || (typeof value === "number" && value !== value) || (checkRaw && raws![row]?.[f.name] == null)) {
+        if (value === undefined || value === null || (typeof value === "number" && value !== value) || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
           missing++;
           continue;
         }

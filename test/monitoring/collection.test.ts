@@ -115,11 +115,11 @@ describe("Prometheus /metrics", () => {
     // Labels, so live metrics exist.
     const labelled = await call("POST", "/v1/models/credit-risk/predict", { instances: holdout.slice(0, 200).map((r) => r.features) }, { "x-request-id": "prom-batch" });
     expect(labelled.status).toBe(200);
+    // Labels sent at once: joined now, or kept (pending) until the prediction reaches the log.
     const id = labelled.json.request_id;
-    await eventually(async () => {
-      const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.slice(0, 200).map((r, row) => ({ request_id: id, row, actual: r.label })) });
-      expect(fb.json.joined).toBe(200);
-    });
+    const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: holdout.slice(0, 200).map((r, row) => ({ request_id: id, row, actual: r.label })) });
+    expect(fb.json.joined + fb.json.pending.length).toBe(200);
+    await eventually(async () => expect((await env.MONITOR_SHARD.getByName("credit-risk@1.0.0#0").labelled(0)).filter((l) => l.requestId === id)).toHaveLength(200));
     expect((await call("POST", "/admin/monitoring/credit-risk/evaluate", undefined, ADMIN)).status).toBe(200);
     const text = (await call("GET", "/metrics")).text;
     expect(text).toMatch(/edge_ml_model_sla_compliant\{model="credit-risk",version="1.0.0"\} 1/);
