@@ -28,6 +28,8 @@ declare module "autocannon" {
     headers?: Record<string, string>;
     body?: string;
     requests?: { method?: string; path?: string; headers?: Record<string, string>; body?: string }[];
+    /** Requests per second across all connections (0: as fast as possible). */
+    overallRate?: number;
   }
   function autocannon(options: Options): Promise<Result>;
   export default autocannon;

@@ -8,6 +8,8 @@
  */
 import { mulberry32 } from "../stats/random";
 
+export { binomialUpperTail } from "../stats/binomial";
+
 /** Standard normal CDF (Abramowitz & Stegun 7.1.26 through erf; absolute error < 1.5e-7). */
 export function normalCdf(z: number): number {
   const x = Math.abs(z) / Math.SQRT2;
@@ -144,35 +146,6 @@ export function thompsonShares(arms: { successes: number; failures: number }[], 
   }
   const free = 1 - floor * arms.length;
   return wins.map((w) => floor + (free * w) / draws);
-}
-
-/**
- * P(X >= k) for X ~ Binomial(n, p), summed exactly from the pmf (log space, O(n - k)). Used to ask
- * whether k of n requests above a bound is more than a share p would give by chance.
- */
-export function binomialUpperTail(k: number, n: number, p: number): number {
-  if (k <= 0) return 1;
-  if (k > n) return 0;
-  if (p <= 0) return 0;
-  if (p >= 1) return 1;
-  const logPmf = (i: number) => logChoose(n, i) + i * Math.log(p) + (n - i) * Math.log1p(-p);
-  let sum = 0;
-  for (let i = k; i <= n; i++) {
-    const term = Math.exp(logPmf(i));
-    sum += term;
-    if (i > n * p && term < sum * 1e-16) break;
-  }
-  return Math.min(1, sum);
-}
-
-function logChoose(n: number, k: number): number {
-  return logFactorial(n) - logFactorial(k) - logFactorial(n - k);
-}
-
-const logFactorials: number[] = [0];
-function logFactorial(n: number): number {
-  for (let i = logFactorials.length; i <= n; i++) logFactorials[i] = logFactorials[i - 1] + Math.log(i);
-  return logFactorials[n];
 }
 
 /**

@@ -7,8 +7,16 @@
  *
  * A version is SLA-compliant at an evaluation when no threshold check fires; checks without data
  * (no traffic, too few labels) neither fire nor count against compliance.
+ *
+ * Small windows: the error-rate and latency-quantile thresholds fire only when the 5-minute
+ * window is evidence of a breach, not merely an observed excess: the count of failed requests
+ * (or of requests slower than the threshold) must be improbable, at level ALERT_ALPHA (exact
+ * binomial tail), for a version exactly at the SLA. Two requests with one error are not a 50%
+ * error rate; two hundred with twenty are. Evaluations run every minute, so at ALERT_ALPHA = 0.001
+ * a version sitting exactly at its SLA alerts about once a day, and one below it far less often.
  */
 import { z } from "zod";
+import { binomialUpperTail } from "../stats/binomial";
 import { DDSketch } from "../stats/sketch";
 import { failures, round, type Aggregate } from "./aggregate";
 import type { DriftReport } from "./drift";
@@ -58,6 +66,9 @@ export function configuredRules(sla: SlaConfig): Set<string> {
   return rules;
 }
 
+/** Level of the evidence threshold checks need on the 5-minute window (see the header). */
+export const ALERT_ALPHA = 0.001;
+
 export interface Check {
   rule: string;
   severity: Severity;
@@ -100,17 +111,41 @@ export function evaluateChecks(sla: SlaConfig, input: EvaluationInput): Check[] 
   const push = (c: Omit<Check, "firing"> & { firing?: boolean }) => checks.push({ firing: false, ...c });
   const fmt = (v: number | null, d = 4) => (v === null ? "n/a" : String(round(v, d)));
 
-  if (sla.p95_latency_ms !== undefined) {
-    const v = quantile(w5, 0.95);
-    if (v !== null) push({ rule: "latency_p95", severity: "warning", value: round(v), threshold: sla.p95_latency_ms, firing: v > sla.p95_latency_ms, message: `p95 latency ${fmt(v)} ms (5m) vs SLA ${sla.p95_latency_ms} ms`, sla: true });
-  }
-  if (sla.p99_latency_ms !== undefined) {
-    const v = quantile(w5, 0.99);
-    if (v !== null) push({ rule: "latency_p99", severity: "warning", value: round(v), threshold: sla.p99_latency_ms, firing: v > sla.p99_latency_ms, message: `p99 latency ${fmt(v)} ms (5m) vs SLA ${sla.p99_latency_ms} ms`, sla: true });
-  }
+  /** Fires when quantile q exceeds the threshold and the requests above it are more than a share 1 - q could give by chance. */
+  const latencyCheck = (rule: string, q: number, threshold: number) => {
+    const v = quantile(w5, q);
+    if (v === null) return;
+    const sketch = DDSketch.fromJSON(w5.latency!);
+    const above = Math.round(sketch.fractionAbove(threshold) * sketch.count);
+    const p = binomialUpperTail(above, sketch.count, 1 - q);
+    const label = `p${Math.round(q * 100)}`;
+    push({
+      rule,
+      severity: "warning",
+      value: round(v),
+      threshold,
+      firing: v > threshold && p < ALERT_ALPHA,
+      message: `${label} latency ${fmt(v)} ms (5m) vs SLA ${threshold} ms; ${above}/${sketch.count} requests above it (p = ${fmt(p, 3)})`,
+      sla: true,
+    });
+  };
+  if (sla.p95_latency_ms !== undefined) latencyCheck("latency_p95", 0.95, sla.p95_latency_ms);
+  if (sla.p99_latency_ms !== undefined) latencyCheck("latency_p99", 0.99, sla.p99_latency_ms);
   if (sla.max_error_rate !== undefined) {
     const v = errorRate(w5);
-    if (v !== null) push({ rule: "error_rate", severity: "critical", value: round(v), threshold: sla.max_error_rate, firing: v > sla.max_error_rate, message: `server error rate ${fmt(v)} (5m) vs SLA ${sla.max_error_rate}`, sla: true });
+    if (v !== null) {
+      const errors = failures(w5).server;
+      const p = binomialUpperTail(errors, w5.requests, sla.max_error_rate);
+      push({
+        rule: "error_rate",
+        severity: "critical",
+        value: round(v),
+        threshold: sla.max_error_rate,
+        firing: v > sla.max_error_rate && p < ALERT_ALPHA,
+        message: `server error rate ${fmt(v)} (${errors}/${w5.requests}, 5m) vs SLA ${sla.max_error_rate} (p = ${fmt(p, 3)})`,
+        sla: true,
+      });
+    }
   }
   if (sla.max_psi !== undefined && input.drift?.score?.psi != null) {
     const v = input.drift.score.psi;

@@ -3,7 +3,8 @@
  * cool-down ends while it still fires; an alert whose version stops getting traffic moves to a
  * visible `no_data` state that is notified, and resolves when its rule is dropped; history records
  * per target what was queued and delivered (nothing when no target takes the severity); dead
- * letters carry the real attempt count. Evaluations run against the model's real ModelControl
+ * letters carry the real attempt count; error-rate and latency thresholds need evidence, not a
+ * handful of requests. Evaluations run against the model's real ModelControl
  * object and, for `no_data`, the real monitoring windows; deliveries go through the real Queue to
  * the test webhook sink.
  */
@@ -14,7 +15,8 @@ import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { MINUTE, shardName } from "../../src/monitoring/config";
 import { evaluateModel } from "../../src/monitoring/evaluate";
 import type { NotificationMessage } from "../../src/monitoring/notify";
-import { DEFAULT_SLA, type Check } from "../../src/monitoring/sla";
+import { DEFAULT_SLA, evaluateChecks, type Check } from "../../src/monitoring/sla";
+import { binomialUpperTail } from "../../src/stats/binomial";
 import { DDSketch } from "../../src/stats/sketch";
 import { ADMIN, call, registerStem } from "../support/api";
 import { eventually } from "./helpers";
@@ -195,5 +197,50 @@ describe("dead letters", () => {
     await getQueueResult(batch, ctx);
     const dead = await env.MODEL_CONTROL.getByName("dead").deadLetters();
     expect(dead.find((d) => d.id === "dead-dlq")?.attempts).toBe(9);
+  });
+});
+
+describe("threshold alerts on small windows", () => {
+  const window5m = (requests: number, errors: number, slow: number, slowMs = 200) => {
+    const a = emptyAggregate();
+    a.requests = requests;
+    if (errors) a.errors["500 internal_error"] = errors;
+    const sketch = new DDSketch();
+    for (let i = 0; i < requests - errors; i++) sketch.add(i < slow ? slowMs : 5);
+    a.latency = sketch.toJSON();
+    return a;
+  };
+  const checks = (a: ReturnType<typeof emptyAggregate>) =>
+    evaluateChecks({ ...DEFAULT_SLA, max_error_rate: 0.01, p95_latency_ms: 50 }, { windows: { "5m": a, "30m": a, "1h": a, "6h": a }, drift: null, performance: null });
+  const rule = (cs: Check[], name: string) => cs.find((c) => c.rule === name)!;
+
+  it("one error in two requests, or two slow requests in ten, is not a breach", () => {
+    const few = checks(window5m(2, 1, 0));
+    expect(rule(few, "error_rate")).toMatchObject({ value: 0.5, firing: false });
+    expect(rule(few, "error_rate").message).toMatch(/\(1\/2, 5m\) vs SLA 0\.01 \(p = 0\.0199\)/);
+    const slowOne = checks(window5m(10, 0, 2));
+    expect(rule(slowOne, "latency_p95").value).toBeGreaterThan(50);
+    expect(rule(slowOne, "latency_p95").firing).toBe(false);
+  });
+
+  it("fires once the window is evidence: 20 errors in 200 requests, 30 of 200 slower than the SLA", () => {
+    const many = checks(window5m(200, 20, 30));
+    expect(rule(many, "error_rate").firing).toBe(true);
+    expect(rule(many, "latency_p95").firing).toBe(true);
+  });
+
+  it("binomial tails match scipy.stats.binom.sf", () => {
+    // python3 -c "from scipy.stats import binom; print(binom.sf(k - 1, n, p))"
+    for (const [k, n, p, ref] of [
+      [9, 50, 0.05, 0.0007559846912214758],
+      [3, 100, 0.01, 0.07937320225218046],
+      [20, 200, 0.01, 2.892428691572964e-14],
+      [1, 2, 0.01, 0.0199],
+      [40, 1000, 0.05, 0.9401851209480968],
+      [50, 1000, 0.05, 0.5202589429126795],
+      [5000, 100000, 0.05, 0.5020259614598019],
+    ]) {
+      expect(binomialUpperTail(k, n, p) / ref).toBeCloseTo(1, 8);
+    }
   });
 });
