@@ -15,6 +15,7 @@ import { isolateMetrics } from "./observability/isolate-metrics";
 import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
+import { resolverCacheStats } from "./registry/resolver";
 import { registryRoutes } from "./registry/routes";
 import { readiness } from "./serving/health";
 import { v1Routes } from "./serving/v1";
@@ -63,6 +64,7 @@ export function createApp() {
       edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
       edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
       edge_ml_wasm_memory_bytes: { help: "onnxruntime WASM linear memory of this isolate (grows, never shrinks).", value: ortMemoryBytes() },
+      edge_ml_registry_cache_bytes: { help: "Estimated bytes of resolved versions (schemas, references) this isolate caches.", value: resolverCacheStats().bytes },
     });
     // Counters of this isolate (typed as counters so `promtool check metrics` accepts the names).
     const counters = renderCounters({
