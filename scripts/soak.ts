@@ -67,14 +67,17 @@ class Inspector {
   private nextId = 1;
   private waiting = new Map<number, (result: unknown) => void>();
   async connect(port: number) {
-    const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { webSocketDebuggerUrl: string; title?: string }[];
-    const target = targets.find((t) => !/proxy/i.test(t.title ?? "")) ?? targets[0];
-    this.ws = new WebSocket(target.webSocketDebuggerUrl);
+    const targets = (await (await fetch(`http://127.0.0.1:${port}/json`)).json()) as { webSocketDebuggerUrl: string }[];
+    const target = targets[0];
+    // wrangler's inspector proxy wants an Origin header (Node's WebSocket takes headers as an extension).
+    const Socket = WebSocket as unknown as new (url: string, init: { headers: Record<string, string> }) => WebSocket;
+    this.ws = new Socket(target.webSocketDebuggerUrl, { headers: { origin: `http://127.0.0.1:${port}` } });
     await new Promise((resolve, reject) => {
       this.ws.addEventListener("open", resolve);
       this.ws.addEventListener("error", reject);
     });
     this.ws.addEventListener("message", (m: { data: unknown }) => {
+      // The proxy also answers its own calls (ids from 100000000); ours are small.
       const msg = JSON.parse(String(m.data)) as { id?: number; result?: unknown };
       if (msg.id !== undefined) this.waiting.get(msg.id)?.(msg.result);
     });

@@ -16,6 +16,7 @@ import { wireDeploymentListeners } from "./deployments/listeners";
 import { deploymentRoutes } from "./deployments/routes";
 import { eventRoutes, featureAdminRoutes, featureMetrics, featureServeRoutes, wireFeatures } from "./features";
 import { collectFleet, collector, dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes, renderCounters, renderFleet, wireMonitoring } from "./monitoring";
+import { resolverCacheStats } from "./registry/resolver";
 import { registryRoutes } from "./registry/routes";
 import { batchRoutes, renderBatchMetrics } from "./batch";
 import { retrainingAdminRoutes, trainerRoutes, wireRetraining } from "./retraining";
@@ -71,6 +72,7 @@ export function createApp() {
       edge_ml_sessions_cached: { help: "ONNX sessions held by this isolate.", value: cache.entries },
       edge_ml_sessions_cached_bytes: { help: "Artifact bytes of the sessions held by this isolate.", value: cache.bytes },
       edge_ml_wasm_memory_bytes: { help: "onnxruntime WASM linear memory of this isolate (grows, never shrinks).", value: ortMemoryBytes() },
+      edge_ml_registry_cache_bytes: { help: "Estimated bytes of resolved versions (schemas, references) this isolate caches.", value: resolverCacheStats().bytes },
     });
     // Counters of this isolate (typed as counters so `promtool check metrics` accepts the names).
     const counters = renderCounters({

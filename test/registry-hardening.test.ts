@@ -138,3 +138,24 @@ describe("orphaned artifacts", () => {
     expect(listed.objects.map((o) => o.key)).toContain(referenced);
   });
 });
+
+describe("memory held per isolate", () => {
+  it("the resolver cache stays within its byte bound, however many wide versions are resolved", async () => {
+    const { MAX_CACHE_BYTES, resolveVersion, resolverCacheStats } = await import("../src/registry/resolver");
+    // Training references at their largest (5,000 samples a feature): ~1.5 MB of JSON each.
+    const wide = structuredClone(manifest);
+    for (const f of Object.values(wide.reference.features) as any[]) if (f.type === "numeric") f.sample = Array.from({ length: 5000 }, (_, i) => i / 7);
+    wide.reference.score.sample = Array.from({ length: 5000 }, (_, i) => i / 5000);
+    const versions = Array.from({ length: 12 }, (_, i) => `5.0.${i}`);
+    for (const v of versions) expect((await register("credit-risk", { ...wide, version: v }, bytes)).status).toBe(201);
+    for (const v of versions) {
+      await resolveVersion(env, "credit-risk", { version: v });
+      expect(resolverCacheStats().bytes).toBeLessThanOrEqual(MAX_CACHE_BYTES);
+    }
+    expect(resolverCacheStats().entries).toBeLessThan(versions.length);
+    // Two selectors of one version share one parsed copy.
+    await call("PUT", "/admin/models/credit-risk/aliases/wide", { version: "5.0.11" }, ADMIN);
+    const [byAlias, byVersion] = await Promise.all([resolveVersion(env, "credit-risk", { alias: "wide" }), resolveVersion(env, "credit-risk", { version: "5.0.11" })]);
+    expect(byAlias.version).toBe(byVersion.version);
+  });
+});

@@ -5,10 +5,16 @@
  * does not query D1 on every request. Changes made through this isolate's admin API invalidate
  * its cache at once; other isolates follow within the TTL. That TTL is the documented bound on how
  * long an alias move takes to reach every location.
+ *
+ * Memory: a resolved version carries its feature schema and training reference (histograms and up
+ * to 5,000 samples per feature: megabytes for a wide model), so the cache is bounded by both entry
+ * count and estimated bytes (MAX_CACHE_BYTES, a small share of the isolate's 128 MB), expired
+ * entries are dropped before anything live is evicted, and selectors that resolve to the same
+ * version (its number, `champion`, `challenger`) share one parsed copy instead of one each.
  */
 import { ApiError, notFound } from "../http/errors";
 import { intVar } from "../http/limits";
-import { findAlias, findVersion, registryDb, toModelVersion, type ModelVersion } from "./store";
+import { findAlias, findVersion, registryDb, toModelVersion, type ModelVersion, type VersionRow } from "./store";
 
 export const DEFAULT_ALIAS = "champion";
 
@@ -26,14 +32,40 @@ export interface Resolved {
 interface CacheEntry {
   expires: number;
   value: Promise<Resolved>;
+  /** Estimated bytes of the parsed version (set once resolved). */
+  bytes: number;
 }
 
 const cache = new Map<string, CacheEntry>();
 const MAX_ENTRIES = 1000;
+export const MAX_CACHE_BYTES = 16 * 1024 * 1024;
+let cachedBytes = 0;
+/** Parsed versions by row identity, so several selectors of one version share one copy. */
+const parsedVersions = new Map<string, WeakRef<ModelVersion>>();
+
+function drop(key: string, entry: CacheEntry) {
+  if (cache.get(key) !== entry) return;
+  cache.delete(key);
+  cachedBytes -= entry.bytes;
+}
+
+/** Drops expired entries, then the least recently inserted, until the bounds hold. */
+function prune(now: number) {
+  for (const [key, entry] of cache) if (entry.expires <= now) drop(key, entry);
+  for (const [key, entry] of cache) {
+    if (cache.size < MAX_ENTRIES && cachedBytes <= MAX_CACHE_BYTES) break;
+    drop(key, entry);
+  }
+  for (const [key, ref] of parsedVersions) if (!ref.deref()) parsedVersions.delete(key);
+}
+
+/** Entries and estimated bytes the isolate's resolver cache holds (exported at /metrics). */
+export function resolverCacheStats(): { entries: number; bytes: number } {
+  return { entries: cache.size, bytes: cachedBytes };
+}
 
 export function invalidateResolved(name?: string) {
-  if (!name) return cache.clear();
-  for (const key of cache.keys()) if (key.startsWith(`${name}\u0000`)) cache.delete(key);
+  for (const [key, entry] of cache) if (!name || key.startsWith(`${name}\u0000`)) drop(key, entry);
 }
 
 export function resolveVersion(env: Env, name: string, selector: Selector): Promise<Resolved> {
@@ -44,10 +76,38 @@ export function resolveVersion(env: Env, name: string, selector: Selector): Prom
   if (hit && hit.expires > now) return hit.value;
   const ttlMs = intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000;
   const value = lookup(env, name, selector);
-  if (cache.size >= MAX_ENTRIES) cache.delete(cache.keys().next().value!);
-  cache.set(key, { expires: now + ttlMs, value });
-  value.catch(() => cache.delete(key)); // errors (unknown model, D1 hiccup) are not cached
+  if (hit) drop(key, hit);
+  if (cache.size >= MAX_ENTRIES) prune(now);
+  const entry: CacheEntry = { expires: now + ttlMs, value, bytes: 0 };
+  cache.set(key, entry);
+  value.then(
+    (resolved) => {
+      if (cache.get(key) !== entry) return;
+      entry.bytes = sizeOf(resolved.version);
+      cachedBytes += entry.bytes;
+      if (cachedBytes > MAX_CACHE_BYTES) prune(Date.now());
+    },
+    () => drop(key, entry), // errors (unknown model, D1 hiccup) are not cached
+  );
   return value;
+}
+
+const sizes = new WeakMap<ModelVersion, number>();
+/** Estimated bytes of a parsed version: twice its JSON (numbers and strings cost about that parsed). */
+function sizeOf(v: ModelVersion): number {
+  let n = sizes.get(v);
+  if (n === undefined) sizes.set(v, (n = 2 * (JSON.stringify(v.featureSchema).length + JSON.stringify(v.reference ?? null).length)));
+  return n;
+}
+
+/** One parsed copy per version row (selectors resolving to the same row share it). */
+function shared(row: VersionRow): ModelVersion {
+  const id = `${row.id}:${row.status}`;
+  const existing = parsedVersions.get(id)?.deref();
+  if (existing) return existing;
+  const parsed = toModelVersion(row);
+  parsedVersions.set(id, new WeakRef(parsed));
+  return parsed;
 }
 
 async function lookup(env: Env, name: string, selector: Selector): Promise<Resolved> {
@@ -65,5 +125,5 @@ async function lookup(env: Env, name: string, selector: Selector): Promise<Resol
   const row = await findVersion(db, name, versionName);
   if (!row) throw notFound(`version ${versionName} of model '${name}'`);
   if (row.status === "archived") throw new ApiError("conflict", `version ${versionName} of model '${name}' is archived`);
-  return { version: toModelVersion(row), alias };
+  return { version: shared(row), alias };
 }
