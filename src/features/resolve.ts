@@ -13,7 +13,8 @@
  * takes its fallback: `default` (its declared value), `last_known` (the last value this isolate
  * served for that entity and feature) or `error` (no value; the caller is told which feature and
  * why). Each result says which tier served each feature (cache, kv, durable_object, computed,
- * override, default, last_known) and which fell back. A fallback never invents a zero.
+ * default, last_known; prediction by entity adds `override` for values the caller sent) and which
+ * fell back. A fallback never invents a zero.
  */
 import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
@@ -36,8 +37,6 @@ export interface EntityFeatures {
 export interface LookupOptions {
   asOf?: number;
   timeoutMs?: number;
-  /** Values supplied by the caller, served as tier `override` (per entity: same for all). */
-  overrides?: Record<string, Value>;
 }
 
 let offlineCache: LruCache<OfflineValues | null> | undefined;
@@ -105,11 +104,10 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
   const { offlineCache, realtimeCache, lastKnown } = caches(env);
   const now = Date.now();
   const pointInTime = opts.asOf !== undefined;
-  const overrides = opts.overrides ?? {};
 
   const defs = order.map((k) => [k, byKey.get(k)!] as const);
-  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline" && !Object.hasOwn(overrides, k));
-  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime" && !Object.hasOwn(overrides, k));
+  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline");
+  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime");
   const offlineTtl = Math.min(...offlineDefs.map(([, d]) => d.ttlMs));
 
   let timer: ReturnType<typeof setTimeout> | undefined;
@@ -194,10 +192,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
       let tier: Tier = "computed";
       let reason = "";
       let settledAt = performance.now();
-      if (Object.hasOwn(overrides, key)) {
-        value = overrides[key];
-        tier = "override";
-      } else if (def.kind === "offline") {
+      if (def.kind === "offline") {
         const got = offline.get(entity)!;
         tier = got.tier;
         settledAt = offlineSettled.get(entity) ?? settledAt;
@@ -236,7 +231,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
             tier = "last_known";
           }
         }
-      } else if (tier !== "override" && !pointInTime) {
+      } else if (!pointInTime) {
         lastKnown.set(lkKey, value);
       }
       const ms = settledAt - started;
