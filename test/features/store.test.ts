@@ -13,6 +13,7 @@ import { predictLogistic } from "../../scripts/lib/predict-reference";
 import { ADMIN, call, register } from "../support/api";
 import { repoBytes, repoJson } from "../support/files";
 import { eventually } from "../monitoring/helpers";
+import { logShardName } from "../../src/monitoring/config";
 
 const define = (body: unknown) => call("POST", "/admin/features/definitions", body, ADMIN);
 const get = (body: unknown) => call("POST", "/v1/features/get", body);
@@ -366,6 +367,27 @@ describe("prediction by entity id", () => {
     const overridden = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: { ...REST, Income: 500 } });
     expect(overridden.json.feature_sources.Income).toBe("override");
     expect(overridden.json.prediction.score).toBeCloseTo(predictLogistic(params, { ...row, Income: 500 }), 5);
+  });
+
+  it("logs with the prediction which tier served each feature and which fell back, so a later label can be traced", async () => {
+    const res = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: { ...REST, Income: 61 } }, { "x-request-id": "by-entity-1" });
+    expect(res.status).toBe(200);
+    const [entry] = await eventually(async () => {
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "by-entity-1", 4)).entries("by-entity-1");
+      expect(entries).toHaveLength(1);
+      return entries;
+    });
+    expect(entry.features).toEqual({ entity_id: "n40", sources: res.json.feature_sources, fell_back: ["Debt"] });
+    expect(entry.features!.sources).toMatchObject({ Income: "override", Debt: "default", Seniority: "override" });
+    expect(["kv", "cache"]).toContain(entry.features!.sources.Age);
+    // A request that sent its features logs no provenance.
+    await call("POST", "/v1/models/credit-store/predict", { features: { ...REST, Income: 60, Debt: 5, Age: 40 } }, { "x-request-id": "with-features-1" });
+    const [plain] = await eventually(async () => {
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "with-features-1", 4)).entries("with-features-1");
+      expect(entries).toHaveLength(1);
+      return entries;
+    });
+    expect(plain.features).toBeUndefined();
   });
 
   it("answers 4xx for unknown entities, missing request features, and models without store features", async () => {
