@@ -6,7 +6,8 @@
  * fallbacks, realtime events (windows, late and duplicate events), prediction by entity id,
  * registration checks, and per-feature metrics.
  */
-import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, runInDurableObject } from "cloudflare:test";
+import { shardOf } from "../../src/features/realtime";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { predictLogistic } from "../../scripts/lib/predict-reference";
@@ -302,6 +303,41 @@ describe("realtime events", () => {
     const res = await get({ group: "customers", entity_id: "quiet", features: ["txn_count_1h", "txn_mean_24h"] });
     expect(res.json.values).toEqual({ txn_count_1h: 0, txn_mean_24h: -1 });
     expect(res.json.fell_back).toEqual(["txn_mean_24h"]);
+  });
+
+  it("falls back per feature when the realtime source is slower than the request's timeout, and says so", async () => {
+    // The entity's shard is held by blockConcurrencyWhile until the test releases it: the object
+    // receives no call meanwhile, so the read is slow for as long as the test decides (no timing).
+    // Flags, not promises, cross between the test's and the object's request contexts (a promise
+    // resolved from another request's context does not wake its waiters in workerd).
+    const flags = { entered: false, released: false };
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+    const stub = env.FEATURE_AGGREGATES.getByName(shardOf(env, "customers", "c4"));
+    const held = runInDurableObject(stub, (_instance, state) => {
+      void state.blockConcurrencyWhile(async () => {
+        flags.entered = true;
+        while (!flags.released) await tick();
+      });
+    });
+    while (!flags.entered) await tick();
+    try {
+      const slow = await get({ group: "customers", entity_id: "c4", features: ["income", "txn_mean_24h"], timeout_ms: 50 });
+      expect(slow.status).toBe(200);
+      expect(slow.json.values.txn_mean_24h).toBe(-1);
+      expect(slow.json.sources.txn_mean_24h).toBe("default");
+      expect(slow.json.fell_back).toEqual(["txn_mean_24h"]);
+      expect(["kv", "cache"]).toContain(slow.json.sources.income);
+      // A feature whose fallback is 'error' has no value: 404 naming it and the timeout.
+      const failed = await get({ group: "customers", entity_id: "c4", features: ["txn_count_1h"], timeout_ms: 50 });
+      expect(failed.status).toBe(404);
+      expect(failed.json.error.details).toEqual([{ path: "features.txn_count_1h", message: "realtime source timed out after 50 ms" }]);
+    } finally {
+      flags.released = true;
+      await held;
+    }
+    const after = await get({ group: "customers", entity_id: "c4", features: ["txn_count_1h", "txn_mean_24h"], timeout_ms: 5000 });
+    expect(after.json.sources).toEqual({ txn_count_1h: "durable_object", txn_mean_24h: "default" });
+    expect(after.json.values.txn_count_1h).toBe(0);
   });
 
   it("refuses bad events whole, writing none of them", async () => {
