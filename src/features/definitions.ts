@@ -61,6 +61,8 @@ const common = {
   description: z.string().max(2000).default(""),
   ttl_seconds: z.number().int().min(0).max(86_400 * 7).default(60),
   fallback: fallbackSchema.default({ policy: "error" }),
+  /** Stale-while-revalidate: for this long past its TTL a cached value is still served while a refresh runs in the background (offline features). */
+  stale_seconds: z.number().int().min(0).max(86_400 * 7).default(0),
 };
 
 export const definitionBody = z.discriminatedUnion("kind", [
@@ -80,6 +82,8 @@ export interface Definition {
   kind: "offline" | "online" | "realtime";
   dtype: Dtype;
   ttlMs: number;
+  /** How long past ttlMs a cached value may be served while it is refreshed (0: never). */
+  staleMs: number;
   fallback: Fallback;
   expression?: string;
   deps: string[];
@@ -87,7 +91,7 @@ export interface Definition {
 }
 
 export function toDefinition(row: DefinitionRow): Definition {
-  const spec = row.spec as { expression?: string; aggregate?: AggregateSpec };
+  const spec = row.spec as { expression?: string; aggregate?: AggregateSpec; stale_seconds?: number };
   return {
     group: row.group,
     name: row.name,
@@ -95,6 +99,7 @@ export function toDefinition(row: DefinitionRow): Definition {
     kind: row.kind,
     dtype: row.dtype,
     ttlMs: row.ttlSeconds * 1000,
+    staleMs: (spec.stale_seconds ?? 0) * 1000,
     fallback: row.fallback,
     expression: spec.expression,
     deps: spec.expression ? [...references(compiled(spec.expression))] : [],
@@ -180,6 +185,7 @@ export async function defineFeature(env: Env, body: DefinitionBody, actor: strin
     spec.expression = body.expression;
   }
   if (body.kind === "realtime") spec.aggregate = body.aggregate;
+  if (body.stale_seconds > 0) spec.stale_seconds = body.stale_seconds;
 
   const existing = current.get(body.name);
   const latest = rows.find((r) => r.name === body.name);

@@ -37,7 +37,12 @@ export interface EntityFeatures {
 export interface LookupOptions {
   asOf?: number;
   timeoutMs?: number;
+  /** Runs a background refresh past the response (ctx.waitUntil); without it a stale value is not served. */
+  waitUntil?: (task: Promise<unknown>) => void;
 }
+
+/** Cache keys with a background refresh under way in this isolate (one refresh per key at a time). */
+const refreshing = new Set<string>();
 
 let offlineCache: LruCache<OfflineValues | null> | undefined;
 let realtimeCache: LruCache<number | null> | undefined;
@@ -109,6 +114,8 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
   const offlineDefs = defs.filter(([k, d]) => d.kind === "offline");
   const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime");
   const offlineTtl = Math.min(...offlineDefs.map(([, d]) => d.ttlMs));
+  // Stale-while-revalidate applies to the group's cached record only if every offline feature read allows it.
+  const offlineStale = opts.waitUntil ? Math.min(...offlineDefs.map(([, d]) => d.staleMs)) : 0;
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeoutMs = opts.timeoutMs ?? intVar(env.FEATURE_TIMEOUT_MS, 200);
@@ -133,6 +140,20 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
       if (hit && fresh(hit, offlineTtl, now)) {
         offline.set(entity, { value: hit.value, tier: "cache" });
         offlineSettled.set(entity, performance.now());
+        continue;
+      }
+      if (hit && offlineStale > 0 && fresh(hit, offlineTtl + offlineStale, now)) {
+        offline.set(entity, { value: hit.value, tier: "stale_cache" });
+        offlineSettled.set(entity, performance.now());
+        if (!refreshing.has(key)) {
+          refreshing.add(key);
+          opts.waitUntil!(
+            readOffline(env, group, entity)
+              .then((value) => offlineCache.set(key, value))
+              .catch((error) => console.error(JSON.stringify({ level: "warn", msg: "feature refresh failed", group, entity, error: String(error) })))
+              .finally(() => refreshing.delete(key)),
+          );
+        }
         continue;
       }
       pending.push(

@@ -156,7 +156,7 @@ export const featureServeRoutes = new Hono<ServeEnv>()
   .post("/get", async (c) => {
     const body = parse(getBody, await readJson(c));
     const started = performance.now();
-    const [result] = await getFeatures(c.env, body.group, [body.entity_id], body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
+    const [result] = await getFeatures(c.env, body.group, [body.entity_id], body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms, waitUntil: (t) => c.executionCtx.waitUntil(t) });
     if (result.errors.length) {
       throw new ApiError(
         "not_found",
@@ -175,7 +175,7 @@ export const featureServeRoutes = new Hono<ServeEnv>()
     const body = parse(batchBody, raw);
     const entities = [...new Set(body.entity_ids)];
     const started = performance.now();
-    const results = await getFeatures(c.env, body.group, entities, body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
+    const results = await getFeatures(c.env, body.group, entities, body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms, waitUntil: (t) => c.executionCtx.waitUntil(t) });
     c.header("server-timing", `features;dur=${(performance.now() - started).toFixed(3)}`);
     return c.json({ request_id: c.get("requestId"), group: body.group, results });
   });

@@ -228,6 +228,36 @@ describe("offline loads", () => {
   });
 });
 
+describe("stale-while-revalidate", () => {
+  it("serves a stale cached value of a feature that allows it, refreshes it in the background, and not for one that does not", async () => {
+    expect((await define({ group: "swr", name: "score", kind: "offline", dtype: "numeric", ttl_seconds: 0, stale_seconds: 3600 })).status).toBe(201);
+    expect((await define({ group: "swr", name: "plain", kind: "offline", dtype: "numeric", ttl_seconds: 0 })).status).toBe(201);
+    const defined = await call("GET", "/admin/features/definitions/swr/score", undefined, ADMIN);
+    expect(defined.json.versions[0].stale_seconds).toBe(3600);
+    const load = async (v: number) => {
+      const res = await upload("csv", `id,score,plain\ns1,${v},${v}`, { group: "swr", entity_column: "id" });
+      expect(res.status).toBe(202);
+      expect((await finished(res.json.id)).status).toBe("succeeded");
+    };
+    await load(1);
+    const first = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+    expect(first.json).toMatchObject({ values: { score: 1 }, sources: { score: "kv" } });
+    await load(2);
+    // TTL 0: the cached record is past its TTL at once, but within stale_seconds; served as it is.
+    const stale = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+    expect(stale.json).toMatchObject({ values: { score: 1 }, sources: { score: "stale_cache" }, fell_back: [] });
+    // The refresh ran after that response: the next read serves the new value (still from the cache).
+    await eventually(async () => {
+      const next = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+      expect(next.json).toMatchObject({ values: { score: 2 }, sources: { score: "stale_cache" } });
+    });
+    // A feature without stale_seconds in the same read makes the record be read fresh from KV.
+    await load(3);
+    const mixed = await get({ group: "swr", entity_id: "s1", features: ["score", "plain"] });
+    expect(mixed.json).toMatchObject({ values: { score: 3, plain: 3 }, sources: { score: "kv", plain: "kv" } });
+  });
+});
+
 describe("get_features", () => {
   it("computes online features from the values they read", async () => {
     const res = await get({ group: "customers", entity_id: "n500", features: ["dti", "high_debt", "income"] });
