@@ -42,6 +42,13 @@ export interface LoadMessage {
   offset: number;
 }
 
+/** Precompute: put these entities' current offline records into the Cache API tier (same queue as loads). */
+export interface WarmMessage {
+  kind: "feature_warm";
+  group: string;
+  entities: string[];
+}
+
 export type LoadRowRecord = typeof featureLoads.$inferSelect;
 export interface OfflineRecord {
   h: [number, Record<string, Scalar>][];
@@ -373,4 +380,39 @@ export async function readOffline(env: Env, group: string, entity: string, asOf?
     for (let i = record.h.length - 1; i >= 0; i--) if (record.h[i][0] <= asOf) return { t: record.h[i][0], values: record.h[i][1] };
   }
   return null;
+}
+
+/** The Cache API key of an entity's record in a load: a new load gets new keys, so nothing stale is served after a pointer switch. */
+function cacheApiRequest(group: string, load: string, entity: string) {
+  return new Request(`https://feature-cache.internal/${encodeURIComponent(group)}/${encodeURIComponent(load)}/${encodeURIComponent(entity)}`);
+}
+
+/**
+ * The current offline values of an entity and the tier that gave them: the Cache API (when
+ * FEATURE_CACHE_API_SECONDS > 0 and the entity was warmed) or KV.
+ */
+export async function readOfflineTiered(env: Env, group: string, entity: string): Promise<{ value: OfflineValues | null; tier: "cache_api" | "kv" }> {
+  if (intVar(env.FEATURE_CACHE_API_SECONDS, 300) > 0) {
+    const pointer = await pointerOf(env, group);
+    if (!pointer) return { value: null, tier: "kv" };
+    const hit = await caches.default.match(cacheApiRequest(group, pointer.load, entity));
+    if (hit) return { value: await hit.json<OfflineValues | null>(), tier: "cache_api" };
+  }
+  return { value: await readOffline(env, group, entity), tier: "kv" };
+}
+
+/** Warms entities of a group: each one's current record (or its absence) read from KV and put into the Cache API tier. */
+export async function warmEntities(env: Env, message: WarmMessage): Promise<number> {
+  const seconds = intVar(env.FEATURE_CACHE_API_SECONDS, 300);
+  if (seconds <= 0) return 0;
+  const pointer = await pointerOf(env, message.group);
+  if (!pointer) return 0;
+  await Promise.all(
+    message.entities.map(async (entity) => {
+      const value = await readOffline(env, message.group, entity);
+      const body = JSON.stringify(value);
+      await caches.default.put(cacheApiRequest(message.group, pointer.load, entity), new Response(body, { headers: { "content-type": "application/json", "cache-control": `max-age=${seconds}` } }));
+    }),
+  );
+  return message.entities.length;
 }

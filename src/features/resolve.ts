@@ -23,7 +23,7 @@ import { plan } from "./dag";
 import { groupDefinitions, type Definition } from "./definitions";
 import { compiled, evaluate, type Value } from "./expression";
 import { featureMetrics, type Tier } from "./metrics";
-import { readOffline, type OfflineValues } from "./offline";
+import { readOffline, readOfflineTiered, type OfflineValues } from "./offline";
 import { aggregatesStub, shardOf } from "./realtime";
 
 export interface EntityFeatures {
@@ -156,9 +156,11 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
         }
         continue;
       }
+      let tier: Tier = "kv";
+      const read = pointInTime ? readOffline(env, group, entity, opts.asOf) : readOfflineTiered(env, group, entity).then((r) => ((tier = r.tier), r.value));
       pending.push(
-        bounded(readOffline(env, group, entity, opts.asOf)).then((value) => {
-          offline.set(entity, { value, tier: "kv" });
+        bounded(read).then((value) => {
+          offline.set(entity, { value, tier });
           offlineSettled.set(entity, performance.now());
           if (!pointInTime && value !== TIMED_OUT && value !== FAILED) offlineCache.set(key, value);
         }),

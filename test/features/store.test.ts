@@ -258,6 +258,32 @@ describe("stale-while-revalidate", () => {
   });
 });
 
+describe("cache warming", () => {
+  it("precomputes entities through the queue into the Cache API tier; a warmed entity is a cache_api hit, others read KV", async () => {
+    expect((await define({ group: "warmg", name: "limit", kind: "offline", dtype: "numeric" })).status).toBe(201);
+    const res = await upload("csv", "id,limit\nw1,10\nw2,20\nw3,30", { group: "warmg", entity_column: "id" });
+    expect((await finished(res.json.id)).status).toBe("succeeded");
+
+    const queued = await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: ["w1", "w2", "w1"] }, ADMIN);
+    expect(queued.status).toBe(202);
+    expect(queued.json).toEqual({ group: "warmg", entities: 2, messages: 1 });
+    // The consumer run directly, so the test knows it finished before reading.
+    const batch = createMessageBatch("edge-ml-feature-loads", [{ id: "warm-1", timestamp: new Date(), attempts: 1, body: { kind: "feature_warm", group: "warmg", entities: ["w1", "w2"] } }]);
+    const ctx = createExecutionContext();
+    await worker.queue!(batch as MessageBatch<unknown>, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["warm-1"]);
+
+    const w1 = await get({ group: "warmg", entity_id: "w1", features: ["limit"] });
+    expect(w1.json).toMatchObject({ values: { limit: 10 }, sources: { limit: "cache_api" } });
+    const w3 = await get({ group: "warmg", entity_id: "w3", features: ["limit"] });
+    expect(w3.json).toMatchObject({ values: { limit: 30 }, sources: { limit: "kv" } });
+
+    expect((await call("POST", "/admin/features/warm", { group: "nogroup", entity_ids: ["w1"] }, ADMIN)).status).toBe(404);
+    expect((await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: [] }, ADMIN)).status).toBe(422);
+    expect((await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: ["w1"] })).status).toBe(401);
+  });
+});
+
 describe("get_features", () => {
   it("computes online features from the values they read", async () => {
     const res = await get({ group: "customers", entity_id: "n500", features: ["dti", "high_debt", "income"] });
