@@ -22,6 +22,7 @@ import { fresh, LruCache } from "./cache";
 import { plan } from "./dag";
 import { groupDefinitions, type Definition } from "./definitions";
 import { compiled, evaluate, type Value } from "./expression";
+import { featureFunction } from "./functions";
 import { featureMetrics, type Tier } from "./metrics";
 import { readOffline, readOfflineTiered, type OfflineValues } from "./offline";
 import { aggregatesStub, shardOf } from "./realtime";
@@ -233,7 +234,8 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
         else if (got.value === null) reason = `no events in the window of '${def.name}'`;
         else value = got.value;
       } else {
-        const result = evaluate(compiled(def.expression!), (name) => values.get(name) ?? null);
+        const fn = def.fn !== undefined ? featureFunction(def.fn) : undefined;
+        const result = def.fn !== undefined ? (fn ? fn.compute(Object.fromEntries(fn.reads.map((n) => [n, values.get(n) ?? null]))) : null) : evaluate(compiled(def.expression!), (name) => values.get(name) ?? null);
         if (result === null) reason = `'${def.name}' evaluated to null (a missing input or an undefined operation)`;
         else value = result;
         settledAt = performance.now();

@@ -284,6 +284,25 @@ describe("cache warming", () => {
   });
 });
 
+describe("computed features as TypeScript functions", () => {
+  it("serves a feature computed by a registered function over the features it reads; an unknown function name is a 422", async () => {
+    const made = await define({ group: "customers", name: "capped_ratio", kind: "online", dtype: "numeric", function: "capped_debt_ratio" });
+    expect(made.status).toBe(201);
+    expect(made.json).toMatchObject({ function: "capped_debt_ratio" });
+    const res = await get({ group: "customers", entity_id: "c2", features: ["capped_ratio", "debt", "income"] });
+    expect(res.status).toBe(200);
+    expect(res.json.values.capped_ratio).toBeCloseTo(Math.min(10, res.json.values.debt / res.json.values.income), 12);
+    expect(res.json.sources.capped_ratio).toBe("computed");
+
+    const unknown = await define({ group: "customers", name: "mystery", kind: "online", dtype: "numeric", function: "no_such_fn" });
+    expect(unknown.status).toBe(422);
+    expect(unknown.json.error.details).toEqual([{ path: "function", message: "unknown function 'no_such_fn'" }]);
+    const both = await define({ group: "customers", name: "mystery", kind: "online", dtype: "numeric", function: "capped_debt_ratio", expression: "debt" });
+    expect(both.status).toBe(422);
+    expect(await versionsOf("customers", "mystery")).toEqual([]);
+  });
+});
+
 describe("get_features", () => {
   it("computes online features from the values they read", async () => {
     const res = await get({ group: "customers", entity_id: "n500", features: ["dti", "high_debt", "income"] });
