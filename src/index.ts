@@ -4,7 +4,7 @@
  */
 import { createApp } from "./app";
 import { runDeploymentCron } from "./deployments/cron";
-import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, type LoadMessage } from "./features";
+import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, sweepFeatureLoads, type LoadMessage } from "./features";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 
 export { DeploymentStats } from "./deployments/live-stats";
@@ -19,6 +19,7 @@ cronTasks.push(async (controller, env) => {
   await runDeploymentCron(env, controller.scheduledTime);
 });
 cronTasks.push((controller, env) => monitoringCron(controller, env));
+cronTasks.push(async (controller, env) => void (await sweepFeatureLoads(env, controller.scheduledTime)));
 
 export default {
   fetch: app.fetch,

@@ -10,12 +10,13 @@ import type { FeatureSchema, Manifest } from "../registry/manifest";
 import { groupDefinitions, type Dtype } from "./definitions";
 import type { Value } from "./expression";
 import type { Tier } from "./metrics";
-import { processLoadMessage, warmEntities, type LoadMessage, type WarmMessage } from "./offline";
+import { processLoadMessage, sweepFeatureLoads, warmEntities, type LoadMessage, type WarmMessage } from "./offline";
 import { getFeatures } from "./resolve";
 
 export { FeatureAggregates } from "./realtime";
 export { eventRoutes, featureAdminRoutes, featureServeRoutes } from "./routes";
 export { featureMetrics } from "./metrics";
+export { sweepFeatureLoads } from "./offline";
 export type { LoadMessage, WarmMessage } from "./offline";
 
 export const FEATURE_LOADS_QUEUE = "edge-ml-feature-loads";

@@ -21,7 +21,7 @@
  * chunk is not processed twice at once. The same file, group and options give the same load
  * (idempotency key), unless that load failed.
  */
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, lt } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { sha256Hex } from "../http/encoding";
 import { ApiError } from "../http/errors";
@@ -415,4 +415,40 @@ export async function warmEntities(env: Env, message: WarmMessage): Promise<numb
     }),
   );
   return message.entities.length;
+}
+
+// ---- sweep (cron) ----
+
+/**
+ * Loads whose queue messages ran out of retries (or were lost) never finish on their own: a load
+ * still queued or running FEATURE_LOAD_MAX_HOURS (default 6) after it was created is marked failed
+ * with that reason; the pointer never moved to it, so the previous values keep serving. Then the KV
+ * records written by failed loads of the last 7 days (in-band failures included) are deleted, up
+ * to 1,000 keys per load and run (a later run finishes a larger one); a load the pointer names is
+ * never touched. Costs one KV list per recently failed load per cron run.
+ */
+export async function sweepFeatureLoads(env: Env, now = Date.now()): Promise<{ failed: string[]; deletedKeys: number }> {
+  const db = featuresDb(env.DB);
+  const maxHours = intVar(env.FEATURE_LOAD_MAX_HOURS, 6);
+  const cutoff = new Date(now - maxHours * 3_600_000).toISOString();
+  const stalled = await db
+    .update(featureLoads)
+    .set({ status: "failed", leaseUntil: 0, finishedAt: new Date(now).toISOString(), error: `no progress for ${maxHours} h: its queue messages ran out of retries or were lost; the previous values keep serving` })
+    .where(and(inArray(featureLoads.status, ["queued", "running"]), lt(featureLoads.createdAt, cutoff), lt(featureLoads.leaseUntil, now)))
+    .returning({ id: featureLoads.id });
+  const recent = await db
+    .select({ id: featureLoads.id, group: featureLoads.group })
+    .from(featureLoads)
+    .where(and(eq(featureLoads.status, "failed"), gte(featureLoads.finishedAt, new Date(now - 7 * 86_400_000).toISOString())))
+    .limit(100);
+  let deletedKeys = 0;
+  for (const load of recent) {
+    const pointer = await env.CONFIG.get<Pointer>(pointerKey(load.group), "json");
+    if (pointer && (pointer.load === load.id || pointer.previous.includes(load.id))) continue;
+    const listed = await env.CONFIG.list({ prefix: recordKey(load.group, load.id, "") });
+    await Promise.all(listed.keys.map((k) => env.CONFIG.delete(k.name)));
+    deletedKeys += listed.keys.length;
+  }
+  if (stalled.length || deletedKeys) console.log(JSON.stringify({ level: "info", msg: "feature load sweep", failed: stalled.map((s) => s.id), deleted_keys: deletedKeys }));
+  return { failed: stalled.map((s) => s.id), deletedKeys };
 }

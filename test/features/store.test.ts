@@ -8,6 +8,7 @@
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult, runInDurableObject } from "cloudflare:test";
 import { shardOf } from "../../src/features/realtime";
+import { sweepFeatureLoads } from "../../src/features/offline";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { predictLogistic } from "../../scripts/lib/predict-reference";
@@ -300,6 +301,41 @@ describe("computed features as TypeScript functions", () => {
     const both = await define({ group: "customers", name: "mystery", kind: "online", dtype: "numeric", function: "capped_debt_ratio", expression: "debt" });
     expect(both.status).toBe(422);
     expect(await versionsOf("customers", "mystery")).toEqual([]);
+  });
+});
+
+describe("loads that run out of retries", () => {
+  it("the sweep fails a stalled load with the reason, deletes the KV records it wrote, and the previous values keep serving", async () => {
+    expect((await define({ group: "sweepg", name: "v", kind: "offline", dtype: "numeric" })).status).toBe(201);
+    const ok = await upload("csv", "id,v\nk1,1", { group: "sweepg", entity_column: "id" });
+    expect((await finished(ok.json.id)).status).toBe("succeeded");
+    // A load whose messages ran out of retries: created 7 h ago, still running, one record written.
+    const now = Date.now();
+    const insert = (id: string, createdAt: number) =>
+      env.DB.prepare(
+        "INSERT INTO feature_loads (id, group_name, format, source_key, idempotency_key, entity_column, status, total_bytes, next_offset, max_rejected, rejected, created_at, created_by) VALUES (?, 'sweepg', 'csv', 'none', ?, 'id', 'running', 100, 10, 0, '[]', ?, 'test')",
+      )
+        .bind(id, `idem-${id}`, new Date(createdAt).toISOString())
+        .run();
+    await insert("stalled-load", now - 7 * 3_600_000);
+    await insert("young-load", now - 60_000);
+    await env.CONFIG.put("fo:sweepg:stalled-load:k1", JSON.stringify({ h: [[now, { v: 99 }]] }));
+    await env.CONFIG.put("fo:sweepg:stalled-load:k2", JSON.stringify({ h: [[now, { v: 98 }]] }));
+
+    const swept = await sweepFeatureLoads(env, now);
+    expect(swept.failed).toEqual(["stalled-load"]);
+    // Its two records, and any written by loads of other tests that failed after a first chunk.
+    expect(swept.deletedKeys).toBeGreaterThanOrEqual(2);
+    const stalled = await call("GET", "/admin/features/loads/stalled-load", undefined, ADMIN);
+    expect(stalled.json.status).toBe("failed");
+    expect(stalled.json.error).toMatch(/ran out of retries/);
+    expect((await call("GET", "/admin/features/loads/young-load", undefined, ADMIN)).json.status).toBe("running");
+    expect(await env.CONFIG.get("fo:sweepg:stalled-load:k1")).toBeNull();
+    expect(await env.CONFIG.get("fo:sweepg:stalled-load:k2")).toBeNull();
+    // The succeeded load's record is untouched and still serves.
+    const k1 = await get({ group: "sweepg", entity_id: "k1", features: ["v"] });
+    expect(k1.json).toMatchObject({ values: { v: 1 } });
+    expect((await sweepFeatureLoads(env, now)).deletedKeys).toBe(0);
   });
 });
 
