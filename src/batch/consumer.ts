@@ -44,7 +44,7 @@ const PLAN_PART = -1;
 const ASSEMBLE_PART = -2;
 
 export async function consumeBatch(batch: MessageBatch<BatchMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
-  if (batch.queue === BATCH_DLQ || batch.queue.endsWith("-dlq")) {
+  if (batch.queue === BATCH_DLQ) {
     for (const message of batch.messages) {
       await deadLetter(env, ctx, message.body);
       message.ack();
