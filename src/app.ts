@@ -113,7 +113,8 @@ export function createApp() {
   wireFeatures();
   app.route("/admin/retraining", retrainingAdminRoutes);
   // The trainer's downloads and callbacks: HMAC-signed per model (src/retraining/signing.ts), not admin tokens.
-  app.use("/retraining/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "trainer"));
+  // Keyed by client IP: a signature is checked by the routes themselves, after the limit.
+  app.use("/retraining/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "trainer", async () => undefined));
   app.route("/retraining", trainerRoutes);
   wireRetraining();
 

@@ -3,6 +3,7 @@
  * verbs in its own file and list them here.
  */
 import type { Config } from "../config.ts";
+import { aliases, deployments, models, monitoring, promote, versions } from "./operate.ts";
 import { register, type RegisterFlags } from "./register.ts";
 
 export interface VerbContext {
@@ -14,6 +15,12 @@ export type Verb = (ctx: VerbContext) => Promise<void>;
 
 export const VERBS: Record<string, Verb> = {
   register: ({ config, args, flags }) => register(config, args[0], flags as RegisterFlags),
+  models,
+  versions,
+  aliases,
+  promote,
+  deployments,
+  monitoring,
   config: async ({ config }) => {
     console.log(`url   ${config.url}   (${config.source.url})`);
     console.log(`token ${config.token ? "set" : "unset"}   (${config.source.token})`);
@@ -26,6 +33,15 @@ export function usage(): string {
   register MODEL.onnx --data TRAIN.csv --label COLUMN --name N --version V [--alias A]
            [--holdout HOLDOUT.csv] [--environment E] [--positive-class C] [--categories F=a,b,c]
            [--integer F,G] [--bounds F=MIN:MAX] [--impute F=V] [--ignore COL] [--out FILE] [--dry-run]
+  models                       models in the registry
+  versions MODEL               versions with status, aliases and metrics
+  aliases MODEL                aliases and the versions they point at
+  promote MODEL VERSION [--alias champion] [--reason R]
+  deployments [list] [--model M] [--state S]
+  deployments create --body JSON|@file.json
+  deployments status|history|validate|start|pause|resume|promote|rollback|abort ID [--reason R]
+  monitoring summary|drift|performance MODEL [--window 5m|1h|24h|7d]
+  monitoring alerts MODEL [--limit N]
   config                       where requests go and where the token came from
 
 Config: flags, then EML_URL / EML_ADMIN_TOKEN, then a profile in $EML_CONFIG or
