@@ -54,8 +54,11 @@ const lookupCommon = {
   as_of: z.union([z.number(), z.string()]).optional(),
   timeout_ms: z.number().int().min(1).max(10_000).optional(),
 };
-const getBody = z.object({ ...lookupCommon, entity_id: entityIdSchema }).strict();
-const batchBody = z.object({ ...lookupCommon, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
+export const getBody = z.object({ ...lookupCommon, entity_id: entityIdSchema }).strict();
+export const batchBody = z.object({ ...lookupCommon, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
+
+export const retireBody = z.object({ version: z.number().int().min(1).optional() }).strict();
+export const profileBody = z.object({ ...lookupCommon, entity_id: entityIdSchema, iterations: z.number().int().min(1).max(100_000).default(1000) }).strict();
 
 function asOf(raw: number | string | undefined): number | undefined {
   if (raw === undefined) return undefined;
@@ -64,7 +67,7 @@ function asOf(raw: number | string | undefined): number | undefined {
   return t;
 }
 
-const loadJson = z
+export const loadJson = z
   .object({
     group: groupSchema,
     format: z.enum(["csv", "ndjson"]),
@@ -74,7 +77,7 @@ const loadJson = z
     max_rejected: z.number().int().min(0).default(0),
   })
   .strict();
-const loadQuery = loadJson.omit({ r2_key: true, format: true, max_rejected: true }).extend({ max_rejected: z.coerce.number().int().min(0).default(0) });
+export const loadQuery = loadJson.omit({ r2_key: true, format: true, max_rejected: true }).extend({ max_rejected: z.coerce.number().int().min(0).default(0) });
 
 export const featureAdminRoutes = new Hono<AdminEnv>()
   .post("/definitions", async (c) => {
@@ -98,7 +101,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     const name = param(featureNameSchema, c.req.param("name"), "feature name");
     const length = c.req.header("content-length");
     const raw = length === "0" || (!length && !c.req.header("content-type")) ? {} : await readJson(c);
-    const body = parse(z.object({ version: z.number().int().min(1).optional() }).strict(), raw);
+    const body = parse(retireBody, raw);
     const rows = await retireFeature(c.env, group, name, body.version);
     return c.json({ group, name, versions: rows.map(describeDefinition) });
   })
@@ -133,7 +136,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     // Times get_features in a loop inside this isolate (no HTTP in between). workerd's clock ticks in
     // whole milliseconds, so per-call readings are 0 or >= 1: the share of calls reading 0 is a lower
     // bound on the share that took under 1 ms, and the mean over many calls is the figure to quote.
-    const body = parse(z.object({ ...lookupCommon, entity_id: entityIdSchema, iterations: z.number().int().min(1).max(100_000).default(1000) }).strict(), await readJson(c));
+    const body = parse(profileBody, await readJson(c));
     const readings: number[] = [];
     const started = performance.now();
     for (let i = 0; i < body.iterations; i++) {
