@@ -28,7 +28,7 @@ export interface FeatureFlags {
 }
 
 type Definition = { group: string; name: string; version: number; kind: string; dtype: string; status: string; ttl_seconds?: number | null; expression?: string; aggregate?: unknown; description?: string | null };
-type Load = { id: string; group: string; status: string; progress: { bytes_done: number; bytes_total: number; fraction: number }; rows_loaded: number; rows_rejected: number; rejected?: unknown; error?: string; created_at: string };
+type Load = { id: string; group: string; status: string; progress: { bytes_done: number; bytes_total: number; fraction: number }; rows_loaded: number; rows_rejected: number; rejected?: { row: number; message: string }[]; error?: string; created_at: string };
 
 const need = (v: string | undefined, what: string): string => {
   if (!v) throw new Error(what);
@@ -90,7 +90,10 @@ export async function features(config: Config, sub: string | undefined, args: st
     }
     process.stderr.write("\n");
     if (flags.json) log(JSON.stringify(load, null, 2));
-    else log(describeLoad(load));
+    else {
+      log(describeLoad(load));
+      if (load.rejected?.length) log(table(load.rejected, [["row", (r) => r.row], ["rejected because", (r) => r.message]]));
+    }
     if (load.status === "failed") throw new Error(`load ${load.id} failed${load.error ? `: ${load.error}` : ""}`);
     return;
   }

@@ -43,6 +43,7 @@ export function usage(): string {
            [--output-format csv|ndjson] [--chunk-size N] [--out LOCAL] [--detach]
                                                upload, follow (rows done, rows/s, ETA), download
   batch status ID | batch cancel ID | batch list [--limit N]
+  retraining config MODEL [FILE.json | --body JSON]   show (secret redacted) or set the trainer configuration
   retraining triggers list MODEL | define MODEL FILE.json | delete MODEL ID | fire MODEL --reason R
   retraining jobs list MODEL [--state S] [--limit N] | jobs status ID | jobs cancel ID [--reason R]
   retraining report ID                         the champion/challenger comparison

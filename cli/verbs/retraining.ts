@@ -1,5 +1,6 @@
 /**
  * `eml retraining …`: the retraining loop from the command line (src/retraining/routes.ts).
+ *   config MODEL [FILE.json | --body JSON]  show the configuration (secret redacted), or set it
  *   triggers list MODEL                     each trigger with its last evaluation
  *   triggers define MODEL FILE.json | --body JSON
  *   triggers delete MODEL ID
@@ -26,7 +27,7 @@ type Event = { revision: number; at: string; actor: string; action: string; from
 type Trigger = { id: string; type: string; enabled: boolean; last_fired_at: string | null; last_evaluation: unknown } & Record<string, unknown>;
 
 const enc = encodeURIComponent;
-const USAGE = "retraining triggers list|define|delete|fire MODEL …, retraining jobs list MODEL | status ID | cancel ID, retraining report ID";
+const USAGE = "retraining config MODEL [FILE.json], retraining triggers list|define|delete|fire MODEL …, retraining jobs list MODEL | status ID | cancel ID, retraining report ID";
 
 /** The HTTP request a `retraining` verb makes: method, path and JSON body. */
 export function retrainingRequest(args: string[], flags: RetrainingFlags): { method: string; path: string; body?: unknown; shows: string } {
@@ -60,6 +61,10 @@ export function retrainingRequest(args: string[], flags: RetrainingFlags): { met
       case "cancel":
         return { method: "POST", path: `/admin/retraining/jobs/${enc(need(b, "jobs cancel ID"))}/cancel`, body: flags.reason ? { reason: flags.reason } : {}, shows: "job" };
     }
+  } else if (group === "config") {
+    const model = enc(need(a, "config MODEL [FILE.json | --body JSON]"));
+    const body = b ?? flags.body;
+    return body === undefined ? { method: "GET", path: `/admin/retraining/${model}/config`, shows: "config" } : { method: "PUT", path: `/admin/retraining/${model}/config`, body: jsonArg(body, "retraining config MODEL FILE.json (or --body JSON)"), shows: "config" };
   } else if (group === "report") {
     return { method: "GET", path: `/admin/retraining/jobs/${enc(need(a, "report ID"))}/report`, shows: "report" };
   }
@@ -76,6 +81,8 @@ export async function retraining(config: Config, args: string[], flags: Retraini
   switch (req.shows) {
     case "triggers":
       return log(table<Trigger>(res.triggers, [["id", (t) => t.id], ["type", (t) => t.type], ["enabled", (t) => (t.enabled ? "yes" : "no")], ["settings", (t) => Object.fromEntries(Object.entries(t).filter(([k]) => !["id", "type", "enabled", "last_fired_at", "last_evaluation"].includes(k)))], ["last_fired", (t) => t.last_fired_at], ["last_evaluation", (t) => t.last_evaluation]]));
+    case "config":
+      return log(fields(Object.entries(res)));
     case "trigger":
       return log(`trigger ${res.id} (${res.type}) defined for ${res.model}`);
     case "deleted":
