@@ -19,12 +19,12 @@ export class ApiFailure extends Error {
 
   /** The API's error as it stated it: code, message and each issue's path. */
   describe(): string {
-    const b = this.body as { error?: { code?: string; message?: string; details?: { path: string; message: string }[]; issues?: { path: string; message: string }[] } } | string;
+    const b = this.body as { error?: { code?: string; message?: string; details?: { path: string; message: string }[] } } | string;
     if (typeof b === "string") return `HTTP ${this.status}: ${b.slice(0, 2000)}`;
     const e = b?.error;
     if (!e) return `HTTP ${this.status}: ${JSON.stringify(b)}`;
     const lines = [`HTTP ${this.status} ${e.code ?? ""}: ${e.message ?? ""}`];
-    for (const i of e.details ?? e.issues ?? []) lines.push(`  ${i.path}: ${i.message}`);
+    for (const i of e.details ?? []) lines.push(`  ${i.path}: ${i.message}`);
     return lines.join("\n");
   }
 }

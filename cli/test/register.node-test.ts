@@ -1,5 +1,4 @@
 /**
- * (Named *.node-test.ts so vitest, which runs *.test.ts inside workerd, leaves it to `node --test`.)
  * Done-means test of `eml register`: every demo model (models/) and fixture (test/fixtures/onnx/)
  * is registered (--dry-run) from its ONNX file and training CSV alone, and the manifest it infers
  * is compared with the one the repository holds.
@@ -30,6 +29,7 @@
  * 0.5 threshold) and moves whole tie groups between score deciles. For the fixtures the test
  * therefore holds metrics within 0.01 and score counts to the same total; the demo models, on
  * real data, match to 2e-6 with at most one row moved.
+ * (*.node-test.ts: run by `node --test` from `npm test`, not by vitest, which runs *.test.ts in workerd.)
  */
 import { test } from "node:test";
 import assert from "node:assert/strict";

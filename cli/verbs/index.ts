@@ -5,6 +5,7 @@
 import type { Config } from "../config.ts";
 import { batch, type BatchFlags } from "./batch.ts";
 import { features, type FeatureFlags } from "./features.ts";
+import { aliases, deployments, models, monitoring, promote, versions } from "./operate.ts";
 import { register, type RegisterFlags } from "./register.ts";
 import { retraining, type RetrainingFlags } from "./retraining.ts";
 
@@ -20,6 +21,12 @@ export const VERBS: Record<string, Verb> = {
   features: ({ config, args, flags }) => features(config, args[0], args.slice(1), flags as FeatureFlags),
   batch: ({ config, args, flags }) => batch(config, args[0], args.slice(1), flags as BatchFlags),
   retraining: ({ config, args, flags }) => retraining(config, args, flags as RetrainingFlags),
+  models,
+  versions,
+  aliases,
+  promote,
+  deployments,
+  monitoring,
   config: async ({ config }) => {
     console.log(`url   ${config.url}   (${config.source.url})`);
     console.log(`token ${config.token ? "set" : "unset"}   (${config.source.token})`);
@@ -47,6 +54,15 @@ export function usage(): string {
   retraining triggers list MODEL | define MODEL FILE.json | delete MODEL ID | fire MODEL --reason R
   retraining jobs list MODEL [--state S] [--limit N] | jobs status ID | jobs cancel ID [--reason R]
   retraining report ID                         the champion/challenger comparison
+  models                       models in the registry
+  versions MODEL               versions with status, aliases and metrics
+  aliases MODEL                aliases and the versions they point at
+  promote MODEL VERSION [--alias champion] [--reason R]
+  deployments [list] [--model M] [--state S]
+  deployments create --body JSON|@file.json
+  deployments status|history|validate|start|pause|resume|promote|rollback|abort ID [--reason R]
+  monitoring summary|drift|performance MODEL [--window 5m|1h|24h|7d]
+  monitoring alerts MODEL [--limit N]
   config                       where requests go and where the token came from
 
 --json prints the API's answer as JSON instead of a table. API errors are printed as the API

@@ -44,9 +44,13 @@ export function cronMatches(cron: string, at: Date): boolean {
   return fieldMatches(f[0], at.getUTCMinutes(), 0, 59) && fieldMatches(f[1], at.getUTCHours(), 0, 23) && fieldMatches(f[3], at.getUTCMonth() + 1, 1, 12) && days;
 }
 
-/** Fires the scheduled handler for `cron` at `scheduledTime` through wrangler dev. */
+/**
+ * Fires the scheduled handler for `cron` at `scheduledTime` (ms) through wrangler dev. Miniflare
+ * hands `time` to the handler as `controller.scheduledTime` unchanged, so it is milliseconds (a
+ * value in seconds reads as January 1970 and every canary step looks unfinished).
+ */
 export async function fireScheduled(url: string, cron: string, scheduledTime: number): Promise<Response> {
-  const q = new URLSearchParams({ cron, time: String(Math.floor(scheduledTime / 1000)) });
+  const q = new URLSearchParams({ cron, time: String(scheduledTime) });
   return fetch(`${url}/cdn-cgi/handler/scheduled?${q}`);
 }
 

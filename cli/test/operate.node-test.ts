@@ -1,0 +1,95 @@
+/**
+ * The CLI's day-to-day verbs against a real local server (wrangler dev on fresh state, demo models
+ * registered as `npm start` does): tables for models, versions, aliases, deployments and
+ * monitoring; an alias move; and an API error printed as the API states it with a non-zero exit.
+ * (*.node-test.ts: run by `node --test` from `npm test`, not by vitest.)
+ */
+import { after, before, test } from "node:test";
+import assert from "node:assert/strict";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { applyMigrations, registerDemoModels, ROOT, startDevServer, type DevServer } from "../../scripts/lib/dev-server.ts";
+
+const TOKEN = "cli-test-admin-token";
+let server: DevServer;
+let state: string;
+
+function eml(...args: string[]) {
+  const r = spawnSync(process.execPath, [path.join(ROOT, "cli/main.ts"), ...args], {
+    cwd: tmpdir(), // no .dev.vars here: the token must come from the environment
+    encoding: "utf8",
+    env: { ...process.env, EML_URL: server.url, EML_ADMIN_TOKEN: TOKEN, EML_CONFIG: path.join(state, "none.json") },
+  });
+  return { code: r.status, out: r.stdout, err: r.stderr };
+}
+
+before(async () => {
+  state = mkdtempSync(path.join(tmpdir(), "eml-cli-test-"));
+  applyMigrations(state);
+  server = await startDevServer({ port: Number(process.env.CLI_TEST_PORT ?? 8809), persistTo: state, quiet: true, vars: { ADMIN_TOKEN: TOKEN, REQUEST_LOGS: "false" } });
+  await registerDemoModels(server.url, TOKEN);
+});
+after(async () => {
+  await server?.stop();
+  rmSync(state, { recursive: true, force: true });
+});
+
+test("models, versions and aliases print tables", () => {
+  const models = eml("models");
+  assert.equal(models.code, 0, models.err);
+  assert.match(models.out, /^NAME\s+DESCRIPTION/m);
+  assert.match(models.out, /^credit-risk\s/m);
+  const versions = eml("versions", "credit-risk");
+  assert.equal(versions.code, 0, versions.err);
+  assert.match(versions.out, /^1\.0\.0\s+registered\s+binary_classification\s+production\s+champion\s+0\.8275/m);
+  assert.match(versions.out, /^1\.1\.0\s+.*challenger/m);
+  assert.match(eml("aliases", "credit-risk").out, /^champion\s+1\.0\.0$/m);
+});
+
+test("promote moves an alias; an API error is shown as stated, with a non-zero exit", () => {
+  const moved = eml("promote", "credit-risk", "1.1.0", "--alias", "staging", "--reason", "cli test");
+  assert.equal(moved.code, 0, moved.err);
+  assert.match(eml("aliases", "credit-risk").out, /^staging\s+1\.1\.0$/m);
+  const missing = eml("promote", "credit-risk", "9.9.9", "--alias", "staging");
+  assert.equal(missing.code, 1);
+  assert.match(missing.err, /^HTTP 404 not_found: .*9\.9\.9/m);
+  const bad = eml("deployments", "create", "--body", '{"model":"credit-risk","strategy":"canary"}');
+  assert.equal(bad.code, 1);
+  assert.match(bad.err, /^HTTP 422 invalid_input/m);
+  assert.match(bad.err, /^\s+version: /m);
+});
+
+test("deployments: create, status with the canary step, list, abort", () => {
+  const created = eml("deployments", "create", "--body", '{"model":"credit-risk","strategy":"canary","version":"1.1.0","steps":[5,50,100]}', "--json");
+  assert.equal(created.code, 0, created.err);
+  const id = JSON.parse(created.out).deployment.id as string;
+  const status = eml("deployments", "status", id);
+  assert.equal(status.code, 0, status.err);
+  assert.match(status.out, /validating/);
+  assert.match(status.out, /canary step 1\/3 \(steps 5 -> 50 -> 100\)/);
+  assert.match(eml("deployments", "list", "--model", "credit-risk").out, new RegExp(`^${id}\\s+credit-risk\\s+canary\\s+validating`, "m"));
+  const aborted = eml("deployments", "abort", id, "--reason", "cli test");
+  assert.equal(aborted.code, 0, aborted.err);
+  assert.match(aborted.out, /aborted|failed|rolled_back|completed/);
+  assert.match(eml("deployments", "history", id).out, /admin\s+abort/);
+});
+
+test("monitoring summary after a prediction; usage errors exit 2 or 1 with a message", async () => {
+  const init = {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ features: { Seniority: 9, Home: "rent", Time: 60, Age: 30, Marital: "married", Records: "no", Job: "freelance", Expenses: 73, Income: 129, Assets: 0, Debt: 0, Amount: 800, Price: 846 } }),
+  };
+  // The local proxy may have closed the connection registerDemoModels kept alive: ask again once.
+  const res = await fetch(`${server.url}/v1/models/credit-risk/predict`, init).catch(() => fetch(`${server.url}/v1/models/credit-risk/predict`, init));
+  assert.equal(res.status, 200);
+  const summary = eml("monitoring", "summary", "credit-risk", "--window", "5m");
+  assert.equal(summary.code, 0, summary.err);
+  assert.match(summary.out, /credit-risk summary \(window 5m\)/);
+  assert.equal(eml("nonsense").code, 2);
+  const usage = eml("versions");
+  assert.equal(usage.code, 1);
+  assert.match(usage.err, /usage: eml versions MODEL/);
+});
