@@ -13,7 +13,7 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Api } from "../api.ts";
 import type { Config } from "../config.ts";
-import { bytes, dataType, duration, fields, positiveInt, sleep, table, type Log } from "./output.ts";
+import { bytes, dataType, duration, fields, positiveInt, sleep, table, withProgressLine, type Log } from "./output.ts";
 
 export interface BatchFlags {
   model?: string;
@@ -94,8 +94,7 @@ export async function batch(config: Config, sub: string | undefined, args: strin
       const file = args[0];
       const q = submitQuery(file, flags);
       const { contentType } = dataType(file);
-      let job = await api.upload<Job>(`/v1/batch?${q}`, file, contentType, (sent, total) => process.stderr.write(`\ruploading ${bytes(sent)} / ${bytes(total)} (${((sent / total) * 100).toFixed(0)}%)`));
-      process.stderr.write("\n");
+      let job = await withProgressLine((progress) => api.upload<Job>(`/v1/batch?${q}`, file, contentType, progress));
       log(`job ${job.job_id} accepted: ${job.model}@${job.version}, output ${job.output.key}`);
       if (flags.detach) return flags.json ? log(JSON.stringify(job, null, 2)) : log(`follow it: eml batch status ${job.job_id}`);
       while (!FINAL.has(job.state)) {
