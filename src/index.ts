@@ -7,7 +7,7 @@ import { BATCH_DLQ, BATCH_QUEUE, consumeBatch, type BatchMessage } from "./batch
 import { runDeploymentCron } from "./deployments/cron";
 import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
 import { sweepArtifacts } from "./registry/sweep";
-import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, type LoadMessage } from "./features";
+import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, sweepFeatureLoads, type LoadMessage } from "./features";
 import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
 import { consumeDispatch, DISPATCH_DLQ, DISPATCH_QUEUE, runRetrainingCron, type DispatchMessage } from "./retraining";
 
@@ -31,6 +31,7 @@ cronTasks.push(async (controller, env) => {
 cronTasks.push(async (controller, env) => {
   if (controller.cron === "* * * * *") await runRetrainingCron(env, controller.scheduledTime);
 });
+cronTasks.push(async (controller, env) => void (await sweepFeatureLoads(env, controller.scheduledTime)));
 
 export default {
   fetch: app.fetch,

@@ -20,6 +20,7 @@ import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import { checkAcyclic } from "./dag";
 import { compiled, ExpressionError, references } from "./expression";
+import { featureFunction, featureFunctions } from "./functions";
 import { featureDefinitions } from "./tables";
 
 export const groupSchema = z.string().regex(/^[a-z][a-z0-9_]{0,62}$/, "group: lowercase letters, digits and '_', starting with a letter");
@@ -61,11 +62,13 @@ const common = {
   description: z.string().max(2000).default(""),
   ttl_seconds: z.number().int().min(0).max(86_400 * 7).default(60),
   fallback: fallbackSchema.default({ policy: "error" }),
+  /** Stale-while-revalidate: for this long past its TTL a cached value is still served while a refresh runs in the background (offline features). */
+  stale_seconds: z.number().int().min(0).max(86_400 * 7).default(0),
 };
 
 export const definitionBody = z.discriminatedUnion("kind", [
   z.object({ kind: z.literal("offline"), ...common }).strict(),
-  z.object({ kind: z.literal("online"), ...common, expression: z.string().min(1).max(2000) }).strict(),
+  z.object({ kind: z.literal("online"), ...common, expression: z.string().min(1).max(2000).optional(), function: z.string().min(1).max(100).optional() }).strict(),
   z.object({ kind: z.literal("realtime"), ...common, ttl_seconds: common.ttl_seconds.default(1), aggregate: aggregateSchema }).strict(),
 ]);
 export type DefinitionBody = z.infer<typeof definitionBody>;
@@ -80,14 +83,18 @@ export interface Definition {
   kind: "offline" | "online" | "realtime";
   dtype: Dtype;
   ttlMs: number;
+  /** How long past ttlMs a cached value may be served while it is refreshed (0: never). */
+  staleMs: number;
   fallback: Fallback;
   expression?: string;
+  /** Name of a TypeScript function in functions.ts computing this online feature. */
+  fn?: string;
   deps: string[];
   aggregate?: AggregateSpec;
 }
 
 export function toDefinition(row: DefinitionRow): Definition {
-  const spec = row.spec as { expression?: string; aggregate?: AggregateSpec };
+  const spec = row.spec as { expression?: string; function?: string; aggregate?: AggregateSpec; stale_seconds?: number };
   return {
     group: row.group,
     name: row.name,
@@ -95,9 +102,11 @@ export function toDefinition(row: DefinitionRow): Definition {
     kind: row.kind,
     dtype: row.dtype,
     ttlMs: row.ttlSeconds * 1000,
+    staleMs: (spec.stale_seconds ?? 0) * 1000,
     fallback: row.fallback,
     expression: spec.expression,
-    deps: spec.expression ? [...references(compiled(spec.expression))] : [],
+    fn: spec.function,
+    deps: depsOf(spec),
     aggregate: spec.aggregate,
   };
 }
@@ -153,6 +162,12 @@ function checkDtype(body: DefinitionBody) {
   }
 }
 
+/** The features an online definition reads: its expression's references, or its function's declared reads. */
+function depsOf(spec: { expression?: string; function?: string }): string[] {
+  if (spec.function !== undefined) return featureFunction(spec.function)?.reads ?? [];
+  return spec.expression ? [...references(compiled(spec.expression))] : [];
+}
+
 /** Defines a feature (new version, or the current one when identical). Validates expressions and rejects cycles first. */
 export async function defineFeature(env: Env, body: DefinitionBody, actor: string): Promise<{ row: DefinitionRow; created: boolean }> {
   checkDtype(body);
@@ -161,25 +176,36 @@ export async function defineFeature(env: Env, body: DefinitionBody, actor: strin
   const spec: Record<string, unknown> = {};
   if (body.kind === "online") {
     let deps: Set<string>;
+    if ((body.expression === undefined) === (body.function === undefined)) {
+      throw new ApiError("invalid_input", 'an online feature needs exactly one of "expression" or "function"', [{ path: "expression", message: 'give "expression" or "function"' }]);
+    }
+    const fn = body.function !== undefined ? featureFunction(body.function) : undefined;
+    if (body.function !== undefined && !fn) {
+      const known = Object.keys(featureFunctions);
+      throw new ApiError("invalid_input", `unknown function '${body.function}' (registered in src/features/functions.ts: ${known.join(", ") || "none"})`, [{ path: "function", message: `unknown function '${body.function}'` }]);
+    }
     try {
-      deps = references(compiled(body.expression));
+      deps = fn ? new Set(fn.reads) : references(compiled(body.expression!));
     } catch (error) {
       if (error instanceof ExpressionError) throw new ApiError("invalid_input", `malformed expression: ${error.message}`, [{ path: "expression", message: error.message }]);
       throw error;
     }
     for (const dep of deps) {
       if (!current.has(dep) && dep !== body.name) {
-        throw new ApiError("invalid_input", `expression reads unknown feature '${dep}' of group '${body.group}'`, [{ path: "expression", message: `unknown feature '${dep}'` }]);
+        const path = fn ? "function" : "expression";
+        throw new ApiError("invalid_input", `${path} reads unknown feature '${dep}' of group '${body.group}'`, [{ path, message: `unknown feature '${dep}'` }]);
       }
     }
     const graph = new Map<string, string[]>();
-    for (const [name, row] of current) graph.set(name, row.kind === "online" ? [...references(compiled((row.spec as { expression: string }).expression))] : []);
+    for (const [name, row] of current) graph.set(name, row.kind === "online" ? depsOf(row.spec as { expression?: string; function?: string }) : []);
     graph.set(body.name, [...deps]);
     const cycle = checkAcyclic(graph);
     if (cycle) throw new ApiError("invalid_input", `expression makes a dependency cycle: ${cycle.join(" -> ")}`, [{ path: "expression", message: `cycle ${cycle.join(" -> ")}` }]);
-    spec.expression = body.expression;
+    if (fn) spec.function = body.function;
+    else spec.expression = body.expression;
   }
   if (body.kind === "realtime") spec.aggregate = body.aggregate;
+  if (body.stale_seconds > 0) spec.stale_seconds = body.stale_seconds;
 
   const existing = current.get(body.name);
   const latest = rows.find((r) => r.name === body.name);
@@ -232,7 +258,7 @@ export async function retireFeature(env: Env, group: string, name: string, versi
   const current = currentOf(rows);
   const remainsActive = rows.some((r) => r.name === name && r.status === "active" && !active.includes(r));
   if (!remainsActive) {
-    const readers = [...current.values()].filter((r) => r.name !== name && r.kind === "online" && references(compiled((r.spec as { expression: string }).expression)).has(name));
+    const readers = [...current.values()].filter((r) => r.name !== name && r.kind === "online" && depsOf(r.spec as { expression?: string; function?: string }).includes(name));
     if (readers.length) throw new ApiError("conflict", `'${group}.${name}' is read by active online feature(s) ${readers.map((r) => r.name).join(", ")}; retire those first`);
   }
   const at = new Date().toISOString();

@@ -10,25 +10,31 @@ import type { FeatureSchema, Manifest } from "../registry/manifest";
 import { groupDefinitions, type Dtype } from "./definitions";
 import type { Value } from "./expression";
 import type { Tier } from "./metrics";
-import { processLoadMessage, type LoadMessage } from "./offline";
+import { processLoadMessage, sweepFeatureLoads, warmEntities, type LoadMessage, type WarmMessage } from "./offline";
 import { getFeatures } from "./resolve";
 
 export { FeatureAggregates } from "./realtime";
 export { eventRoutes, featureAdminRoutes, featureServeRoutes } from "./routes";
 export { featureMetrics } from "./metrics";
-export type { LoadMessage } from "./offline";
+export { sweepFeatureLoads } from "./offline";
+export type { LoadMessage, WarmMessage } from "./offline";
 
 export const FEATURE_LOADS_QUEUE = "edge-ml-feature-loads";
 
 /** Queue consumer of offline loads (dispatched by queue name in src/index.ts). */
-export async function consumeFeatureLoads(batch: MessageBatch<LoadMessage>, env: Env): Promise<void> {
+export async function consumeFeatureLoads(batch: MessageBatch<LoadMessage | WarmMessage>, env: Env): Promise<void> {
   for (const msg of batch.messages) {
     try {
-      const outcome = await processLoadMessage(env, msg.body, msg.attempts);
+      if (msg.body.kind === "feature_warm") {
+        await warmEntities(env, msg.body);
+        msg.ack();
+        continue;
+      }
+      const outcome = await processLoadMessage(env, msg.body as LoadMessage, msg.attempts);
       if (outcome === "ack") msg.ack();
       else msg.retry({ delaySeconds: 1 });
     } catch (error) {
-      console.error(JSON.stringify({ level: "warn", msg: "feature load chunk failed", load: msg.body.load, offset: msg.body.offset, attempts: msg.attempts, error: String(error) }));
+      console.error(JSON.stringify({ level: "warn", msg: "feature load chunk failed", body: msg.body, attempts: msg.attempts, error: String(error) }));
       msg.retry({ delaySeconds: Math.min(60, 2 ** msg.attempts) });
     }
   }

@@ -10,7 +10,7 @@
  */
 const RING = 1024;
 
-export type Tier = "cache" | "kv" | "durable_object" | "computed" | "override" | "default" | "last_known";
+export type Tier = "cache" | "stale_cache" | "cache_api" | "kv" | "durable_object" | "computed" | "override" | "default" | "last_known";
 
 class FeatureMetric {
   lookups = 0;
@@ -42,8 +42,9 @@ class FeatureMetric {
 
   /** Share of lookups of a stored feature answered by the isolate cache (computed ones have none). */
   hitRate(): number | null {
-    const stored = (this.byTier.cache ?? 0) + (this.byTier.kv ?? 0) + (this.byTier.durable_object ?? 0);
-    return stored ? (this.byTier.cache ?? 0) / stored : null;
+    const hits = (this.byTier.cache ?? 0) + (this.byTier.stale_cache ?? 0);
+    const stored = hits + (this.byTier.cache_api ?? 0) + (this.byTier.kv ?? 0) + (this.byTier.durable_object ?? 0);
+    return stored ? hits / stored : null;
   }
 }
 

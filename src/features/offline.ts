@@ -21,7 +21,7 @@
  * chunk is not processed twice at once. The same file, group and options give the same load
  * (idempotency key), unless that load failed.
  */
-import { and, desc, eq, lt } from "drizzle-orm";
+import { and, desc, eq, gte, inArray, lt } from "drizzle-orm";
 import { v7 as uuidv7 } from "uuid";
 import { sha256Hex } from "../http/encoding";
 import { ApiError } from "../http/errors";
@@ -40,6 +40,13 @@ export interface LoadMessage {
   kind: "feature_load";
   load: string;
   offset: number;
+}
+
+/** Precompute: put these entities' current offline records into the Cache API tier (same queue as loads). */
+export interface WarmMessage {
+  kind: "feature_warm";
+  group: string;
+  entities: string[];
 }
 
 export type LoadRowRecord = typeof featureLoads.$inferSelect;
@@ -373,4 +380,75 @@ export async function readOffline(env: Env, group: string, entity: string, asOf?
     for (let i = record.h.length - 1; i >= 0; i--) if (record.h[i][0] <= asOf) return { t: record.h[i][0], values: record.h[i][1] };
   }
   return null;
+}
+
+/** The Cache API key of an entity's record in a load: a new load gets new keys, so nothing stale is served after a pointer switch. */
+function cacheApiRequest(group: string, load: string, entity: string) {
+  return new Request(`https://feature-cache.internal/${encodeURIComponent(group)}/${encodeURIComponent(load)}/${encodeURIComponent(entity)}`);
+}
+
+/**
+ * The current offline values of an entity and the tier that gave them: the Cache API (when
+ * FEATURE_CACHE_API_SECONDS > 0 and the entity was warmed) or KV.
+ */
+export async function readOfflineTiered(env: Env, group: string, entity: string): Promise<{ value: OfflineValues | null; tier: "cache_api" | "kv" }> {
+  if (intVar(env.FEATURE_CACHE_API_SECONDS, 300) > 0) {
+    const pointer = await pointerOf(env, group);
+    if (!pointer) return { value: null, tier: "kv" };
+    const hit = await caches.default.match(cacheApiRequest(group, pointer.load, entity));
+    if (hit) return { value: await hit.json<OfflineValues | null>(), tier: "cache_api" };
+  }
+  return { value: await readOffline(env, group, entity), tier: "kv" };
+}
+
+/** Warms entities of a group: each one's current record (or its absence) read from KV and put into the Cache API tier. */
+export async function warmEntities(env: Env, message: WarmMessage): Promise<number> {
+  const seconds = intVar(env.FEATURE_CACHE_API_SECONDS, 300);
+  if (seconds <= 0) return 0;
+  const pointer = await pointerOf(env, message.group);
+  if (!pointer) return 0;
+  await Promise.all(
+    message.entities.map(async (entity) => {
+      const value = await readOffline(env, message.group, entity);
+      const body = JSON.stringify(value);
+      await caches.default.put(cacheApiRequest(message.group, pointer.load, entity), new Response(body, { headers: { "content-type": "application/json", "cache-control": `max-age=${seconds}` } }));
+    }),
+  );
+  return message.entities.length;
+}
+
+// ---- sweep (cron) ----
+
+/**
+ * Loads whose queue messages ran out of retries (or were lost) never finish on their own: a load
+ * still queued or running FEATURE_LOAD_MAX_HOURS (default 6) after it was created is marked failed
+ * with that reason; the pointer never moved to it, so the previous values keep serving. Then the KV
+ * records written by failed loads of the last 7 days (in-band failures included) are deleted, up
+ * to 1,000 keys per load and run (a later run finishes a larger one); a load the pointer names is
+ * never touched. Costs one KV list per recently failed load per cron run.
+ */
+export async function sweepFeatureLoads(env: Env, now = Date.now()): Promise<{ failed: string[]; deletedKeys: number }> {
+  const db = featuresDb(env.DB);
+  const maxHours = intVar(env.FEATURE_LOAD_MAX_HOURS, 6);
+  const cutoff = new Date(now - maxHours * 3_600_000).toISOString();
+  const stalled = await db
+    .update(featureLoads)
+    .set({ status: "failed", leaseUntil: 0, finishedAt: new Date(now).toISOString(), error: `no progress for ${maxHours} h: its queue messages ran out of retries or were lost; the previous values keep serving` })
+    .where(and(inArray(featureLoads.status, ["queued", "running"]), lt(featureLoads.createdAt, cutoff), lt(featureLoads.leaseUntil, now)))
+    .returning({ id: featureLoads.id });
+  const recent = await db
+    .select({ id: featureLoads.id, group: featureLoads.group })
+    .from(featureLoads)
+    .where(and(eq(featureLoads.status, "failed"), gte(featureLoads.finishedAt, new Date(now - 7 * 86_400_000).toISOString())))
+    .limit(100);
+  let deletedKeys = 0;
+  for (const load of recent) {
+    const pointer = await env.CONFIG.get<Pointer>(pointerKey(load.group), "json");
+    if (pointer && (pointer.load === load.id || pointer.previous.includes(load.id))) continue;
+    const listed = await env.CONFIG.list({ prefix: recordKey(load.group, load.id, "") });
+    await Promise.all(listed.keys.map((k) => env.CONFIG.delete(k.name)));
+    deletedKeys += listed.keys.length;
+  }
+  if (stalled.length || deletedKeys) console.log(JSON.stringify({ level: "info", msg: "feature load sweep", failed: stalled.map((s) => s.id), deleted_keys: deletedKeys }));
+  return { failed: stalled.map((s) => s.id), deletedKeys };
 }

@@ -13,7 +13,8 @@
  * takes its fallback: `default` (its declared value), `last_known` (the last value this isolate
  * served for that entity and feature) or `error` (no value; the caller is told which feature and
  * why). Each result says which tier served each feature (cache, kv, durable_object, computed,
- * override, default, last_known) and which fell back. A fallback never invents a zero.
+ * default, last_known; prediction by entity adds `override` for values the caller sent) and which
+ * fell back. A fallback never invents a zero.
  */
 import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
@@ -21,8 +22,9 @@ import { fresh, LruCache } from "./cache";
 import { plan } from "./dag";
 import { groupDefinitions, type Definition } from "./definitions";
 import { compiled, evaluate, type Value } from "./expression";
+import { featureFunction } from "./functions";
 import { featureMetrics, type Tier } from "./metrics";
-import { readOffline, type OfflineValues } from "./offline";
+import { readOffline, readOfflineTiered, type OfflineValues } from "./offline";
 import { aggregatesStub, shardOf } from "./realtime";
 
 export interface EntityFeatures {
@@ -36,9 +38,12 @@ export interface EntityFeatures {
 export interface LookupOptions {
   asOf?: number;
   timeoutMs?: number;
-  /** Values supplied by the caller, served as tier `override` (per entity: same for all). */
-  overrides?: Record<string, Value>;
+  /** Runs a background refresh past the response (ctx.waitUntil); without it a stale value is not served. */
+  waitUntil?: (task: Promise<unknown>) => void;
 }
+
+/** Cache keys with a background refresh under way in this isolate (one refresh per key at a time). */
+const refreshing = new Set<string>();
 
 let offlineCache: LruCache<OfflineValues | null> | undefined;
 let realtimeCache: LruCache<number | null> | undefined;
@@ -105,12 +110,13 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
   const { offlineCache, realtimeCache, lastKnown } = caches(env);
   const now = Date.now();
   const pointInTime = opts.asOf !== undefined;
-  const overrides = opts.overrides ?? {};
 
   const defs = order.map((k) => [k, byKey.get(k)!] as const);
-  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline" && !Object.hasOwn(overrides, k));
-  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime" && !Object.hasOwn(overrides, k));
+  const offlineDefs = defs.filter(([k, d]) => d.kind === "offline");
+  const realtimeDefs = defs.filter(([k, d]) => d.kind === "realtime");
   const offlineTtl = Math.min(...offlineDefs.map(([, d]) => d.ttlMs));
+  // Stale-while-revalidate applies to the group's cached record only if every offline feature read allows it.
+  const offlineStale = opts.waitUntil ? Math.min(...offlineDefs.map(([, d]) => d.staleMs)) : 0;
 
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeoutMs = opts.timeoutMs ?? intVar(env.FEATURE_TIMEOUT_MS, 200);
@@ -137,9 +143,25 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
         offlineSettled.set(entity, performance.now());
         continue;
       }
+      if (hit && offlineStale > 0 && fresh(hit, offlineTtl + offlineStale, now)) {
+        offline.set(entity, { value: hit.value, tier: "stale_cache" });
+        offlineSettled.set(entity, performance.now());
+        if (!refreshing.has(key)) {
+          refreshing.add(key);
+          opts.waitUntil!(
+            readOffline(env, group, entity)
+              .then((value) => offlineCache.set(key, value))
+              .catch((error) => console.error(JSON.stringify({ level: "warn", msg: "feature refresh failed", group, entity, error: String(error) })))
+              .finally(() => refreshing.delete(key)),
+          );
+        }
+        continue;
+      }
+      let tier: Tier = "kv";
+      const read = pointInTime ? readOffline(env, group, entity, opts.asOf) : readOfflineTiered(env, group, entity).then((r) => ((tier = r.tier), r.value));
       pending.push(
-        bounded(readOffline(env, group, entity, opts.asOf)).then((value) => {
-          offline.set(entity, { value, tier: "kv" });
+        bounded(read).then((value) => {
+          offline.set(entity, { value, tier });
           offlineSettled.set(entity, performance.now());
           if (!pointInTime && value !== TIMED_OUT && value !== FAILED) offlineCache.set(key, value);
         }),
@@ -194,10 +216,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
       let tier: Tier = "computed";
       let reason = "";
       let settledAt = performance.now();
-      if (Object.hasOwn(overrides, key)) {
-        value = overrides[key];
-        tier = "override";
-      } else if (def.kind === "offline") {
+      if (def.kind === "offline") {
         const got = offline.get(entity)!;
         tier = got.tier;
         settledAt = offlineSettled.get(entity) ?? settledAt;
@@ -215,7 +234,8 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
         else if (got.value === null) reason = `no events in the window of '${def.name}'`;
         else value = got.value;
       } else {
-        const result = evaluate(compiled(def.expression!), (name) => values.get(name) ?? null);
+        const fn = def.fn !== undefined ? featureFunction(def.fn) : undefined;
+        const result = def.fn !== undefined ? (fn ? fn.compute(Object.fromEntries(fn.reads.map((n) => [n, values.get(n) ?? null]))) : null) : evaluate(compiled(def.expression!), (name) => values.get(name) ?? null);
         if (result === null) reason = `'${def.name}' evaluated to null (a missing input or an undefined operation)`;
         else value = result;
         settledAt = performance.now();
@@ -236,7 +256,7 @@ export async function getFeatures(env: Env, group: string, entities: string[], n
             tier = "last_known";
           }
         }
-      } else if (tier !== "override" && !pointInTime) {
+      } else if (!pointInTime) {
         lastKnown.set(lkKey, value);
       }
       const ms = settledAt - started;

@@ -10,6 +10,8 @@
  *                                              the file itself (text/csv | application/x-ndjson)
  *                                              with ?group=&entity_column=&time_column=&max_rejected=
  *   GET  /loads?group=g, GET /loads/:id        progress, rejected rows, outcome
+ *   POST /warm                                 {group, entity_ids}: precompute these entities into
+ *                                              the Cache API tier, through the loads queue
  *   GET  /metrics                              per-feature latency p50/p95, hit rate, fallbacks
  *   POST /profile                              time get_features in a loop inside this isolate
  *
@@ -27,7 +29,7 @@ import { zodIssues } from "../registry/manifest";
 import { definitionBody, defineFeature, describeDefinition, entityIdSchema, featureNameSchema, groupRows, groupSchema, retireFeature } from "./definitions";
 import { eventsBody, ingestEvents, MAX_EVENTS } from "./ingest";
 import { featureMetrics } from "./metrics";
-import { createLoad, describeLoad, getLoad, listLoads } from "./offline";
+import { createLoad, describeLoad, getLoad, listLoads, type WarmMessage } from "./offline";
 import { cacheStats, getFeatures } from "./resolve";
 import { parseTime } from "./rows";
 
@@ -57,6 +59,7 @@ const lookupCommon = {
 export const getBody = z.object({ ...lookupCommon, entity_id: entityIdSchema }).strict();
 export const batchBody = z.object({ ...lookupCommon, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
 
+export const warmBody = z.object({ group: groupSchema, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
 export const retireBody = z.object({ version: z.number().int().min(1).optional() }).strict();
 export const profileBody = z.object({ ...lookupCommon, entity_id: entityIdSchema, iterations: z.number().int().min(1).max(100_000).default(1000) }).strict();
 
@@ -130,6 +133,19 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     const group = param(groupSchema, c.req.query("group"), "group");
     return c.json({ group, loads: (await listLoads(c.env, group)).map(describeLoad) });
   })
+  .post("/warm", async (c) => {
+    const raw = await readJson(c);
+    const max = intVar(c.env.MAX_BATCH_ROWS, 1000);
+    const n = (raw as { entity_ids?: unknown })?.entity_ids;
+    if (Array.isArray(n) && n.length > max) throw new ApiError("too_many_rows", `entity_ids has ${n.length} entries; the limit is ${max}`);
+    const body = parse(warmBody, raw);
+    if (!(await groupRows(c.env, body.group)).some((r) => r.kind === "offline" && r.status === "active")) throw new ApiError("not_found", `group '${body.group}' has no active offline features`);
+    const entities = [...new Set(body.entity_ids)];
+    const messages: { body: WarmMessage }[] = [];
+    for (let i = 0; i < entities.length; i += 100) messages.push({ body: { kind: "feature_warm", group: body.group, entities: entities.slice(i, i + 100) } });
+    await c.env.FEATURE_LOADS.sendBatch(messages);
+    return c.json({ group: body.group, entities: entities.length, messages: messages.length }, 202);
+  })
   .get("/loads/:id", async (c) => c.json(describeLoad(await getLoad(c.env, c.req.param("id")))))
   .get("/metrics", (c) => c.json({ scope: "isolate", cache: cacheStats(), features: featureMetrics.snapshot() }))
   .post("/profile", async (c) => {
@@ -159,7 +175,7 @@ export const featureServeRoutes = new Hono<ServeEnv>()
   .post("/get", async (c) => {
     const body = parse(getBody, await readJson(c));
     const started = performance.now();
-    const [result] = await getFeatures(c.env, body.group, [body.entity_id], body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
+    const [result] = await getFeatures(c.env, body.group, [body.entity_id], body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms, waitUntil: (t) => c.executionCtx.waitUntil(t) });
     if (result.errors.length) {
       throw new ApiError(
         "not_found",
@@ -178,7 +194,7 @@ export const featureServeRoutes = new Hono<ServeEnv>()
     const body = parse(batchBody, raw);
     const entities = [...new Set(body.entity_ids)];
     const started = performance.now();
-    const results = await getFeatures(c.env, body.group, entities, body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms });
+    const results = await getFeatures(c.env, body.group, entities, body.features, { asOf: asOf(body.as_of), timeoutMs: body.timeout_ms, waitUntil: (t) => c.executionCtx.waitUntil(t) });
     c.header("server-timing", `features;dur=${(performance.now() - started).toFixed(3)}`);
     return c.json({ request_id: c.get("requestId"), group: body.group, results });
   });

@@ -324,7 +324,7 @@ export class Collector {
     if (!logs) this.pending.logs.set(v.modelName, (logs = []));
     const shard = logShardOf(event.requestId, cfg.logShards);
     const packer = (logs[shard] ??= this.packers.get(logShardNameAt(v.modelName, shard)) ?? new RequestPacker());
-    packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at }, event.columns);
+    packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at, features: event.features && JSON.stringify(event.features) }, event.columns);
   }
 
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {

@@ -56,6 +56,8 @@ export interface LogEntry {
   score: number;
   label: string | null;
   at: number;
+  /** Prediction by entity id: the entity, the tier that served each feature, and which fell back. */
+  features?: { entity_id: string; sources: Record<string, string>; fell_back: string[] };
 }
 
 /** The request a logged prediction answered. */
@@ -65,6 +67,8 @@ export interface LoggedRequest {
   deployment?: string;
   variant?: string;
   at: number;
+  /** Prediction by entity id: its feature provenance as compact JSON (entity_id, sources, fell_back); absent otherwise. */
+  features?: string;
 }
 
 /** What `RequestPacker.pack` produces and `PredictionLog.append` stores (see RequestPacker). */
@@ -79,8 +83,8 @@ export interface PackedRequests {
   labelBytes: 1 | 4;
 }
 
-/** [request id, version, deployment, variant, at, first row in the buffers, rows, classes] (a tuple: shorter to write and parse than an object). */
-type PackedMeta = [string, string, string | undefined, string | undefined, number, number, number, string[]];
+/** [request id, version, deployment, variant, at, first row in the buffers, rows, classes, feature provenance JSON or null] (a tuple: shorter to write and parse than an object). */
+type PackedMeta = [string, string, string | undefined, string | undefined, number, number, number, string[], string | null];
 
 /**
  * Packs answered requests for one `append`. Scores never pass through JSON: formatting and
@@ -101,6 +105,8 @@ export class RequestPacker {
   private scores: Float32Array | Float64Array = new Float32Array(256);
   private labels: Uint8Array | Uint32Array = new Uint8Array(256);
   private ids: string[] = [];
+  /** Feature provenance per request (null for requests that sent their features). */
+  private provenance: (string | null)[] = [];
   private at = new Float64Array(64);
   private counts = new Uint32Array(64);
   private contextOf = new Uint32Array(64);
@@ -166,6 +172,7 @@ export class RequestPacker {
     const r = this.ids.length;
     if (r === this.at.length) this.growRequests();
     this.ids.push(request.requestId);
+    this.provenance.push(request.features ?? null);
     this.at[r] = request.at;
     this.counts[r] = n;
     this.contextOf[r] = this.contextIndex(request);
@@ -202,7 +209,7 @@ export class RequestPacker {
     let first = 0;
     for (let r = 0; r < meta.length; r++) {
       const [version, deployment, variant] = this.contexts[this.contextOf[r]];
-      meta[r] = [this.ids[r], version, deployment, variant, this.at[r], first, this.counts[r], this.classLists[this.classesOf[r]]];
+      meta[r] = [this.ids[r], version, deployment, variant, this.at[r], first, this.counts[r], this.classLists[this.classesOf[r]], this.provenance[r]];
       first += this.counts[r];
     }
     return {
@@ -217,6 +224,7 @@ export class RequestPacker {
   /** Empties the packer for the next flush, keeping its buffers (they grew to this isolate's flush size) at the narrow widths. */
   reset() {
     this.ids.length = 0;
+    this.provenance.length = 0;
     this.contexts.length = 0;
     this.classLists.length = 0;
     this.rows = 0;
@@ -270,6 +278,7 @@ type RequestRow = {
   classes: string;
   labels: ArrayBuffer;
   label_bytes: number;
+  features: string | null;
 };
 
 /** A stored request, its rows decoded. */
@@ -294,7 +303,7 @@ const decode = (r: RequestRow): StoredRequest => ({
 export function migrateLog(sql: SqlStorage) {
   sql.exec(`
     CREATE TABLE IF NOT EXISTS logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
-      scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4);
+      scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4, features TEXT);
     CREATE INDEX IF NOT EXISTS logged_requests_by_time ON logged_requests (at);
     CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, labelled_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
     CREATE TABLE IF NOT EXISTS pending_outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
@@ -303,10 +312,11 @@ export function migrateLog(sql: SqlStorage) {
   const columns = new Set(sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('logged_requests')").toArray().map((c) => c.name));
   if (!columns.has("score_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN score_bytes INTEGER NOT NULL DEFAULT 8");
   if (!columns.has("label_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN label_bytes INTEGER NOT NULL DEFAULT 4");
+  if (!columns.has("features")) sql.exec("ALTER TABLE logged_requests ADD COLUMN features TEXT");
 }
 
 function entryOf({ r, scores, labels, classes }: StoredRequest, row: number): LogEntry {
-  return { requestId: r.request_id, row, version: r.version, deployment: r.deployment ?? undefined, variant: r.variant ?? undefined, score: scores[row], label: classes[labels[row]] ?? null, at: r.at };
+  return { requestId: r.request_id, row, version: r.version, deployment: r.deployment ?? undefined, variant: r.variant ?? undefined, score: scores[row], label: classes[labels[row]] ?? null, at: r.at, ...(r.features ? { features: JSON.parse(r.features) } : {}) };
 }
 
 export class PredictionLog extends DurableObject<Env> {
@@ -393,9 +403,9 @@ export class PredictionLog extends DurableObject<Env> {
    */
   async append(model: string, batch: PackedRequests): Promise<void> {
     this.sql.exec(
-      `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes)
+      `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes, features)
        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
-         substr(?2, (value ->> 5) * ?3 + 1, (value ->> 6) * ?3), ?3, json(value -> 7), substr(?4, (value ->> 5) * ?5 + 1, (value ->> 6) * ?5), ?5
+         substr(?2, (value ->> 5) * ?3 + 1, (value ->> 6) * ?3), ?3, json(value -> 7), substr(?4, (value ->> 5) * ?5 + 1, (value ->> 6) * ?5), ?5, value ->> 8
        FROM jsonb_each(jsonb(?1))`,
       batch.meta,
       batch.scores,

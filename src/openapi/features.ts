@@ -2,7 +2,7 @@
 import { z } from "zod";
 import { definitionBody, featureNameSchema, groupSchema } from "../features/definitions";
 import { eventsBody } from "../features/ingest";
-import { batchBody, getBody, loadJson, loadQuery, profileBody, retireBody } from "../features/routes";
+import { batchBody, getBody, loadJson, loadQuery, profileBody, retireBody, warmBody } from "../features/routes";
 import * as r from "./responses";
 import type { RouteDoc } from "./spec";
 
@@ -33,6 +33,11 @@ export const featureDocs: RouteDoc[] = [
   }),
   admin({ method: "get", path: "/admin/features/loads", summary: "Loads of a group", query: { group: groupSchema }, responses: { 200: { description: "loads", schema: z.looseObject({ group: z.string(), loads: z.array(r.featureLoad) }) } }, errors: [400] }),
   admin({ method: "get", path: "/admin/features/loads/:id", summary: "A load: progress, rejected rows, outcome", params: { id: z.string() }, responses: { 200: { description: "the load", schema: r.featureLoad } }, errors: [404] }),
+  admin({
+    method: "post", path: "/admin/features/warm", summary: "Warm the Cache API tier with entities' current offline records (queued, 100 entities per message)",
+    body: { schema: warmBody, example: { group: "customers", entity_ids: ["c1", "c2"] } },
+    responses: { 202: { description: "queued", schema: z.looseObject({ group: z.string(), entities: z.number().int(), messages: z.number().int() }) } }, errors: [400, 404, 413, 422],
+  }),
   admin({ method: "get", path: "/admin/features/metrics", summary: "This isolate's feature latency, cache hit rate and fallbacks", responses: { 200: { description: "metrics", schema: z.looseObject({ scope: z.literal("isolate"), cache: r.anyJson, features: z.array(z.looseObject({ feature: z.string(), lookups: z.number().int() })) }) } } }),
   admin({
     method: "post", path: "/admin/features/profile", summary: "Time get_features in a loop inside this isolate", body: { schema: profileBody },

@@ -28,6 +28,14 @@ export interface PredictionEvent {
   /** Wall time of the request handler so far, and the inference part of it (ms). */
   latencyMs: number;
   inferenceMs: number;
+  /** Prediction by entity id: the entity, which tier served each feature, and which fell back (logged with the request so a later label can be traced to its inputs). */
+  features?: FeatureProvenance;
+}
+
+export interface FeatureProvenance {
+  entity_id: string;
+  sources: Record<string, string>;
+  fell_back: string[];
 }
 
 export interface FailureEvent {

@@ -70,7 +70,8 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
   }
   const { predictions, columns, resolved, inferenceMs } = result;
   isolateMetrics.recordInference(version.modelName, version.version, rows.length, inferenceMs / 1000);
-  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs });
+  const provenance = fromStore ? { entity_id: body.entity_id!, sources: fromStore.sources, fell_back: fromStore.fellBack } : undefined;
+  emitPrediction(c, { requestId: c.get("requestId"), at: Date.now(), route: "v1", dispatch: routed, resolved, rows, predictions, columns, latencyMs: performance.now() - started, inferenceMs, features: provenance });
 
   for (const [k, v] of Object.entries(dispatchHeaders(routed))) c.header(k, v);
   c.header("server-timing", `${fromStore ? `features;dur=${featuresMs.toFixed(3)}, ` : ""}inference;dur=${inferenceMs.toFixed(3)}`);
@@ -84,6 +85,6 @@ export const v1Routes = new Hono<{ Bindings: Env; Variables: { requestId: string
     ...(routed.alias ? { alias: routed.alias } : {}),
     ...(routed.deployment ? { deployment: routed.deployment, variant: routed.variant } : {}),
   };
-  const served = fromStore ? { entity_id: body.entity_id, feature_sources: fromStore.sources, fell_back: fromStore.fellBack } : {};
+  const served = provenance ? { entity_id: provenance.entity_id, feature_sources: provenance.sources, fell_back: provenance.fell_back } : {};
   return c.json(single ? { ...base, prediction: predictions[0], ...served } : { ...base, predictions });
 });

@@ -6,13 +6,16 @@
  * fallbacks, realtime events (windows, late and duplicate events), prediction by entity id,
  * registration checks, and per-feature metrics.
  */
-import { createExecutionContext, createMessageBatch, env, getQueueResult } from "cloudflare:test";
+import { createExecutionContext, createMessageBatch, env, getQueueResult, runInDurableObject } from "cloudflare:test";
+import { shardOf } from "../../src/features/realtime";
+import { sweepFeatureLoads } from "../../src/features/offline";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { predictLogistic } from "../../scripts/lib/predict-reference";
 import { ADMIN, call, register } from "../support/api";
 import { repoBytes, repoJson } from "../support/files";
 import { eventually } from "../monitoring/helpers";
+import { logShardName } from "../../src/monitoring/config";
 
 const define = (body: unknown) => call("POST", "/admin/features/definitions", body, ADMIN);
 const get = (body: unknown) => call("POST", "/v1/features/get", body);
@@ -226,6 +229,116 @@ describe("offline loads", () => {
   });
 });
 
+describe("stale-while-revalidate", () => {
+  it("serves a stale cached value of a feature that allows it, refreshes it in the background, and not for one that does not", async () => {
+    expect((await define({ group: "swr", name: "score", kind: "offline", dtype: "numeric", ttl_seconds: 0, stale_seconds: 3600 })).status).toBe(201);
+    expect((await define({ group: "swr", name: "plain", kind: "offline", dtype: "numeric", ttl_seconds: 0 })).status).toBe(201);
+    const defined = await call("GET", "/admin/features/definitions/swr/score", undefined, ADMIN);
+    expect(defined.json.versions[0].stale_seconds).toBe(3600);
+    const load = async (v: number) => {
+      const res = await upload("csv", `id,score,plain\ns1,${v},${v}`, { group: "swr", entity_column: "id" });
+      expect(res.status).toBe(202);
+      expect((await finished(res.json.id)).status).toBe("succeeded");
+    };
+    await load(1);
+    const first = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+    expect(first.json).toMatchObject({ values: { score: 1 }, sources: { score: "kv" } });
+    await load(2);
+    // TTL 0: the cached record is past its TTL at once, but within stale_seconds; served as it is.
+    const stale = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+    expect(stale.json).toMatchObject({ values: { score: 1 }, sources: { score: "stale_cache" }, fell_back: [] });
+    // The refresh ran after that response: the next read serves the new value (still from the cache).
+    await eventually(async () => {
+      const next = await get({ group: "swr", entity_id: "s1", features: ["score"] });
+      expect(next.json).toMatchObject({ values: { score: 2 }, sources: { score: "stale_cache" } });
+    });
+    // A feature without stale_seconds in the same read makes the record be read fresh from KV.
+    await load(3);
+    const mixed = await get({ group: "swr", entity_id: "s1", features: ["score", "plain"] });
+    expect(mixed.json).toMatchObject({ values: { score: 3, plain: 3 }, sources: { score: "kv", plain: "kv" } });
+  });
+});
+
+describe("cache warming", () => {
+  it("precomputes entities through the queue into the Cache API tier; a warmed entity is a cache_api hit, others read KV", async () => {
+    expect((await define({ group: "warmg", name: "limit", kind: "offline", dtype: "numeric" })).status).toBe(201);
+    const res = await upload("csv", "id,limit\nw1,10\nw2,20\nw3,30", { group: "warmg", entity_column: "id" });
+    expect((await finished(res.json.id)).status).toBe("succeeded");
+
+    const queued = await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: ["w1", "w2", "w1"] }, ADMIN);
+    expect(queued.status).toBe(202);
+    expect(queued.json).toEqual({ group: "warmg", entities: 2, messages: 1 });
+    // The consumer run directly, so the test knows it finished before reading.
+    const batch = createMessageBatch("edge-ml-feature-loads", [{ id: "warm-1", timestamp: new Date(), attempts: 1, body: { kind: "feature_warm", group: "warmg", entities: ["w1", "w2"] } }]);
+    const ctx = createExecutionContext();
+    await worker.queue!(batch as MessageBatch<unknown>, env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["warm-1"]);
+
+    const w1 = await get({ group: "warmg", entity_id: "w1", features: ["limit"] });
+    expect(w1.json).toMatchObject({ values: { limit: 10 }, sources: { limit: "cache_api" } });
+    const w3 = await get({ group: "warmg", entity_id: "w3", features: ["limit"] });
+    expect(w3.json).toMatchObject({ values: { limit: 30 }, sources: { limit: "kv" } });
+
+    expect((await call("POST", "/admin/features/warm", { group: "nogroup", entity_ids: ["w1"] }, ADMIN)).status).toBe(404);
+    expect((await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: [] }, ADMIN)).status).toBe(422);
+    expect((await call("POST", "/admin/features/warm", { group: "warmg", entity_ids: ["w1"] })).status).toBe(401);
+  });
+});
+
+describe("computed features as TypeScript functions", () => {
+  it("serves a feature computed by a registered function over the features it reads; an unknown function name is a 422", async () => {
+    const made = await define({ group: "customers", name: "capped_ratio", kind: "online", dtype: "numeric", function: "capped_debt_ratio" });
+    expect(made.status).toBe(201);
+    expect(made.json).toMatchObject({ function: "capped_debt_ratio" });
+    const res = await get({ group: "customers", entity_id: "c2", features: ["capped_ratio", "debt", "income"] });
+    expect(res.status).toBe(200);
+    expect(res.json.values.capped_ratio).toBeCloseTo(Math.min(10, res.json.values.debt / res.json.values.income), 12);
+    expect(res.json.sources.capped_ratio).toBe("computed");
+
+    const unknown = await define({ group: "customers", name: "mystery", kind: "online", dtype: "numeric", function: "no_such_fn" });
+    expect(unknown.status).toBe(422);
+    expect(unknown.json.error.details).toEqual([{ path: "function", message: "unknown function 'no_such_fn'" }]);
+    const both = await define({ group: "customers", name: "mystery", kind: "online", dtype: "numeric", function: "capped_debt_ratio", expression: "debt" });
+    expect(both.status).toBe(422);
+    expect(await versionsOf("customers", "mystery")).toEqual([]);
+  });
+});
+
+describe("loads that run out of retries", () => {
+  it("the sweep fails a stalled load with the reason, deletes the KV records it wrote, and the previous values keep serving", async () => {
+    expect((await define({ group: "sweepg", name: "v", kind: "offline", dtype: "numeric" })).status).toBe(201);
+    const ok = await upload("csv", "id,v\nk1,1", { group: "sweepg", entity_column: "id" });
+    expect((await finished(ok.json.id)).status).toBe("succeeded");
+    // A load whose messages ran out of retries: created 7 h ago, still running, one record written.
+    const now = Date.now();
+    const insert = (id: string, createdAt: number) =>
+      env.DB.prepare(
+        "INSERT INTO feature_loads (id, group_name, format, source_key, idempotency_key, entity_column, status, total_bytes, next_offset, max_rejected, rejected, created_at, created_by) VALUES (?, 'sweepg', 'csv', 'none', ?, 'id', 'running', 100, 10, 0, '[]', ?, 'test')",
+      )
+        .bind(id, `idem-${id}`, new Date(createdAt).toISOString())
+        .run();
+    await insert("stalled-load", now - 7 * 3_600_000);
+    await insert("young-load", now - 60_000);
+    await env.CONFIG.put("fo:sweepg:stalled-load:k1", JSON.stringify({ h: [[now, { v: 99 }]] }));
+    await env.CONFIG.put("fo:sweepg:stalled-load:k2", JSON.stringify({ h: [[now, { v: 98 }]] }));
+
+    const swept = await sweepFeatureLoads(env, now);
+    expect(swept.failed).toEqual(["stalled-load"]);
+    // Its two records, and any written by loads of other tests that failed after a first chunk.
+    expect(swept.deletedKeys).toBeGreaterThanOrEqual(2);
+    const stalled = await call("GET", "/admin/features/loads/stalled-load", undefined, ADMIN);
+    expect(stalled.json.status).toBe("failed");
+    expect(stalled.json.error).toMatch(/ran out of retries/);
+    expect((await call("GET", "/admin/features/loads/young-load", undefined, ADMIN)).json.status).toBe("running");
+    expect(await env.CONFIG.get("fo:sweepg:stalled-load:k1")).toBeNull();
+    expect(await env.CONFIG.get("fo:sweepg:stalled-load:k2")).toBeNull();
+    // The succeeded load's record is untouched and still serves.
+    const k1 = await get({ group: "sweepg", entity_id: "k1", features: ["v"] });
+    expect(k1.json).toMatchObject({ values: { v: 1 } });
+    expect((await sweepFeatureLoads(env, now)).deletedKeys).toBe(0);
+  });
+});
+
 describe("get_features", () => {
   it("computes online features from the values they read", async () => {
     const res = await get({ group: "customers", entity_id: "n500", features: ["dti", "high_debt", "income"] });
@@ -303,6 +416,41 @@ describe("realtime events", () => {
     expect(res.json.fell_back).toEqual(["txn_mean_24h"]);
   });
 
+  it("falls back per feature when the realtime source is slower than the request's timeout, and says so", async () => {
+    // The entity's shard is held by blockConcurrencyWhile until the test releases it: the object
+    // receives no call meanwhile, so the read is slow for as long as the test decides (no timing).
+    // Flags, not promises, cross between the test's and the object's request contexts (a promise
+    // resolved from another request's context does not wake its waiters in workerd).
+    const flags = { entered: false, released: false };
+    const tick = () => new Promise((resolve) => setTimeout(resolve, 5));
+    const stub = env.FEATURE_AGGREGATES.getByName(shardOf(env, "customers", "c4"));
+    const held = runInDurableObject(stub, (_instance, state) => {
+      void state.blockConcurrencyWhile(async () => {
+        flags.entered = true;
+        while (!flags.released) await tick();
+      });
+    });
+    while (!flags.entered) await tick();
+    try {
+      const slow = await get({ group: "customers", entity_id: "c4", features: ["income", "txn_mean_24h"], timeout_ms: 50 });
+      expect(slow.status).toBe(200);
+      expect(slow.json.values.txn_mean_24h).toBe(-1);
+      expect(slow.json.sources.txn_mean_24h).toBe("default");
+      expect(slow.json.fell_back).toEqual(["txn_mean_24h"]);
+      expect(["kv", "cache"]).toContain(slow.json.sources.income);
+      // A feature whose fallback is 'error' has no value: 404 naming it and the timeout.
+      const failed = await get({ group: "customers", entity_id: "c4", features: ["txn_count_1h"], timeout_ms: 50 });
+      expect(failed.status).toBe(404);
+      expect(failed.json.error.details).toEqual([{ path: "features.txn_count_1h", message: "realtime source timed out after 50 ms" }]);
+    } finally {
+      flags.released = true;
+      await held;
+    }
+    const after = await get({ group: "customers", entity_id: "c4", features: ["txn_count_1h", "txn_mean_24h"], timeout_ms: 5000 });
+    expect(after.json.sources).toEqual({ txn_count_1h: "durable_object", txn_mean_24h: "default" });
+    expect(after.json.values.txn_count_1h).toBe(0);
+  });
+
   it("refuses bad events whole, writing none of them", async () => {
     const cases: [unknown, RegExp][] = [
       [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), event: "click" }] }, /no active realtime feature of group 'customers' consumes 'click'/],
@@ -366,6 +514,27 @@ describe("prediction by entity id", () => {
     const overridden = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: { ...REST, Income: 500 } });
     expect(overridden.json.feature_sources.Income).toBe("override");
     expect(overridden.json.prediction.score).toBeCloseTo(predictLogistic(params, { ...row, Income: 500 }), 5);
+  });
+
+  it("logs with the prediction which tier served each feature and which fell back, so a later label can be traced", async () => {
+    const res = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: { ...REST, Income: 61 } }, { "x-request-id": "by-entity-1" });
+    expect(res.status).toBe(200);
+    const [entry] = await eventually(async () => {
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "by-entity-1", 4)).entries("by-entity-1");
+      expect(entries).toHaveLength(1);
+      return entries;
+    });
+    expect(entry.features).toEqual({ entity_id: "n40", sources: res.json.feature_sources, fell_back: ["Debt"] });
+    expect(entry.features!.sources).toMatchObject({ Income: "override", Debt: "default", Seniority: "override" });
+    expect(["kv", "cache"]).toContain(entry.features!.sources.Age);
+    // A request that sent its features logs no provenance.
+    await call("POST", "/v1/models/credit-store/predict", { features: { ...REST, Income: 60, Debt: 5, Age: 40 } }, { "x-request-id": "with-features-1" });
+    const [plain] = await eventually(async () => {
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "with-features-1", 4)).entries("with-features-1");
+      expect(entries).toHaveLength(1);
+      return entries;
+    });
+    expect(plain.features).toBeUndefined();
   });
 
   it("answers 4xx for unknown entities, missing request features, and models without store features", async () => {
