@@ -111,6 +111,7 @@ export function createApp() {
   wireFeatures();
   app.route("/admin/retraining", retrainingAdminRoutes);
   // The trainer's downloads and callbacks: HMAC-signed per model (src/retraining/signing.ts), not admin tokens.
+  app.use("/retraining/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "trainer"));
   app.route("/retraining", trainerRoutes);
   wireRetraining();
 

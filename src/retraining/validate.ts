@@ -12,8 +12,8 @@
  * advances it and the watch (watch.ts) compares live metrics. Fail: the job is rejected with the
  * report and the staged artifact is dropped.
  */
-import { createDeployment, deploymentsDb, applyChange } from "../deployments/store";
-import { start } from "../deployments/lifecycle";
+import { createDeployment, deploymentsDb, applyChange, getDeployment } from "../deployments/store";
+import { abort, start } from "../deployments/lifecycle";
 import { validateVersions } from "../deployments/validation";
 import { createDeploymentSchema } from "../deployments/model";
 import { ApiError } from "../http/errors";
@@ -218,11 +218,22 @@ export async function releaseJob(env: Env, jobId: string): Promise<void> {
     const d = await createDeployment(ddb, env, input, `${ACTOR}:${jobId}`);
     deploymentId = d.id;
     await updateJob(db, jobId, () => ({ action: "release", actor: ACTOR, set: { candidateVersion: manifest.version, deploymentId }, details: { deployment: deploymentId, version: manifest.version } }));
-    const rows = (await readExport(env, jobId, "oot")).map((r) => ({ features: r.features as Record<string, unknown>, label: r.label }));
-    const report = await validateVersions(env, ddb, job.modelName, [manifest.version], d.baselineVersion, { source: "request", set: { rows } }, d.config.validation);
-    const validated = await applyChange(ddb, env, d, { action: "validate", actor: `${ACTOR}:${jobId}`, validationStatus: report.passed ? "passed" : "failed", validation: report, details: { passed: report.passed } });
-    if (!report.passed) throw new ApiError("conflict", `deployment validation failed: ${report.versions.flatMap((v) => v.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`)).join("; ")}`);
-    await start(ddb, env, validated, `${ACTOR}:${jobId}`, `retraining job ${jobId}`);
+  }
+  // Validate and start (again, on a retried step: a deployment created by an earlier attempt).
+  let d = await getDeployment(ddb, deploymentId);
+  if (d.state === "validating") {
+    if (d.validationStatus !== "passed") {
+      const rows = (await readExport(env, jobId, "oot")).map((r) => ({ features: r.features as Record<string, unknown>, label: r.label }));
+      const report = await validateVersions(env, ddb, job.modelName, [manifest.version], d.baselineVersion, { source: "request", set: { rows } }, d.config.validation);
+      d = await applyChange(ddb, env, d, { action: "validate", actor: `${ACTOR}:${jobId}`, validationStatus: report.passed ? "passed" : "failed", validation: report, details: { passed: report.passed } });
+      if (!report.passed) {
+        await abort(ddb, env, d, `${ACTOR}:${jobId}`, "candidate failed deployment validation");
+        throw new ApiError("conflict", `deployment validation failed: ${report.versions.flatMap((v) => v.checks.filter((c) => !c.passed).map((c) => `${c.name}: ${c.detail}`)).join("; ")}`);
+      }
+    }
+    d = await start(ddb, env, d, `${ACTOR}:${jobId}`, `retraining job ${jobId}`);
+  } else if (!["active", "promoting", "paused", "completed"].includes(d.state)) {
+    throw new ApiError("conflict", `deployment ${d.id} of job ${jobId} is ${d.state}; the candidate was not released`);
   }
   const now = Date.now();
   const promoted = await updateJob(db, jobId, (j) =>

@@ -100,6 +100,7 @@ export async function job(id: string) {
 /** Relays trainer traffic until the job reaches one of `states`. */
 export async function untilState(id: string, states: string[], timeoutMs = 240_000) {
   return eventually(async () => {
+    await new Promise((r) => setTimeout(r, 300)); // poll gently: admin routes are rate limited
     await relayTrainer();
     const j = await job(id);
     expect(states, `job is ${j.job.state}: ${JSON.stringify(j.events.map((e) => e.action))} ${j.job.error ?? ""}`).toContain(j.job.state);
