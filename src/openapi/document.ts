@@ -62,7 +62,7 @@ function operation(route: RouteDoc): Json {
   }
   const errors = new Set(route.errors ?? []);
   if (route.auth !== "none") errors.add(401);
-  if (route.auth === "admin" || route.auth === "api_key") errors.add(429);
+  if (route.auth === "admin" || route.auth === "api_key" || route.auth === "trainer") errors.add(429);
   errors.add(500);
   const error = jsonSchema(errorBody, "output");
   for (const status of [...errors].sort()) {
