@@ -3,6 +3,9 @@
  * raised as ApiFailure carrying the API's own words (status, code, message, field issues), which
  * main.ts prints as they are and turns into a non-zero exit code.
  */
+import { createReadStream, statSync } from "node:fs";
+import { request as httpRequest } from "node:http";
+import { request as httpsRequest } from "node:https";
 import type { Config } from "./config.ts";
 
 export class ApiFailure extends Error {
@@ -57,6 +60,68 @@ export class Api {
     return parsed as T;
   }
 
+  /** A download: the response itself (its body not yet read); an error answer raises ApiFailure. */
+  async download(path: string): Promise<Response> {
+    const headers: Record<string, string> = this.config.token ? { authorization: `Bearer ${this.config.token}` } : {};
+    let res: Response;
+    try {
+      res = await fetch(this.config.url + path, { headers });
+    } catch (error) {
+      throw new Error(`cannot reach ${this.config.url} (${(error as Error).cause ?? (error as Error).message}); set --url or EML_URL`);
+    }
+    if (!res.ok) {
+      const text = await res.text();
+      let parsed: unknown = text;
+      try {
+        parsed = JSON.parse(text);
+      } catch {
+        /* keep the text */
+      }
+      throw new ApiFailure(res.status, parsed);
+    }
+    return res;
+  }
+
+  /**
+   * Uploads a file as the request body with its Content-Length (the batch and feature-load routes
+   * require one), through node:http so the bytes written can be reported as they go out.
+   */
+  async upload<T = unknown>(path: string, file: string, contentType: string, onProgress: (sent: number, total: number) => void = () => {}): Promise<T> {
+    const total = statSync(file).size;
+    const url = new URL(this.config.url + path);
+    const headers: Record<string, string> = { "content-type": contentType, "content-length": String(total) };
+    if (this.config.token) headers.authorization = `Bearer ${this.config.token}`;
+    const { status, text } = await new Promise<{ status: number; text: string }>((resolve, reject) => {
+      const req = (url.protocol === "https:" ? httpsRequest : httpRequest)(url.href, { method: "POST", headers }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on("data", (c: Buffer) => chunks.push(c));
+        res.on("end", () => resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString("utf8") }));
+        res.on("error", reject);
+      });
+      req.on("error", (error) => reject(new Error(`cannot reach ${this.config.url} (${error.message}); set --url or EML_URL`)));
+      let sent = 0;
+      const stream = createReadStream(file, { highWaterMark: 256 * 1024 });
+      stream.on("data", (chunk) => {
+        sent += chunk.length;
+        onProgress(sent, total);
+        if (!req.write(chunk)) {
+          stream.pause();
+          req.once("drain", () => stream.resume());
+        }
+      });
+      stream.on("end", () => req.end());
+      stream.on("error", (error) => req.destroy(error));
+    });
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    if (status < 200 || status >= 300) throw new ApiFailure(status, parsed);
+    return parsed as T;
+  }
+
   get<T = unknown>(path: string) {
     return this.request<T>("GET", path);
   }
@@ -65,5 +130,8 @@ export class Api {
   }
   put<T = unknown>(path: string, body: unknown) {
     return this.request<T>("PUT", path, body);
+  }
+  delete<T = unknown>(path: string) {
+    return this.request<T>("DELETE", path);
   }
 }

@@ -40,6 +40,18 @@ const OPTIONS = {
   window: { type: "string" },
   limit: { type: "string" },
   body: { type: "string" },
+  // features, batch, retraining
+  group: { type: "string" },
+  features: { type: "string", multiple: true },
+  "as-of": { type: "string" },
+  "entity-column": { type: "string" },
+  "time-column": { type: "string" },
+  "max-rejected": { type: "string" },
+  wait: { type: "boolean" },
+  "output-key": { type: "string" },
+  "output-format": { type: "string" },
+  "chunk-size": { type: "string" },
+  detach: { type: "boolean" },
 } as const;
 
 export async function main(argv: string[]): Promise<number> {

@@ -113,7 +113,7 @@ export function createApp() {
   wireFeatures();
   app.route("/admin/retraining", retrainingAdminRoutes);
   // The trainer's downloads and callbacks: HMAC-signed per model (src/retraining/signing.ts), not admin tokens.
-  // Keyed by client IP: a signature is checked by the routes themselves, after the limit.
+  // Trainer callbacks are HMAC-signed per request (checked in the route), so the limit is keyed by client IP.
   app.use("/retraining/*", rateLimit((env) => env.ADMIN_RATE_LIMITER, "trainer", async () => undefined));
   app.route("/retraining", trainerRoutes);
   wireRetraining();

@@ -12,6 +12,7 @@ import { createApp } from "../src/app";
 import { openApiPath } from "../src/openapi";
 import { ADMIN, call, registerStem } from "./support/api";
 import { repoJson } from "./support/files";
+import { configBody } from "./retraining/helpers";
 
 let doc: any;
 const J = { "content-type": "application/json" };
@@ -31,7 +32,7 @@ function check(schema: unknown, value: unknown) {
 /** Calls the worker and checks the answer against the document's schema for that route and status. */
 async function conforms(method: string, template: string, path: string, body?: unknown, headers: Record<string, string> = {}) {
   const op = operation(method, template);
-  if (body !== undefined) {
+  if (body !== undefined && typeof body !== "string") {
     const requestSchema = op.requestBody?.content?.["application/json"]?.schema;
     expect(requestSchema, `${template}: request body documented`).toBeDefined();
     expect(check(requestSchema, body), `${method} ${template} request`).toEqual([]);
@@ -120,6 +121,43 @@ describe("the OpenAPI document", () => {
     await conforms("get", "/v1/monitoring/models/:model/sla", "/v1/monitoring/models/credit-risk/sla");
     await conforms("get", "/admin/monitoring/:model/sla", "/admin/monitoring/credit-risk/sla", undefined, ADMIN);
     await conforms("post", "/v1/feedback", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "nope", row: 0, actual: 1 }] });
+  });
+
+  it("real responses of the feature store, batch scoring and retraining validate against it", async () => {
+    // Features: a realtime count, an event for it, a lookup (200) and a lookup of an unknown feature (404).
+    const def = await conforms("post", "/admin/features/definitions", "/admin/features/definitions", { group: "oa_customers", name: "txn_count_1h", kind: "realtime", dtype: "integer", aggregate: { event: "txn", fn: "count", window: "1h" } }, ADMIN);
+    expect(def.status).toBe(201);
+    await conforms("get", "/admin/features/definitions", "/admin/features/definitions?group=oa_customers", undefined, ADMIN);
+    await conforms("get", "/admin/features/definitions/:group/:name", "/admin/features/definitions/oa_customers/txn_count_1h", undefined, ADMIN);
+    const ev = await conforms("post", "/v1/events", "/v1/events", { group: "oa_customers", entity_id: "c1", event: "txn", event_id: "oa-e1", event_time: Date.now() - 60_000, fields: {} });
+    expect(ev.status).toBe(200);
+    const lookup = await conforms("post", "/v1/features/get", "/v1/features/get", { group: "oa_customers", entity_id: "c1", features: ["txn_count_1h"] });
+    expect(lookup.status).toBe(200);
+    expect(lookup.json.values).toEqual({ txn_count_1h: 1 });
+    const many = await conforms("post", "/v1/features/batch", "/v1/features/batch", { group: "oa_customers", entity_ids: ["c1", "c2"], features: ["txn_count_1h"] });
+    expect(many.json.results.map((r: any) => r.values.txn_count_1h)).toEqual([1, 0]);
+    expect((await conforms("post", "/v1/features/get", "/v1/features/get", { group: "oa_customers", entity_id: "c1", features: ["nope"] })).status).toBe(404);
+    await conforms("get", "/admin/features/metrics", "/admin/features/metrics", undefined, ADMIN);
+
+    // Batch: an upload (file body, options in the query), then the job's status and the job list.
+    const csv = ["Seniority,Home,Time,Age,Marital,Records,Job,Expenses,Income,Assets,Debt,Amount,Price", "9,rent,60,30,married,no,freelance,73,129,0,0,800,846"].join("\n") + "\n";
+    const created = await conforms("post", "/v1/batch", "/v1/batch?model=credit-risk&output_key=out/openapi.csv", csv, { ...ADMIN, "content-type": "text/csv" });
+    expect(created.status, created.text).toBe(202);
+    const status = await conforms("get", "/v1/batch/:id", `/v1/batch/${created.json.job_id}`, undefined, ADMIN);
+    expect(status.status).toBe(200);
+    await conforms("get", "/v1/batch", "/v1/batch?limit=5", undefined, ADMIN);
+    expect((await conforms("get", "/v1/batch/:id", "/v1/batch/not-a-job", undefined, ADMIN)).status).toBeGreaterThanOrEqual(400);
+
+    // Retraining: configuration, a trigger, the trigger list and the (empty) job history.
+    expect((await conforms("put", "/admin/retraining/:model/config", "/admin/retraining/credit-risk/config", configBody(), ADMIN)).status).toBe(200);
+    await conforms("get", "/admin/retraining/:model/config", "/admin/retraining/credit-risk/config", undefined, ADMIN);
+    const trigger = await conforms("post", "/admin/retraining/:model/triggers", "/admin/retraining/credit-risk/triggers", { type: "drift", psi: 0.25, on: "score", window: "24h" }, ADMIN);
+    expect(trigger.status).toBe(201);
+    const triggers = await conforms("get", "/admin/retraining/:model/triggers", "/admin/retraining/credit-risk/triggers", undefined, ADMIN);
+    expect(triggers.json.triggers.map((t: any) => t.id)).toContain(trigger.json.id);
+    await conforms("get", "/admin/retraining/:model/jobs", "/admin/retraining/credit-risk/jobs?limit=5", undefined, ADMIN);
+    expect((await conforms("get", "/admin/retraining/jobs/:id", "/admin/retraining/jobs/no-such-job", undefined, ADMIN)).status).toBe(404);
+    await conforms("delete", "/admin/retraining/:model/triggers/:id", `/admin/retraining/credit-risk/triggers/${trigger.json.id}`, undefined, ADMIN);
   });
 
   it("the checks have teeth: a response missing required fields or with a wrong type fails its schema", () => {

@@ -56,8 +56,12 @@ const lookupCommon = {
   as_of: z.union([z.number(), z.string()]).optional(),
   timeout_ms: z.number().int().min(1).max(10_000).optional(),
 };
-const getBody = z.object({ ...lookupCommon, entity_id: entityIdSchema }).strict();
-const batchBody = z.object({ ...lookupCommon, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
+export const getBody = z.object({ ...lookupCommon, entity_id: entityIdSchema }).strict();
+export const batchBody = z.object({ ...lookupCommon, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
+
+export const warmBody = z.object({ group: groupSchema, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict();
+export const retireBody = z.object({ version: z.number().int().min(1).optional() }).strict();
+export const profileBody = z.object({ ...lookupCommon, entity_id: entityIdSchema, iterations: z.number().int().min(1).max(100_000).default(1000) }).strict();
 
 function asOf(raw: number | string | undefined): number | undefined {
   if (raw === undefined) return undefined;
@@ -66,7 +70,7 @@ function asOf(raw: number | string | undefined): number | undefined {
   return t;
 }
 
-const loadJson = z
+export const loadJson = z
   .object({
     group: groupSchema,
     format: z.enum(["csv", "ndjson"]),
@@ -76,7 +80,7 @@ const loadJson = z
     max_rejected: z.number().int().min(0).default(0),
   })
   .strict();
-const loadQuery = loadJson.omit({ r2_key: true, format: true, max_rejected: true }).extend({ max_rejected: z.coerce.number().int().min(0).default(0) });
+export const loadQuery = loadJson.omit({ r2_key: true, format: true, max_rejected: true }).extend({ max_rejected: z.coerce.number().int().min(0).default(0) });
 
 export const featureAdminRoutes = new Hono<AdminEnv>()
   .post("/definitions", async (c) => {
@@ -100,7 +104,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     const name = param(featureNameSchema, c.req.param("name"), "feature name");
     const length = c.req.header("content-length");
     const raw = length === "0" || (!length && !c.req.header("content-type")) ? {} : await readJson(c);
-    const body = parse(z.object({ version: z.number().int().min(1).optional() }).strict(), raw);
+    const body = parse(retireBody, raw);
     const rows = await retireFeature(c.env, group, name, body.version);
     return c.json({ group, name, versions: rows.map(describeDefinition) });
   })
@@ -134,7 +138,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     const max = intVar(c.env.MAX_BATCH_ROWS, 1000);
     const n = (raw as { entity_ids?: unknown })?.entity_ids;
     if (Array.isArray(n) && n.length > max) throw new ApiError("too_many_rows", `entity_ids has ${n.length} entries; the limit is ${max}`);
-    const body = parse(z.object({ group: groupSchema, entity_ids: z.array(entityIdSchema).min(1, "entity_ids must not be empty") }).strict(), raw);
+    const body = parse(warmBody, raw);
     if (!(await groupRows(c.env, body.group)).some((r) => r.kind === "offline" && r.status === "active")) throw new ApiError("not_found", `group '${body.group}' has no active offline features`);
     const entities = [...new Set(body.entity_ids)];
     const messages: { body: WarmMessage }[] = [];
@@ -148,7 +152,7 @@ export const featureAdminRoutes = new Hono<AdminEnv>()
     // Times get_features in a loop inside this isolate (no HTTP in between). workerd's clock ticks in
     // whole milliseconds, so per-call readings are 0 or >= 1: the share of calls reading 0 is a lower
     // bound on the share that took under 1 ms, and the mean over many calls is the figure to quote.
-    const body = parse(z.object({ ...lookupCommon, entity_id: entityIdSchema, iterations: z.number().int().min(1).max(100_000).default(1000) }).strict(), await readJson(c));
+    const body = parse(profileBody, await readJson(c));
     const readings: number[] = [];
     const started = performance.now();
     for (let i = 0; i < body.iterations; i++) {

@@ -1,6 +1,6 @@
 /** OpenAPI entries for deployments and traffic routing (src/deployments/routes.ts), mounted at /admin/deployments. */
 import { z } from "zod";
-import { STATES, createDeploymentSchema, promoteBodySchema, reasonBodySchema, testSetSchema, validateBodySchema } from "../deployments/model";
+import { STATES, createDeploymentSchema, promoteBodySchema, reasonBodySchema, testSetSchema, validateBodySchema, weightsBodySchema } from "../deployments/model";
 import { modelNameSchema } from "../registry/manifest";
 import * as r from "./responses";
 import type { RouteDoc } from "./spec";
@@ -36,6 +36,11 @@ export const deploymentDocs: RouteDoc[] = [
   transition("resume", "Resume a paused deployment"),
   transition("abort", "Abort"),
   transition("rollback", "Roll back to the baseline"),
+  doc({
+    method: "post", path: "/admin/deployments/:id/weights", summary: "Change A/B weights in place (same salt, minimal moves)", params: id,
+    body: { schema: weightsBodySchema, example: { variants: [{ name: "a", weight: 70 }, { name: "b", weight: 30 }], reason: "shift traffic" } },
+    responses: { 200: { description: "the deployment after the change", schema: r.deploymentEnvelope } }, errors: [400, 404, 409, 422],
+  }),
   transition("promote", "Promote the candidate (or a named variant) and move the alias", promoteBodySchema),
   doc({ method: "get", path: "/admin/deployments/:id/results", summary: "Per-variant results (A/B, shadow, bandit)", params: id, responses: { 200: { description: "results", schema: z.looseObject({ deployment: z.string(), model: z.string(), strategy: z.string(), state: z.string() }) } }, errors: [404] }),
 ];

@@ -38,6 +38,7 @@ const SECURITY: Record<Auth, Json[] | undefined> = {
   // An API key is needed only when REQUIRE_API_KEY = "true"; `{}` states that it may be absent.
   api_key: [{ apiKey: [] }, { apiKeyBearer: [] }, {}],
   metrics: [{ metricsToken: [] }, {}],
+  trainer: [{ trainerSignature: [] }],
   none: [],
 };
 
@@ -60,8 +61,8 @@ function operation(route: RouteDoc): Json {
     };
   }
   const errors = new Set(route.errors ?? []);
-  if (route.auth === "admin" || route.auth === "api_key" || route.auth === "metrics") errors.add(401);
-  if (route.auth === "admin" || route.auth === "api_key") errors.add(429);
+  if (route.auth !== "none") errors.add(401);
+  if (route.auth === "admin" || route.auth === "api_key" || route.auth === "trainer") errors.add(429);
   errors.add(500);
   const error = jsonSchema(errorBody, "output");
   for (const status of [...errors].sort()) {
@@ -110,6 +111,7 @@ export function buildDocument(routes: RouteDoc[], opts: { version: string; serve
         apiKey: { type: "apiKey", in: "header", name: "x-api-key", description: "one of API_KEYS; required when REQUIRE_API_KEY = \"true\"" },
         apiKeyBearer: { type: "http", scheme: "bearer", description: "an API key as a bearer token" },
         metricsToken: { type: "http", scheme: "bearer", description: "METRICS_TOKEN, when that secret is set" },
+        trainerSignature: { type: "apiKey", in: "header", name: "x-edge-ml-signature", description: "HMAC-SHA256 of the request with the model's trainer secret (src/retraining/signing.ts)" },
       },
       schemas: { Error: jsonSchema(errorBody, "output") },
     },

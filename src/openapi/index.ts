@@ -8,9 +8,12 @@
 import { Hono } from "hono";
 import { buildDocument } from "./document";
 import { docsPage } from "./docs-page";
+import { batchDocs } from "./batch";
 import { deploymentDocs } from "./deployments";
+import { featureDocs } from "./features";
 import { healthDocs } from "./health";
 import { monitoringDocs } from "./monitoring";
+import { retrainingDocs } from "./retraining";
 import { manifestJsonSchema, registryDocs } from "./registry";
 import { servingDocs } from "./serving";
 import type { RouteDoc } from "./spec";
@@ -18,7 +21,7 @@ import type { RouteDoc } from "./spec";
 export type { RouteDoc } from "./spec";
 export { openApiPath } from "./document";
 
-export const ROUTE_DOCS: RouteDoc[] = [...healthDocs, ...servingDocs, ...registryDocs, ...deploymentDocs, ...monitoringDocs];
+export const ROUTE_DOCS: RouteDoc[] = [...healthDocs, ...servingDocs, ...registryDocs, ...deploymentDocs, ...monitoringDocs, ...featureDocs, ...batchDocs, ...retrainingDocs];
 
 const API_VERSION = "0.1.0";
 let cached: { document: string; manifest: string } | undefined;

@@ -109,3 +109,26 @@ export const feedbackResponse = z.looseObject({
   not_found: z.array(z.looseObject({ request_id: z.string(), row: z.number() })),
 });
 export const anyJson = z.looseObject({});
+
+/** Feature store answers (src/features). */
+export const featureDefinition = z.looseObject({ group: z.string(), name: z.string(), version: z.number().int(), kind: z.string(), dtype: z.string(), status: z.string(), created_at: z.string() });
+export const featureVersions = z.looseObject({ group: z.string(), name: z.string(), versions: z.array(featureDefinition) });
+export const featureLoad = z.looseObject({
+  id: z.string(), group: z.string(), format: z.string(), status: z.string(),
+  progress: z.looseObject({ bytes_done: z.number(), bytes_total: z.number(), fraction: z.number() }),
+  rows_loaded: z.number().int(), rows_rejected: z.number().int(),
+});
+export const entityFeatures = z.looseObject({
+  entity_id: z.string(), values: z.record(z.string(), z.unknown()), sources: z.record(z.string(), z.string()), fell_back: z.array(z.string()),
+  errors: z.array(z.looseObject({ feature: z.string(), message: z.string() })),
+});
+
+/** A batch scoring job (src/batch/model.ts describeJob). */
+export const batchJob = z.looseObject({
+  job_id: z.string(), state: z.string(), model: z.string(), version: z.string(),
+  rows: z.looseObject({ total: z.number().int().nullable(), done: z.number().int(), scored: z.number().int(), failed: z.number().int() }),
+  rows_per_second: z.number().nullable(),
+});
+
+/** A retraining job (src/retraining/store.ts describeJob). */
+export const retrainingJob = z.looseObject({ id: z.string(), model: z.string(), state: z.string(), active: z.boolean(), trigger: z.looseObject({ type: z.string() }), created_at: z.string().nullable() });

@@ -15,8 +15,8 @@ import type { z } from "zod";
 
 export type Method = "get" | "post" | "put" | "delete" | "patch";
 
-/** Who may call: admin bearer token, prediction API key (when REQUIRE_API_KEY), /metrics token, anyone. */
-export type Auth = "admin" | "api_key" | "metrics" | "none";
+/** Who may call: admin bearer token, prediction API key (when REQUIRE_API_KEY), /metrics token, the model's trainer (HMAC signature), anyone. */
+export type Auth = "admin" | "api_key" | "metrics" | "trainer" | "none";
 
 export interface ResponseDoc {
   description: string;

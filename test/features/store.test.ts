@@ -519,8 +519,10 @@ describe("prediction by entity id", () => {
   it("logs with the prediction which tier served each feature and which fell back, so a later label can be traced", async () => {
     const res = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: { ...REST, Income: 61 } }, { "x-request-id": "by-entity-1" });
     expect(res.status).toBe(200);
+    // The log is keyed by the id the server made (the caller's x-request-id is only a correlation id).
+    const id = res.headers.get("x-request-id")!;
     const [entry] = await eventually(async () => {
-      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "by-entity-1", 4)).entries("by-entity-1");
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", id, 4)).entries(id);
       expect(entries).toHaveLength(1);
       return entries;
     });
@@ -528,9 +530,10 @@ describe("prediction by entity id", () => {
     expect(entry.features!.sources).toMatchObject({ Income: "override", Debt: "default", Seniority: "override" });
     expect(["kv", "cache"]).toContain(entry.features!.sources.Age);
     // A request that sent its features logs no provenance.
-    await call("POST", "/v1/models/credit-store/predict", { features: { ...REST, Income: 60, Debt: 5, Age: 40 } }, { "x-request-id": "with-features-1" });
+    const plainRes = await call("POST", "/v1/models/credit-store/predict", { features: { ...REST, Income: 60, Debt: 5, Age: 40 } }, { "x-request-id": "with-features-1" });
+    const plainId = plainRes.headers.get("x-request-id")!;
     const [plain] = await eventually(async () => {
-      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", "with-features-1", 4)).entries("with-features-1");
+      const entries = await env.PREDICTION_LOG.getByName(logShardName("credit-store", plainId, 4)).entries(plainId);
       expect(entries).toHaveLength(1);
       return entries;
     });
