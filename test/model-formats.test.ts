@@ -37,9 +37,11 @@ describe.each(FIXTURES)("%s", (stem) => {
   it("scores every fixture row in one batch like the reference (1e-5)", async () => {
     const expected = await repoJson(`test/fixtures/onnx/${stem}.expected.json`);
     const manifest = manifests[stem];
-    const requestId = `formats-${stem}`;
-    const res = await call("POST", `/v1/models/${manifest.name}/predict`, { instances: expected.rows.map((r: any) => r.features) }, { "x-request-id": requestId });
+    const res = await call("POST", `/v1/models/${manifest.name}/predict`, { instances: expected.rows.map((r: any) => r.features) }, { "x-request-id": `formats-${stem}` });
     expect(res.status, res.text).toBe(200);
+    // The log is keyed by the server's id; the caller's x-request-id is only a correlation id.
+    expect(res.json.correlation_id).toBe(`formats-${stem}`);
+    const requestId: string = res.json.request_id;
     const logged = await eventually(async () => {
       const entries = await env.PREDICTION_LOG.getByName(logShardName(manifest.name, requestId, 4)).entries(requestId);
       expect(entries).toHaveLength(expected.rows.length);

@@ -18,13 +18,15 @@ beforeAll(async () => {
   const rows = holdout.filter((_, i) => i % 2 === 0);
   const res = await call("POST", "/v1/models/credit-risk/predict", { instances: rows.map((r) => r.features) }, { "x-request-id": "dash-batch" });
   expect(res.status).toBe(200);
+  // Feedback takes the server's id (the caller's x-request-id is only a correlation id).
+  const id: string = res.json.request_id;
   for (let i = 0; i < 3; i++) await call("POST", "/v1/models/credit-risk/predict", { features: { ...rows[0].features, Age: 1 } });
   await eventually(async () => expect((await call("GET", "/v1/monitoring/models/credit-risk/summary?window=1m")).json.versions[0]?.requests).toBe(4));
   await eventually(async () => {
-    const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "dash-batch", row: 0, actual: rows[0].label }] });
+    const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: id, row: 0, actual: rows[0].label }] });
     expect(fb.json.joined).toBe(1);
   });
-  await call("POST", "/v1/feedback", { model: "credit-risk", feedback: rows.slice(1).map((r, i) => ({ request_id: "dash-batch", row: i + 1, actual: r.label })) });
+  await call("POST", "/v1/feedback", { model: "credit-risk", feedback: rows.slice(1).map((r, i) => ({ request_id: id, row: i + 1, actual: r.label })) });
   // History so the charts have lines, not single points: the previous minute (10 requests, 2
   // server errors, 5-8 ms) straight into the shard, and yesterday's labels.
   const earlier = emptyAggregate();

@@ -27,15 +27,17 @@ describe("feedback actual values", () => {
   it("rejects values that are not one of the model's classes with 422 naming the field, and writes nothing", async () => {
     const res = await call("POST", "/v1/models/labels-model/predict", { features: holdout[0].features }, { "x-request-id": "label-check" });
     expect(res.status).toBe(200);
-    await eventually(async () => expect(await env.PREDICTION_LOG.getByName(logShardName("labels-model", "label-check", 4)).entries("label-check")).toHaveLength(1));
+    // Feedback takes the server's id (the caller's x-request-id is only a correlation id).
+    const id: string = res.json.request_id;
+    await eventually(async () => expect(await env.PREDICTION_LOG.getByName(logShardName("labels-model", id, 4)).entries(id)).toHaveLength(1));
     for (const actual of [true, "bad", 7, 0.5]) {
-      const bad = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "label-check", actual: 1 }, { request_id: "label-check", row: 0, actual }] });
+      const bad = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: id, actual: 1 }, { request_id: id, row: 0, actual }] });
       expect(bad.status, JSON.stringify(actual)).toBe(422);
       expect(bad.json.error.details).toEqual([expect.objectContaining({ path: "feedback[1].actual" })]);
       expect(bad.json.error.details[0].message).toContain("0, 1");
     }
     // Nothing was joined by the rejected requests: the first valid label joins.
-    const ok = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "label-check", actual: "1" }] });
+    const ok = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: id, actual: "1" }] });
     expect(ok.status, ok.text).toBe(200);
     expect(ok.json.joined).toBe(1);
     expect((await call("POST", "/v1/feedback", { model: "no-such-model", feedback: [{ request_id: "x", actual: 1 }] })).status).toBe(404);
@@ -128,22 +130,31 @@ describe("monitored-only features", () => {
 
 describe("labels that arrive before their prediction is logged", () => {
   it("are kept and joined when the prediction arrives: live performance gets them", async () => {
-    // The label first (the caller is faster than the isolate's flush), then the prediction with that request id.
-    const early = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "early-1", actual: 1 }, { request_id: "early-1", row: 1, actual: 0 }] });
+    // The server makes every request id (UUIDv7) and answers it before the isolate's flush logs the
+    // prediction, so a fast caller's label can reach the log first. Made deterministic here: the
+    // label for a fresh worker-style id first, then that request's flush (the served predictions).
+    const { RequestPacker } = await import("../../src/monitoring/prediction-log");
+    const { columnsOf } = await import("../support/columns");
+    const { v7: uuidv7 } = await import("uuid");
+    const id = uuidv7();
+    const early = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: id, actual: 1 }, { request_id: id, row: 1, actual: 0 }] });
     expect(early.status, early.text).toBe(200);
-    expect(early.json).toMatchObject({ joined: 0, not_found: [], pending: [{ request_id: "early-1", row: 0 }, { request_id: "early-1", row: 1 }] });
-    const res = await call("POST", "/v1/models/labels-model/predict", { instances: holdout.slice(0, 2).map((r) => r.features) }, { "x-request-id": "early-1" });
+    expect(early.json).toMatchObject({ joined: 0, not_found: [], pending: [{ request_id: id, row: 0 }, { request_id: id, row: 1 }] });
+    const res = await call("POST", "/v1/models/labels-model/predict", { instances: holdout.slice(0, 2).map((r) => r.features) });
     expect(res.status).toBe(200);
+    const packer = new RequestPacker();
+    packer.add({ requestId: id, version: res.json.version, at: Date.now() }, columnsOf(res.json.predictions));
+    await env.PREDICTION_LOG.getByName(logShardName("labels-model", id, 4)).append("labels-model", packer.pack());
     const labels = await eventually(async () => {
-      const rows = (await env.MONITOR_SHARD.getByName("labels-model@1.0.0#0").labelled(0)).filter((l) => l.requestId === "early-1");
+      const rows = (await env.MONITOR_SHARD.getByName("labels-model@1.0.0#0").labelled(0)).filter((l) => l.requestId === id);
       expect(rows).toHaveLength(2);
       return rows;
     });
     expect(labels.find((l) => l.row === 0)).toMatchObject({ actual: "1", score: res.json.predictions[0].score });
     expect(labels.find((l) => l.row === 1)).toMatchObject({ actual: "0", score: res.json.predictions[1].score });
     // Joined once: a later label for the same row is a duplicate.
-    const again = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: "early-1", actual: 0 }] });
-    expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: "early-1", row: 0 }], pending: [] });
+    const again = await call("POST", "/v1/feedback", { model: "labels-model", feedback: [{ request_id: id, actual: 0 }] });
+    expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: id, row: 0 }], pending: [] });
   });
 
   it("expire after PENDING_LABEL_MS; a worker-generated id older than that is not_found at once", async () => {

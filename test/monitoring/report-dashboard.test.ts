@@ -32,16 +32,19 @@ beforeAll(async () => {
   expect(stable.status, stable.text).toBe(200);
   // Canary: 11 single rows of both classes, far under both minimums (100 scored rows, 50 labels).
   const few = [...holdout.filter((r) => r.label === 1).slice(0, 5), ...holdout.filter((r) => r.label === 0).slice(0, 6)];
+  // Feedback takes the server's ids (the caller's x-request-id is only a correlation id).
+  const canaryIds: string[] = [];
   for (const [i, r] of few.entries()) {
     const res = await call("POST", `/v1/models/${M}/predict`, { features: r.features }, { ...FORCE("canary"), "x-request-id": `rd-canary-${i}` });
     expect(res.json.version).toBe("1.1.0");
+    canaryIds.push(res.json.request_id);
   }
   await eventually(async () => expect((await call("GET", `/v1/monitoring/models/${M}/summary?window=5m`)).json.versions.map((v: any) => v.requests).sort()).toEqual([1, 11]));
   await eventually(async () => {
-    const fb = await call("POST", "/v1/feedback", { model: M, feedback: [{ request_id: "rd-stable", row: 0, actual: stableRows[0].label }, ...few.map((r, i) => ({ request_id: `rd-canary-${i}`, row: 0, actual: r.label }))] });
+    const fb = await call("POST", "/v1/feedback", { model: M, feedback: [{ request_id: stable.json.request_id, row: 0, actual: stableRows[0].label }, ...few.map((r, i) => ({ request_id: canaryIds[i], row: 0, actual: r.label }))] });
     expect(fb.json.joined).toBe(12);
   });
-  await call("POST", "/v1/feedback", { model: M, feedback: stableRows.slice(1).map((r, i) => ({ request_id: "rd-stable", row: i + 1, actual: r.label })) });
+  await call("POST", "/v1/feedback", { model: M, feedback: stableRows.slice(1).map((r, i) => ({ request_id: stable.json.request_id, row: i + 1, actual: r.label })) });
   await call("PUT", `/admin/monitoring/${M}/sla`, { p95_latency_ms: 0.001 }, ADMIN);
   await call("POST", `/admin/monitoring/${M}/evaluate`, undefined, ADMIN);
   const published = await call("POST", `/admin/monitoring/${M}/reports`, undefined, ADMIN);
