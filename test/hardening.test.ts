@@ -28,9 +28,16 @@ describe("JSON bodies", () => {
   it("a body nested 10,000 deep is a 400 on /v2 and /v1, and no server error is counted against the version", async () => {
     const v2 = await call("POST", "/v2/models/credit-risk/infer", { inputs: [{ name: "float_input", shape: [1, 26], datatype: "FP32", data: nested(10_000, 0) }] });
     expect(v2.status, v2.text).toBe(400);
-    expect(v2.json.error).toMatchObject({ code: "invalid_json", message: expect.stringMatching(/deeper than 32 levels/) });
+    // /v2 answers errors in the Open Inference Protocol's shape: { "error": "<message>" }.
+    expect(v2.json.error).toEqual(expect.stringMatching(/deeper than 32 levels/));
+    // The binary tensor data extension's JSON header is parsed with the same bound.
+    const header = JSON.stringify({ inputs: [{ name: "float_input", shape: [1, 26], datatype: "FP32", data: nested(10_000, 0) }] });
+    const binary = await call("POST", "/v2/models/credit-risk/infer", header, { "content-type": "application/octet-stream", "inference-header-content-length": String(new TextEncoder().encode(header).length) });
+    expect(binary.status, binary.text).toBe(400);
+    expect(binary.json.error).toEqual(expect.stringMatching(/JSON header .* deeper than 32 levels/));
     const v1 = await call("POST", "/v1/models/credit-risk/predict", { features: { ...ROW, Age: nested(10_000, 1) } });
     expect(v1.status, v1.text).toBe(400);
+    expect(v1.json.error).toMatchObject({ code: "invalid_json", message: expect.stringMatching(/deeper than 32 levels/) });
     // A legitimate rank-2 tensor still works.
     const ok = await call("POST", "/v2/models/credit-risk/infer", { inputs: [{ name: "Age", shape: [1, 1], datatype: "INT64", data: [[30]] }, ...Object.entries(ROW).filter(([k]) => k !== "Age").map(([k, v]) => ({ name: k, shape: [1], datatype: typeof v === "string" ? "BYTES" : "FP32", data: [v] }))] });
     expect(ok.status, ok.text).toBe(200);
@@ -74,8 +81,12 @@ describe("feedback", () => {
     }
     const fb = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: a.json.request_id, actual: 1 }, { request_id: b.json.request_id, actual: 0 }] });
     expect(fb.json).toMatchObject({ joined: 2, duplicates: [], not_found: [] });
-    // The client's id names no logged prediction.
-    expect((await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "shared-id", actual: 1 }] })).json.not_found).toHaveLength(1);
+    // The client's id names no logged prediction: nothing is logged under it, and a label for it joins
+    // nothing (it carries no time, so it waits as `pending` for a prediction that never comes).
+    expect(await env.PREDICTION_LOG.getByName(logShardName("credit-risk", "shared-id", 4)).entries("shared-id")).toEqual([]);
+    const byClientId = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: "shared-id", actual: 1 }] });
+    expect(byClientId.json).toMatchObject({ joined: 0, duplicates: [] });
+    expect([...byClientId.json.not_found, ...byClientId.json.pending]).toEqual([{ request_id: "shared-id", row: 0 }]);
     // v2 says which id feedback takes, beside the caller's own id.
     const v2 = await call("POST", "/v2/models/credit-risk/infer", { id: "oip-1", inputs: Object.entries(ROW).map(([k, v]) => ({ name: k, shape: [1], datatype: typeof v === "string" ? "BYTES" : "FP32", data: [v] })) });
     expect(v2.json.id).toBe("oip-1");

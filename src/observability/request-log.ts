@@ -1,6 +1,7 @@
 /**
  * One structured JSON log line per request, for Workers Logs ([observability] in wrangler.toml):
- * request id, method, matched route, model and version (from the path and the x-model-version
+ * the server's request id (the prediction log's key), the caller's correlation id (its own
+ * x-request-id, when it sent a valid one), method, matched route, model and version (from the path and the x-model-version
  * header the serving routes set), deployment variant, status and latency. Query strings and
  * bodies are never logged (they may carry features or tokens). Level follows the status:
  * info < 400, warn for 4xx, error for 5xx. REQUEST_LOGS = "false" turns the lines off (tests).
@@ -21,6 +22,7 @@ export function requestLog(): MiddlewareHandler {
       level: status >= 500 ? "error" : status >= 400 ? "warn" : "info",
       msg: "request",
       request_id: c.get("requestId" as never) as string | undefined,
+      correlation_id: (c.get("correlationId" as never) as string | undefined) ?? null,
       method: c.req.method,
       route: routePath(c, -1) || "unmatched",
       status,

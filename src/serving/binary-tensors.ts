@@ -10,6 +10,7 @@
  * Every size is checked against the tensor's shape before anything is read.
  */
 import { ApiError } from "../http/errors";
+import { parseJsonText } from "../http/limits";
 
 export const HEADER_LENGTH = "inference-header-content-length";
 
@@ -21,12 +22,14 @@ export function splitBody(body: Uint8Array, headerLength: string): { header: unk
   if (!/^\d+$/.test(headerLength.trim()) || n > body.length) {
     throw new ApiError("bad_request", `${HEADER_LENGTH} must be a byte count of at most the body length (${body.length}), got '${headerLength.slice(0, 40)}'`);
   }
-  let header: unknown;
+  let text: string;
   try {
-    header = JSON.parse(new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.subarray(0, n)));
+    text = new TextDecoder("utf-8", { fatal: true, ignoreBOM: false }).decode(body.subarray(0, n));
   } catch (error) {
     throw new ApiError("invalid_json", `the first ${n} bytes (${HEADER_LENGTH}) are not a JSON inference request: ${(error as Error).message}`);
   }
+  // The same parser as plain JSON bodies, so the nesting bound (MAX_JSON_DEPTH) holds on this path too.
+  const header = parseJsonText(text, `the JSON header (first ${n} bytes, ${HEADER_LENGTH})`);
   return { header, rest: body.subarray(n) };
 }
 

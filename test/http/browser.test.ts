@@ -1,7 +1,8 @@
 /**
  * What browsers and log pipelines see: secure headers on every answer, CORS only for the origins
  * configured in CORS_ORIGINS (preflights answered before credentials), and one structured JSON log
- * line per request naming route, model, version, status, latency and request id.
+ * line per request naming route, model, version, status, latency, the server's request id and the
+ * caller's correlation id.
  */
 import { createExecutionContext, env, waitOnExecutionContext } from "cloudflare:test";
 import { afterEach, beforeAll, describe, expect, it, vi } from "vitest";
@@ -69,12 +70,15 @@ describe("request logs", () => {
       body: JSON.stringify({ features: ROW }),
     });
     expect(res.status).toBe(200);
-    await fetchWith({ REQUEST_LOGS: "true" }, "/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json", "x-request-id": "log-test-2" }, body: "{}" });
+    const bad = await fetchWith({ REQUEST_LOGS: "true" }, "/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json", "x-request-id": "log-test-2" }, body: "{}" });
     const logs = lines.filter((l) => l.startsWith("{")).map((l) => JSON.parse(l)).filter((l) => l.msg === "request");
-    const ok = logs.find((l) => l.request_id === "log-test-1");
+    // The line carries the server's request id (the one the response names) and the caller's own id as correlation id.
+    const ok = logs.find((l) => l.correlation_id === "log-test-1");
     expect(ok).toMatchObject({ level: "info", method: "POST", route: "/v1/models/:name/predict", model: "credit-risk", version: "1.0.0", status: 200 });
+    expect(ok.request_id).toBe(res.headers.get("x-request-id"));
+    expect(ok.request_id).not.toBe("log-test-1");
     expect(typeof ok.latency_ms).toBe("number");
-    expect(logs.find((l) => l.request_id === "log-test-2")).toMatchObject({ level: "warn", status: 422, model: "credit-risk" });
+    expect(logs.find((l) => l.correlation_id === "log-test-2")).toMatchObject({ level: "warn", status: 422, model: "credit-risk", request_id: bad.headers.get("x-request-id") });
   });
 
   it("REQUEST_LOGS=false writes none", async () => {
