@@ -36,16 +36,19 @@ export async function setupModel(model: string, overrides: Record<string, unknow
 }
 
 /**
- * Predicts `rows` (100 per request, known request ids) and reports `label(row)` for each as
- * feedback once the prediction log has them. Returns the request ids.
+ * Predicts `rows` (100 per request) and reports `label(row)` for each as
+ * feedback by the server's request ids until every label is joined (a label whose prediction is
+ * not logged yet is `pending`; sent again it is `duplicate` once the log has joined it).
  */
 export async function trafficWithLabels(model: string, rows: HoldoutRow[], label: (r: HoldoutRow) => number, prefix: string, extra: Record<string, unknown> = {}) {
   const feedback: { request_id: string; row: number; actual: number }[] = [];
   for (let i = 0; i < rows.length; i += 100) {
     const chunk = rows.slice(i, i + 100);
-    const id = `${prefix}-${i}`;
-    const res = await call("POST", `/v1/models/${model}/predict`, { instances: chunk.map((r) => r.features), ...extra }, { "x-request-id": id });
+    const res = await call("POST", `/v1/models/${model}/predict`, { instances: chunk.map((r) => r.features), ...extra }, { "x-request-id": `${prefix}-${i}` });
     expect(res.status, res.text).toBe(200);
+    // Labels join by the server's request id (the caller's x-request-id is only a correlation id).
+    const id = res.json.request_id as string;
+    expect(id).toBeTruthy();
     chunk.forEach((r, k) => feedback.push({ request_id: id, row: k, actual: label(r) }));
   }
   let remaining = feedback;
@@ -54,7 +57,8 @@ export async function trafficWithLabels(model: string, rows: HoldoutRow[], label
     for (let i = 0; i < remaining.length; i += 1000) {
       const res = await call("POST", "/v1/feedback", { model, feedback: remaining.slice(i, i + 1000) });
       expect(res.status, res.text).toBe(200);
-      for (const n of res.json.not_found as { request_id: string; row: number }[]) missing.add(`${n.request_id}#${n.row}`);
+      // Not joined yet: `not_found` (send again) or `pending` (kept; joined when the prediction is logged).
+      for (const n of [...res.json.not_found, ...res.json.pending] as { request_id: string; row: number }[]) missing.add(`${n.request_id}#${n.row}`);
     }
     remaining = remaining.filter((f) => missing.has(`${f.request_id}#${f.row}`));
     expect(remaining).toHaveLength(0);
