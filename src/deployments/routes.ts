@@ -21,7 +21,7 @@
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../http/errors";
-import { readJson } from "../http/limits";
+import { optionalJson, readJson } from "../http/limits";
 import { modelNameSchema, zodIssues } from "../registry/manifest";
 import { shadowResults, variantResults } from "./analysis";
 import { abort, pause, promote, resume, reweight, rollback, start } from "./lifecycle";
@@ -36,12 +36,6 @@ function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new ApiError("invalid_input", `invalid request body: ${parsed.error.issues[0].path.join(".") || "(root)"}: ${parsed.error.issues[0].message}`, zodIssues(parsed.error));
   return parsed.data;
-}
-
-async function optionalJson(c: Context): Promise<unknown> {
-  const length = c.req.header("content-length");
-  if (length === "0" || (!length && !c.req.header("content-type"))) return {};
-  return readJson(c);
 }
 
 const ID = /^dep-[a-z0-9]{1,16}-[0-9a-f]{12}$/;

@@ -69,6 +69,13 @@ export function parseJsonText(text: string, what: string): unknown {
 }
 
 /** Parses the JSON body; a malformed or too deeply nested body is a 400 naming the problem, not a 500. */
+/** A body that may be left out: none (no length, or length 0, and no content type) reads as `{}`. */
+export async function optionalJson(c: Context): Promise<unknown> {
+  const length = c.req.header("content-length");
+  if (length === "0" || (!length && !c.req.header("content-type"))) return {};
+  return readJson(c);
+}
+
 export async function readJson(c: Context): Promise<unknown> {
   const type = c.req.header("content-type") ?? "";
   if (type && !isJsonMediaType(type)) {

@@ -21,7 +21,7 @@ import { sha256Hex } from "../http/encoding";
 import { Hono } from "hono";
 import { z } from "zod";
 import { ApiError } from "../http/errors";
-import { intVar, limitBody, parseJsonText, readJson } from "../http/limits";
+import { intVar, limitBody, optionalJson, parseJsonText, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
 import { ARTIFACT_GRACE_MS } from "./sweep";
 import { runRegistrationChecks } from "./checks";
@@ -72,12 +72,6 @@ async function parseBody<T>(schema: z.ZodType<T>, raw: unknown): Promise<T> {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new ApiError("invalid_input", "invalid request body", zodIssues(parsed.error));
   return parsed.data;
-}
-
-async function optionalJson(c: Parameters<typeof readJson>[0]): Promise<unknown> {
-  const length = c.req.header("content-length");
-  if (length === "0" || (!length && !c.req.header("content-type"))) return {};
-  return readJson(c);
 }
 
 export const registryRoutes = new Hono<AdminEnv>()

@@ -23,7 +23,7 @@ import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { sha256Hex } from "../http/encoding";
 import { ApiError } from "../http/errors";
-import { intVar, limitBody, readJson } from "../http/limits";
+import { intVar, limitBody, optionalJson, readJson } from "../http/limits";
 import { checkArtifact } from "../registry/artifact-check";
 import { manifestSchema, modelNameSchema, zodIssues } from "../registry/manifest";
 import { artifactKey, findVersion, getModel, registryDb } from "../registry/store";
@@ -41,12 +41,6 @@ function parse<T>(schema: z.ZodType<T>, raw: unknown): T {
   const parsed = schema.safeParse(raw);
   if (!parsed.success) throw new ApiError("invalid_input", `invalid request body: ${parsed.error.issues[0].path.join(".") || "(root)"}: ${parsed.error.issues[0].message}`, zodIssues(parsed.error));
   return parsed.data;
-}
-
-async function optionalJson(c: Context): Promise<unknown> {
-  const length = c.req.header("content-length");
-  if (length === "0" || (!length && !c.req.header("content-type"))) return {};
-  return readJson(c);
 }
 
 function modelParam(c: Context): string {
