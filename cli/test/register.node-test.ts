@@ -141,23 +141,23 @@ CASES[6].flags["positive-class"] = "bad";
 for (const c of CASES) {
   test(`register infers ${c.manifest} from ${path.basename(c.onnx)} + training CSV`, async () => {
     const expected = JSON.parse(readFileSync(rel(c.manifest), "utf8"));
-    const first = await inferManifest(registerOptions(rel(c.onnx), c.flags));
+    const first = await inferManifest(await registerOptions(rel(c.onnx), c.flags));
     const tiesMove = c.onnx.startsWith("test/fixtures/");
     assert.deepEqual(diff(first.manifest, expected, tiesMove), c.documented, "run 1: only the documented, hand-set differences");
-    const second = await inferManifest(registerOptions(rel(c.onnx), { ...c.flags, ...c.handSet }));
+    const second = await inferManifest(await registerOptions(rel(c.onnx), { ...c.flags, ...c.handSet }));
     assert.deepEqual(diff(second.manifest, expected, tiesMove), [], "run 2: with the hand-set facts as flags, the same manifest");
   });
 }
 
 test("register explains its guesses and refuses what it cannot infer", async () => {
   const { notes } = await inferManifest(
-    registerOptions(rel("test/fixtures/onnx/lr-gemm-sigmoid.onnx"), { data: rel("test/fixtures/onnx/lr-gemm-sigmoid.train.csv"), label: "label", name: "x", version: "1.0.0" }),
+    await registerOptions(rel("test/fixtures/onnx/lr-gemm-sigmoid.onnx"), { data: rel("test/fixtures/onnx/lr-gemm-sigmoid.train.csv"), label: "label", name: "x", version: "1.0.0" }),
   );
   assert.ok(notes.some((n) => n.includes("Home: categorical") && n.includes("GUESSED") && n.includes("--categories Home=")));
   assert.ok(notes.some((n) => n.includes("metrics on the TRAINING data")));
   // A training file whose features do not make the model's input width: named, not guessed.
   await assert.rejects(
-    inferManifest(registerOptions(rel("test/fixtures/onnx/lr-gemm-sigmoid.onnx"), { data: rel("test/fixtures/onnx/columnwise-pipeline.train.csv"), label: "label", name: "x", version: "1.0.0" })),
+    registerOptions(rel("test/fixtures/onnx/lr-gemm-sigmoid.onnx"), { data: rel("test/fixtures/onnx/columnwise-pipeline.train.csv"), label: "label", name: "x", version: "1.0.0" }).then(inferManifest),
     /has 6 columns but the data's features make 5/,
   );
 });

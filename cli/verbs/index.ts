@@ -36,8 +36,8 @@ export const VERBS: Record<string, Verb> = {
 export function usage(): string {
   return `usage: eml <verb> [args] [--url URL] [--token TOKEN] [--profile NAME] [--json]
 
-  register MODEL.onnx --data TRAIN.csv --label COLUMN --name N --version V [--alias A]
-           [--holdout HOLDOUT.csv] [--environment E] [--positive-class C] [--categories F=a,b,c]
+  register MODEL.onnx --data TRAIN.csv|.parquet|.ndjson --label COLUMN --name N --version V [--alias A]
+           [--holdout HOLDOUT.csv|.parquet|.ndjson] [--quiet] [--environment E] [--positive-class C] [--categories F=a,b,c]
            [--integer F,G] [--bounds F=MIN:MAX] [--impute F=V] [--ignore COL] [--out FILE] [--dry-run]
   features define FILE.json | --body JSON      define a feature (a changed definition is a new version)
   features list --group G                      every version of every feature of a group

@@ -1,5 +1,5 @@
 /**
- * `eml register MODEL.onnx --data TRAIN.csv --label COLUMN --name N --version V [--alias A]
+ * `eml register MODEL.onnx --data TRAIN.csv|.parquet|.ndjson --label COLUMN --name N --version V [--alias A]
  * [--holdout HOLDOUT.csv] [--dry-run] [--out FILE]`: infers the manifest (cli/register/infer.ts),
  * prints every guess, writes the manifest for review, and (unless --dry-run) uploads manifest and
  * artifact to POST /admin/models/:name/versions with a progress line.
@@ -46,7 +46,7 @@ function keyed(values: string[] | undefined, flag: string): Record<string, strin
 }
 
 /** Parses the flags into inference options; throws naming the flag that is wrong or missing. */
-export function registerOptions(model: string | undefined, flags: RegisterFlags): RegisterOptions {
+export async function registerOptions(model: string | undefined, flags: RegisterFlags): Promise<RegisterOptions> {
   if (!model) throw new Error("register needs the ONNX file: eml register MODEL.onnx --data TRAIN.csv --label COLUMN --name N --version V");
   for (const f of ["data", "label", "name", "version"] as const) if (!flags[f]) throw new Error(`register needs --${f}`);
   const env = flags.environment;
@@ -59,8 +59,8 @@ export function registerOptions(model: string | undefined, flags: RegisterFlags)
   }
   return {
     onnx: new Uint8Array(readFileSync(model)),
-    data: readTable(flags.data!),
-    holdout: flags.holdout ? readTable(flags.holdout) : undefined,
+    data: await readTable(flags.data!),
+    holdout: flags.holdout ? await readTable(flags.holdout) : undefined,
     label: flags.label!,
     name: flags.name!,
     version: flags.version!,
@@ -76,7 +76,7 @@ export function registerOptions(model: string | undefined, flags: RegisterFlags)
 }
 
 export async function register(config: Config, model: string | undefined, flags: RegisterFlags, log: (s: string) => void = console.log): Promise<void> {
-  const opts = registerOptions(model, flags);
+  const opts = await registerOptions(model, flags);
   const { manifest, notes } = await inferManifest(opts);
   log(`Inferred from ${path.basename(model!)} and ${path.basename(flags.data!)}:`);
   for (const n of notes) log(`  - ${n}`);
