@@ -1,13 +1,13 @@
 /**
  * The CLI's day-to-day verbs against a real local server (wrangler dev on fresh state, demo models
  * registered as `npm start` does): tables for models, versions, aliases, deployments and
- * monitoring; an alias move; and an API error printed as the API states it with a non-zero exit.
+ * monitoring; an alias move; archiving and restoring a version; and an API error printed as the API states it with a non-zero exit.
  * (*.node-test.ts: run by `node --test` from `npm test`, not by vitest.)
  */
 import { after, before, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { applyMigrations, registerDemoModels, ROOT, startDevServer, type DevServer } from "../../scripts/lib/dev-server.ts";
@@ -92,4 +92,26 @@ test("monitoring summary after a prediction; usage errors exit 2 or 1 with a mes
   const usage = eml("versions");
   assert.equal(usage.code, 1);
   assert.match(usage.err, /usage: eml versions MODEL/);
+});
+
+test("versions archive and restore a version; restoring one that is not archived is the API's 409, exit 1", async () => {
+  const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-gbt.manifest.json"), "utf8"));
+  const form = new FormData();
+  form.set("manifest", JSON.stringify({ ...manifest, version: "1.2.0" }));
+  form.set("artifact", new Blob([readFileSync(path.join(ROOT, "models/credit-risk-gbt.onnx"))]), "model.onnx");
+  const post = () => fetch(`${server.url}/admin/models/credit-risk/versions`, { method: "POST", headers: { authorization: `Bearer ${TOKEN}` }, body: form });
+  const res = await post().catch(post);
+  assert.equal(res.status, 201, await res.text());
+
+  const archived = eml("versions", "archive", "credit-risk", "1.2.0", "--reason", "cli test");
+  assert.equal(archived.code, 0, archived.err);
+  assert.match(archived.out, /^credit-risk@1\.2\.0: archived$/m);
+  assert.match(eml("versions", "credit-risk").out, /^1\.2\.0\s+archived\s/m);
+  const restored = eml("versions", "restore", "credit-risk", "1.2.0", "--reason", "archived by mistake");
+  assert.equal(restored.code, 0, restored.err);
+  assert.match(restored.out, /^credit-risk@1\.2\.0: registered$/m);
+  assert.match(eml("versions", "credit-risk").out, /^1\.2\.0\s+registered\s/m);
+  const again = eml("versions", "restore", "credit-risk", "1.2.0");
+  assert.equal(again.code, 1);
+  assert.match(again.err, /^HTTP 409 conflict: version 1\.2\.0 of 'credit-risk' is not archived/m);
 });

@@ -35,6 +35,12 @@ export const registryDocs: RouteDoc[] = [
     responses: { 200: { description: "archived", schema: r.modelVersion } }, errors: [400, 404, 409, 422],
   }),
   doc({
+    method: "post", path: "/admin/models/:name/versions/:version/restore",
+    summary: "Restore an archived version to registered (409 when it is not archived or its artifact is gone from R2)",
+    params: nameVersion, body: { schema: reasonBody, required: false, example: { reason: "archived by mistake" } },
+    responses: { 200: { description: "registered again", schema: r.modelVersion } }, errors: [400, 404, 409, 422],
+  }),
+  doc({
     method: "put", path: "/admin/models/:name/aliases/:alias", summary: "Point an alias at a version",
     params: { name: modelNameSchema, alias: aliasSchema }, body: { schema: aliasBody, example: { version: "1.1.0", reason: "higher KS on the holdout" } },
     responses: { 200: { description: "the alias move", schema: r.anyJson } }, errors: [400, 404, 409, 422],

@@ -7,6 +7,7 @@
  *   GET    /:name/versions                     list versions
  *   GET    /:name/versions/:version            one version
  *   POST   /:name/versions/:version/archive    archive (refused while it serves traffic)
+ *   POST   /:name/versions/:version/restore    bring an archived version back (its artifact must still be in R2)
  *   PUT    /:name/aliases/:alias               point an alias at a version
  *   DELETE /:name/aliases/:alias               remove an alias
  *   GET    /:name/audit                        audit log, newest first
@@ -42,6 +43,7 @@ import {
   listModels,
   listVersions,
   registryDb,
+  restoreVersion,
   setAlias,
   toModelVersion,
 } from "./store";
@@ -187,6 +189,15 @@ export const registryRoutes = new Hono<AdminEnv>()
     const version = param(semverSchema, c.req.param("version"), "version");
     const { reason } = await parseBody(reasonBody, await optionalJson(c));
     const row = await archiveVersion(db, name, version, c.get("actor"), reason);
+    invalidateResolved(name);
+    return c.json(describeVersion(row));
+  })
+  .post("/:name/versions/:version/restore", async (c) => {
+    const db = registryDb(c.env.DB);
+    const name = param(modelNameSchema, c.req.param("name"), "model name");
+    const version = param(semverSchema, c.req.param("version"), "version");
+    const { reason } = await parseBody(reasonBody, await optionalJson(c));
+    const row = await restoreVersion(db, c.env.ARTIFACTS, name, version, c.get("actor"), reason);
     invalidateResolved(name);
     return c.json(describeVersion(row));
   })

@@ -287,6 +287,35 @@ export async function archiveVersion(db: Db, name: string, version: string, acto
   return { ...row, status: "archived" };
 }
 
+/**
+ * Brings an archived version back to `registered`, the only status an archived version can have had
+ * (archiving is refused while an alias or an open deployment uses it, so no alias or traffic comes
+ * back with it: point an alias at it afterwards). Refused with 409 when the version is not archived,
+ * or when its artifact is no longer in R2 (the orphan sweep keeps artifacts that any version row,
+ * archived or not, references, but an object deleted by hand or by a bucket lifecycle rule cannot be
+ * served again). The status change and its audit entry are one D1 batch; the update only matches an
+ * archived row and the audit insert only runs when that update changed it, so of two concurrent
+ * restores one writes and the other gets 409, with one audit entry.
+ */
+export async function restoreVersion(db: Db, artifacts: R2Bucket, name: string, version: string, actor: string, reason?: string) {
+  const row = await getVersion(db, name, version);
+  if (row.status !== "archived") throw new ApiError("conflict", `version ${version} of '${name}' is not archived (status '${row.status}'); nothing to restore`);
+  const object = await artifacts.head(row.artifactKey);
+  if (!object || object.size !== row.sizeBytes) {
+    const what = object ? `holds ${object.size} bytes, not the ${row.sizeBytes} registered` : "is no longer in the artifact bucket";
+    throw new ApiError("conflict", `version ${version} of '${name}' cannot be restored: its artifact ${row.artifactKey} ${what}; register the ONNX file again as a new version`);
+  }
+  const d1 = db.$client;
+  const [, audit] = await d1.batch([
+    d1.prepare("UPDATE model_versions SET status = 'registered' WHERE model_name = ?1 AND version = ?2 AND status = 'archived'").bind(name, version),
+    d1
+      .prepare("INSERT INTO audit_log (at, actor, action, model_name, version, reason, details) SELECT ?1, ?2, 'version.restore', ?3, ?4, ?5, json_object('from', 'archived', 'to', 'registered') WHERE changes() = 1")
+      .bind(now(), actor, name, version, reason ?? null),
+  ]);
+  if (!audit.meta.changes) throw new ApiError("conflict", `version ${version} of '${name}' was restored meanwhile by another request`);
+  return { ...row, status: "registered" };
+}
+
 /** Audit entries newest first; `before` is the id cursor from the previous page (LIMIT n+1 paging). */
 export async function auditTrail(db: Db, name: string, limit: number, before?: number) {
   const where = before ? and(eq(auditLog.modelName, name), lt(auditLog.id, before)) : eq(auditLog.modelName, name);

@@ -1,0 +1,110 @@
+/**
+ * Restoring an archived version (issue 17): POST /admin/models/:name/versions/:version/restore
+ * brings it back to `registered` with an audit entry; it is refused (and nothing changes) for bad
+ * names, unknown versions, bad bodies, missing credentials, a version that is not archived, and a
+ * version whose artifact is no longer in R2. The orphan sweep keeps the artifacts of archived
+ * versions (their rows still reference them), so restore works after any number of sweeps.
+ */
+import { env } from "cloudflare:test";
+import { beforeAll, describe, expect, it } from "vitest";
+import { sweepArtifacts, ARTIFACT_GRACE_MS } from "../src/registry/sweep";
+import { ADMIN, call, register } from "./support/api";
+import { repoBytes, repoJson } from "./support/files";
+
+const M = "credit-risk";
+let row: Record<string, unknown>;
+
+const status = async (version: string) => (await call("GET", `/admin/models/${M}/versions/${version}`, undefined, ADMIN)).json.status;
+const auditIds = async () => (await call("GET", `/admin/models/${M}/audit?limit=500`, undefined, ADMIN)).json.entries.map((e: { id: number }) => e.id);
+const predictVersion = (version: string) => call("POST", `/v1/models/${M}/predict`, { version, features: row });
+
+beforeAll(async () => {
+  const lr = await repoJson("models/credit-risk-lr.manifest.json");
+  const lrBytes = await repoBytes("models/credit-risk-lr.onnx");
+  expect((await register(M, lr, lrBytes, ["champion"])).status).toBe(201);
+  expect((await register(M, { ...lr, version: "1.0.1" }, lrBytes)).status).toBe(201);
+  const gbt = await repoJson("models/credit-risk-gbt.manifest.json");
+  expect((await register(M, { ...gbt, version: "2.0.0" }, await repoBytes("models/credit-risk-gbt.onnx"))).status).toBe(201);
+  row = (await repoJson("models/credit-risk-holdout.json")).rows[0].features;
+});
+
+describe("restore an archived version", () => {
+  it("brings it back to registered, serving by version again, with an audit entry; a second restore is 409", async () => {
+    expect((await call("POST", `/admin/models/${M}/versions/1.0.1/archive`, { reason: "superseded" }, ADMIN)).status).toBe(200);
+    expect((await predictVersion("1.0.1")).status).toBe(409);
+
+    const res = await call("POST", `/admin/models/${M}/versions/1.0.1/restore`, { reason: "archived by mistake" }, { ...ADMIN, "x-actor": "alice" });
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    expect(res.json).toMatchObject({ name: M, version: "1.0.1", status: "registered" });
+    expect(await status("1.0.1")).toBe("registered");
+    expect((await predictVersion("1.0.1")).status).toBe(200);
+    // It can take an alias again.
+    expect((await call("PUT", `/admin/models/${M}/aliases/shadow`, { version: "1.0.1" }, ADMIN)).status).toBe(200);
+
+    const audit = (await call("GET", `/admin/models/${M}/audit?limit=2`, undefined, ADMIN)).json.entries;
+    expect(audit[1]).toMatchObject({ action: "version.restore", actor: "alice", version: "1.0.1", reason: "archived by mistake", details: { from: "archived", to: "registered" } });
+
+    const before = await auditIds();
+    const again = await call("POST", `/admin/models/${M}/versions/1.0.1/restore`, {}, ADMIN);
+    expect(again.status).toBe(409);
+    expect(again.json.error).toMatchObject({ code: "conflict", message: expect.stringMatching(/1\.0\.1 of 'credit-risk' is not archived \(status 'registered'\)/) });
+    expect(await auditIds()).toEqual(before);
+  });
+
+  it("refuses bad inputs with a 4xx naming what is wrong, and changes nothing", async () => {
+    expect((await call("DELETE", `/admin/models/${M}/aliases/shadow`, undefined, ADMIN)).status).toBe(204);
+    expect((await call("POST", `/admin/models/${M}/versions/1.0.1/archive`, {}, ADMIN)).status).toBe(200);
+    const before = await auditIds();
+    const cases: [string, unknown, Record<string, string>, number, RegExp][] = [
+      [`/admin/models/${M}/versions/1.0.1/restore`, {}, {}, 401, /./],
+      [`/admin/models/${M}/versions/1.0.1/restore`, {}, { authorization: "Bearer wrong-token" }, 403, /invalid admin token/],
+      [`/admin/models/${M}/versions/1.x/restore`, {}, ADMIN, 400, /invalid version '1\.x'/],
+      [`/admin/models/Bad%20Name/versions/1.0.1/restore`, {}, ADMIN, 400, /invalid model name/],
+      [`/admin/models/${M}/versions/9.9.9/restore`, {}, ADMIN, 404, /9\.9\.9/],
+      [`/admin/models/no-such-model/versions/1.0.1/restore`, {}, ADMIN, 404, /no-such-model/],
+      [`/admin/models/${M}/versions/1.0.1/restore`, { reason: 5 }, ADMIN, 422, /invalid request body/],
+      [`/admin/models/${M}/versions/1.0.1/restore`, { stage: "production" }, ADMIN, 422, /invalid request body/],
+      [`/admin/models/${M}/versions/1.0.1/restore`, "{not json", ADMIN, 400, /JSON/i],
+    ];
+    for (const [path, body, headers, code, message] of cases) {
+      const res = await call("POST", path, body, headers);
+      expect(res.status, `${path} ${JSON.stringify(body)}: ${res.text}`).toBe(code);
+      expect(res.json.error.message, path).toMatch(message);
+    }
+    expect(await status("1.0.1")).toBe("archived");
+    expect(await auditIds()).toEqual(before);
+    expect((await predictVersion("1.0.1")).status).toBe(409);
+  });
+
+  it("the orphan sweep keeps an archived version's artifact, so restore still works after it", async () => {
+    const key = (await call("GET", `/admin/models/${M}/versions/1.0.1`, undefined, ADMIN)).json.artifact.key;
+    const swept = await sweepArtifacts(env, Date.now() + 10 * ARTIFACT_GRACE_MS);
+    expect(swept.deleted).not.toContain(key);
+    expect(await env.ARTIFACTS.head(key)).not.toBeNull();
+    const res = await call("POST", `/admin/models/${M}/versions/1.0.1/restore`, {}, ADMIN);
+    expect(res.status).toBe(200);
+    expect((await predictVersion("1.0.1")).status).toBe(200);
+  });
+
+  it("answers 409 naming the artifact when it is no longer in R2, and leaves the version archived", async () => {
+    expect((await call("POST", `/admin/models/${M}/versions/2.0.0/archive`, {}, ADMIN)).status).toBe(200);
+    const key = (await call("GET", `/admin/models/${M}/versions/2.0.0`, undefined, ADMIN)).json.artifact.key;
+    await env.ARTIFACTS.delete(key); // as a bucket lifecycle rule or a hand deletion would
+    const before = await auditIds();
+    const res = await call("POST", `/admin/models/${M}/versions/2.0.0/restore`, {}, ADMIN);
+    expect(res.status).toBe(409);
+    expect(res.json.error.message).toContain(`its artifact ${key} is no longer in the artifact bucket`);
+    expect(await status("2.0.0")).toBe("archived");
+    expect(await auditIds()).toEqual(before);
+  });
+
+  it("of two concurrent restores one wins and one gets 409, with one audit entry", async () => {
+    expect((await call("POST", `/admin/models/${M}/versions/1.0.1/archive`, {}, ADMIN)).status).toBe(200);
+    const before = (await auditIds()).length;
+    const results = await Promise.all([1, 2].map(() => call("POST", `/admin/models/${M}/versions/1.0.1/restore`, {}, ADMIN)));
+    expect(results.map((r) => r.status).sort()).toEqual([200, 409]);
+    const entries = (await call("GET", `/admin/models/${M}/audit?limit=500`, undefined, ADMIN)).json.entries;
+    expect(entries.length - before).toBe(1);
+    expect(entries[0]).toMatchObject({ action: "version.restore", version: "1.0.1" });
+  });
+});
