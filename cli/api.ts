@@ -7,6 +7,7 @@ import { createReadStream, statSync } from "node:fs";
 import { request as httpRequest } from "node:http";
 import { request as httpsRequest } from "node:https";
 import type { Config } from "./config.ts";
+import { countingStream } from "./progress.ts";
 
 export class ApiFailure extends Error {
   readonly status: number;
@@ -119,6 +120,32 @@ export class Api {
       /* not JSON: keep the text */
     }
     if (status < 200 || status >= 300) throw new ApiFailure(status, parsed);
+    return parsed as T;
+  }
+
+  /**
+   * Sends `body` (a Blob, e.g. a serialized multipart form) as a streamed request body with its
+   * Content-Length, through fetch (duplex: 'half'); `onProgress(sent, total)` is called as fetch
+   * pulls the bytes, i.e. as fast as the connection takes them.
+   */
+  async sendBlob<T = unknown>(method: string, path: string, body: Blob, contentType: string, onProgress: (sent: number, total: number) => void = () => {}, headers: Record<string, string> = {}): Promise<T> {
+    const all: Record<string, string> = { ...headers, "content-type": contentType, "content-length": String(body.size) };
+    if (this.config.token) all.authorization = `Bearer ${this.config.token}`;
+    const init: RequestInit & { duplex: "half" } = { method, headers: all, body: countingStream(body, (sent) => onProgress(sent, body.size)), duplex: "half" };
+    let res: Response;
+    try {
+      res = await fetch(this.config.url + path, init);
+    } catch (error) {
+      throw new Error(`cannot reach ${this.config.url} (${(error as Error).cause ?? (error as Error).message}); set --url or EML_URL`);
+    }
+    const text = await res.text();
+    let parsed: unknown = text;
+    try {
+      parsed = text ? JSON.parse(text) : null;
+    } catch {
+      /* not JSON: keep the text */
+    }
+    if (!res.ok) throw new ApiFailure(res.status, parsed);
     return parsed as T;
   }
 

@@ -15,6 +15,7 @@ const OPTIONS = {
   profile: { type: "string" },
   json: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  quiet: { type: "boolean", short: "q" },
   // register
   data: { type: "string" },
   holdout: { type: "string" },

@@ -13,7 +13,8 @@ import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
 import { Api } from "../api.ts";
 import type { Config } from "../config.ts";
-import { bytes, dataType, duration, fields, positiveInt, sleep, table, withProgressLine, type Log } from "./output.ts";
+import { bytes, dataType, duration, fields, positiveInt, sleep, table, type Log } from "./output.ts";
+import { withProgressLine } from "../progress.ts";
 
 export interface BatchFlags {
   model?: string;
@@ -94,7 +95,7 @@ export async function batch(config: Config, sub: string | undefined, args: strin
       const file = args[0];
       const q = submitQuery(file, flags);
       const { contentType } = dataType(file);
-      let job = await withProgressLine((progress) => api.upload<Job>(`/v1/batch?${q}`, file, contentType, progress));
+      let job = await withProgressLine((progress) => api.upload<Job>(`/v1/batch?${q}`, file, contentType, progress), (flags as { quiet?: boolean }).quiet);
       log(`job ${job.job_id} accepted: ${job.model}@${job.version}, output ${job.output.key}`);
       if (flags.detach) return flags.json ? log(JSON.stringify(job, null, 2)) : log(`follow it: eml batch status ${job.job_id}`);
       while (!FINAL.has(job.state)) {

@@ -10,7 +10,8 @@
  */
 import { Api } from "../api.ts";
 import type { Config } from "../config.ts";
-import { bytes, dataType, fields, jsonArg, positiveInt, sleep, table, withProgressLine, type Log } from "./output.ts";
+import { bytes, dataType, fields, jsonArg, positiveInt, sleep, table, type Log } from "./output.ts";
+import { withProgressLine } from "../progress.ts";
 
 export interface FeatureFlags {
   group?: string;
@@ -78,7 +79,7 @@ export async function features(config: Config, sub: string | undefined, args: st
     if (flags["time-column"]) q.set("time_column", flags["time-column"]);
     const maxRejected = positiveInt(flags["max-rejected"], "max-rejected");
     if (maxRejected !== undefined) q.set("max_rejected", String(maxRejected));
-    let load = await withProgressLine((progress) => api.upload<Load>(`/admin/features/loads?${q}`, file, contentType, progress));
+    let load = await withProgressLine((progress) => api.upload<Load>(`/admin/features/loads?${q}`, file, contentType, progress), (flags as { quiet?: boolean }).quiet);
     if (flags.json && !flags.wait) return log(JSON.stringify(load, null, 2));
     log(describeLoad(load));
     if (!flags.wait) return log(`follow it: eml features loads --group ${load.group}  (or --wait)`);

@@ -67,7 +67,7 @@ export function usage(): string {
   monitoring alerts MODEL [--limit N]
   config                       where requests go and where the token came from
 
---json prints the API's answer as JSON instead of a table. API errors are printed as the API
+--json prints the API's answer as JSON instead of a table; --quiet (-q) hides upload progress bars. API errors are printed as the API
 states them and exit 1; bad arguments exit 1 (2 for unknown flags).
 
 Config: flags, then EML_URL / EML_ADMIN_TOKEN, then a profile in $EML_CONFIG or

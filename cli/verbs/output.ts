@@ -71,16 +71,3 @@ export function dataType(file: string): { format: "csv" | "ndjson"; contentType:
 }
 
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Runs an upload with a progress line on stderr, ending the line whether it succeeds or fails. */
-export async function withProgressLine<T>(run: (progress: (sent: number, total: number) => void) => Promise<T>): Promise<T> {
-  let drawn = false;
-  try {
-    return await run((sent, total) => {
-      drawn = true;
-      process.stderr.write(`\ruploading ${bytes(sent)} / ${bytes(total)} (${total ? ((sent / total) * 100).toFixed(0) : 100}%)`);
-    });
-  } finally {
-    if (drawn) process.stderr.write("\n");
-  }
-}

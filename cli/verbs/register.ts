@@ -2,7 +2,7 @@
  * `eml register MODEL.onnx --data TRAIN.csv|.parquet|.ndjson --label COLUMN --name N --version V [--alias A]
  * [--holdout HOLDOUT.csv] [--dry-run] [--out FILE]`: infers the manifest (cli/register/infer.ts),
  * prints every guess, writes the manifest for review, and (unless --dry-run) uploads manifest and
- * artifact to POST /admin/models/:name/versions with a progress line.
+ * artifact to POST /admin/models/:name/versions with a progress bar (cli/progress.ts; --quiet: none).
  */
 import { readFileSync, writeFileSync } from "node:fs";
 import path from "node:path";
@@ -11,6 +11,7 @@ import { Api } from "../api.ts";
 import type { Config } from "../config.ts";
 import { readTable } from "../register/data.ts";
 import { inferManifest, type RegisterOptions } from "../register/infer.ts";
+import { ProgressBar } from "../progress.ts";
 
 export interface RegisterFlags {
   data?: string;
@@ -87,18 +88,17 @@ export async function register(config: Config, model: string | undefined, flags:
   const api = new Api(config);
   const form = new FormData();
   form.set("manifest", JSON.stringify(manifest));
-  const bytes = readFileSync(model!);
-  form.set("artifact", new Blob([bytes]), path.basename(model!));
+  form.set("artifact", new Blob([readFileSync(model!)]), path.basename(model!));
   for (const a of list(flags.alias)) form.append("alias", a);
-  const total = bytes.length + JSON.stringify(manifest).length;
-  const tick = setInterval(() => process.stderr.write("."), 250);
-  process.stderr.write(`uploading ${(total / 1024).toFixed(1)} KiB to ${config.url} `);
+  // The multipart body as bytes (the artifact is at most MAX_ARTIFACT_BYTES), so its length is
+  // known and the bar can count it as the connection takes it.
+  const encoded = new Request("http://multipart.invalid/", { method: "POST", body: form });
+  const body = await encoded.blob();
+  const bar = new ProgressBar(body.size, { label: `uploading to ${config.url}`, quiet: flags.quiet });
   try {
-    const res = await api.request<{ version?: { version?: string } }>("POST", `/admin/models/${manifest.name}/versions`, form, { "x-actor": flags.actor ?? "eml-cli" });
-    process.stderr.write(" done\n");
-    log(`registered ${manifest.name}@${manifest.version}${list(flags.alias).length ? ` as ${list(flags.alias).join(", ")}` : ""}`);
-    void res;
+    await api.sendBlob("POST", `/admin/models/${encodeURIComponent(manifest.name)}/versions`, body, encoded.headers.get("content-type")!, (sent) => bar.update(sent), { "x-actor": flags.actor ?? "eml-cli" });
   } finally {
-    clearInterval(tick);
+    bar.finish();
   }
+  log(`registered ${manifest.name}@${manifest.version}${list(flags.alias).length ? ` as ${list(flags.alias).join(", ")}` : ""}`);
 }
