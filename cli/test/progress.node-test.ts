@@ -20,7 +20,8 @@ import { ProgressBar } from "../progress.ts";
 import { register } from "../verbs/register.ts";
 
 const ROOT = path.resolve(path.dirname(new URL(import.meta.url).pathname), "../..");
-const PORT = Number(process.env.PROGRESS_TEST_PORT ?? 8852);
+/** An ephemeral port unless PROGRESS_TEST_PORT is set (a fixed port can clash with other servers). */
+let PORT = Number(process.env.PROGRESS_TEST_PORT ?? 0);
 let server: Server;
 /** What the client had reported when the server got each chunk: [server bytes so far, client bytes so far]. */
 let observed: [number, number][] = [];
@@ -46,6 +47,7 @@ before(async () => {
     });
   });
   await new Promise<void>((resolve) => server.listen(PORT, "127.0.0.1", resolve));
+  PORT = (server.address() as { port: number }).port;
 });
 after(() => new Promise<void>((resolve) => server.close(() => resolve())));
 

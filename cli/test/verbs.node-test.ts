@@ -106,6 +106,8 @@ test("progress lines: rows done, rows/s and the ETA at that rate", () => {
   assert.equal(progressLine(job(10, null, null)), "running: 10 rows");
   assert.equal(progressLine(job(1000, 1000, 80, 3)), "running: 1000 / 1000 rows (100.0%), 80 rows/s, 3 failed");
   assert.equal(table([{ a: 1, b: "x" }, { a: 22, b: null }], [["a", (r) => r.a], ["b", (r) => r.b]]), "A   B\n1   x\n22  -");
+  // One printer for every verb: columns by field name too, long cells cut with "…" (the full value is in --json).
+  assert.equal(table([{ name: "m", note: "x".repeat(60), auc: 0.827512345 }], ["name", "note", "auc"], 10), "NAME  NOTE        AUC\nm     xxxxxxxxx…  0.8275");
 });
 
 test("batch submit uploads with Content-Length, follows the job to the end and downloads the result and errors", async () => {

@@ -6,7 +6,7 @@
  */
 import { readFileSync } from "node:fs";
 import { Api } from "../api.ts";
-import { table } from "../table.ts";
+import { table } from "./output.ts";
 import type { Verb, VerbContext } from "./index.ts";
 
 type Any = Record<string, any>;
@@ -25,7 +25,7 @@ const reason = (ctx: VerbContext) => (ctx.flags.reason ? { reason: String(ctx.fl
 
 export const models: Verb = async (ctx) => {
   const res = await new Api(ctx.config).get<Any>("/admin/models");
-  out(ctx, res, () => table(res.models, ["name", "description", "created_at", "created_by"]));
+  out(ctx, res, () => table(res.models, ["name", "description", "created_at", "created_by"], 48));
 };
 
 /**
@@ -47,6 +47,7 @@ export const versions: Verb = async (ctx) => {
     table(
       res.versions.map((v: Any) => ({ ...v, aliases: aliasesOf(v.version), auc: v.metrics.auc, ks: v.metrics.ks, rmse: v.metrics.rmse })),
       ["version", "status", "task", "environment", "aliases", "auc", "ks", "rmse", "created_at"],
+      48,
     ),
   );
 };
@@ -54,7 +55,7 @@ export const versions: Verb = async (ctx) => {
 export const aliases: Verb = async (ctx) => {
   const [name] = need(ctx.args, 1, "aliases MODEL");
   const res = await new Api(ctx.config).get<Any>(`/admin/models/${enc(name)}`);
-  out(ctx, res.aliases, () => table(Object.entries(res.aliases).map(([alias, version]) => ({ alias, version })), ["alias", "version"]));
+  out(ctx, res.aliases, () => table(Object.entries(res.aliases).map(([alias, version]) => ({ alias, version })), ["alias", "version"], 48));
 };
 
 /** eml promote MODEL VERSION [--alias champion] [--reason R]: points the alias at the version. */
@@ -68,7 +69,7 @@ export const promote: Verb = async (ctx) => {
 function deploymentSummary(d: Any): string {
   const variants = (d.variants as Any[]).map((v) => `${v.name}=${v.version}${v.weight !== undefined ? ` ${v.weight}%` : ""}`).join(", ");
   const lines = [
-    table([d], ["id", "model", "strategy", "state", "revision", "validation_status"]),
+    table([d], ["id", "model", "strategy", "state", "revision", "validation_status"], 48),
     `variants: ${variants}`,
   ];
   const c = d.config ?? {};
@@ -132,6 +133,6 @@ export const monitoring: Verb = async (ctx) => {
       return flat;
     });
     const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))].slice(0, 10);
-    return `${model} ${sub} (window ${res.window})\n${table(rows, cols)}`;
+    return `${model} ${sub} (window ${res.window})\n${table(rows, cols, 48)}`;
   });
 };

@@ -6,7 +6,8 @@
 import { existsSync, readFileSync } from "node:fs";
 
 export type Log = (line: string) => void;
-export type Column<T> = [header: string, value: (row: T) => unknown];
+/** A column: a field name (its header), or a header and how to read the cell from a row. */
+export type Column<T> = [header: string, value: (row: T) => unknown] | string;
 
 function cell(v: unknown): string {
   if (v === null || v === undefined) return "-";
@@ -15,13 +16,18 @@ function cell(v: unknown): string {
   return String(v);
 }
 
-/** A left-aligned table with a header row, or "(none)" when there are no rows. */
-export function table<T>(rows: T[], columns: Column<T>[]): string {
+/**
+ * The CLI's one table printer: left-aligned, a header row, "(none)" when there are no rows; cells
+ * longer than `maxWidth` are cut with "…" (the full values are in --json).
+ */
+export function table<T>(rows: T[], columns: Column<T>[], maxWidth = Infinity): string {
   if (!rows.length) return "(none)";
-  const cells = rows.map((r) => columns.map(([, f]) => cell(f(r))));
-  const widths = columns.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
+  const cols = columns.map((c): [string, (row: T) => unknown] => (typeof c === "string" ? [c, (r) => (r as Record<string, unknown>)[c]] : c));
+  const cut = (s: string) => (s.length > maxWidth ? `${s.slice(0, maxWidth - 1)}…` : s);
+  const cells = rows.map((r) => cols.map(([, f]) => cut(cell(f(r)))));
+  const widths = cols.map(([h], i) => Math.max(h.length, ...cells.map((c) => c[i].length)));
   const line = (values: string[]) => values.map((v, i) => (i === values.length - 1 ? v : v.padEnd(widths[i]))).join("  ").trimEnd();
-  return [line(columns.map(([h]) => h.toUpperCase())), ...cells.map(line)].join("\n");
+  return [line(cols.map(([h]) => h.toUpperCase())), ...cells.map(line)].join("\n");
 }
 
 /** Key/value lines for one object's chosen fields. */
