@@ -68,7 +68,7 @@ test("batch submit uploads, follows the job and downloads the scored file; statu
   writeFileSync(path.join(work, "apps.csv"), lines.join("\n") + "\n");
   const r = eml("batch", "submit", "apps.csv", "--model", "credit-risk", "--alias", "challenger", "--out", "scored.csv");
   assert.equal(r.code, 0, r.err);
-  assert.match(r.err, /uploading .* \(100%\)/);
+  assert.match(r.err, /^uploading (\S+ \S+) \/ \1  100%  .* done$/m); // the bar of cli/progress.ts (not a terminal: plain lines)
   assert.match(r.out, /^job (\S+) accepted: credit-risk@1\.1\.0/m);
   assert.match(r.out, /succeeded: 40 \/ 40 rows \(100\.0%\)/);
   const scored = readFileSync(path.join(work, "scored.csv"), "utf8").trim().split("\n");
