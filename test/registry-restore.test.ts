@@ -86,11 +86,20 @@ describe("restore an archived version", () => {
     expect((await predictVersion("1.0.1")).status).toBe(200);
   });
 
-  it("answers 409 naming the artifact when it is no longer in R2, and leaves the version archived", async () => {
+  it("answers 409 naming the artifact when it is no longer in R2 or not the registered bytes, and leaves the version archived", async () => {
     expect((await call("POST", `/admin/models/${M}/versions/2.0.0/archive`, {}, ADMIN)).status).toBe(200);
     const key = (await call("GET", `/admin/models/${M}/versions/2.0.0`, undefined, ADMIN)).json.artifact.key;
-    await env.ARTIFACTS.delete(key); // as a bucket lifecycle rule or a hand deletion would
     const before = await auditIds();
+    // Other bytes of the same size under the key (with their own sha256): refused as well.
+    const other = new Uint8Array(await (await env.ARTIFACTS.get(key))!.arrayBuffer());
+    other[other.length - 1] ^= 0xff;
+    const otherSha = [...new Uint8Array(await crypto.subtle.digest("SHA-256", other))].map((b) => b.toString(16).padStart(2, "0")).join("");
+    await env.ARTIFACTS.put(key, other, { sha256: otherSha });
+    const swapped = await call("POST", `/admin/models/${M}/versions/2.0.0/restore`, {}, ADMIN);
+    expect(swapped.status).toBe(409);
+    expect(swapped.json.error.message).toContain(`its artifact ${key} holds other bytes (sha256 ${otherSha}`);
+
+    await env.ARTIFACTS.delete(key); // as a bucket lifecycle rule or a hand deletion would
     const res = await call("POST", `/admin/models/${M}/versions/2.0.0/restore`, {}, ADMIN);
     expect(res.status).toBe(409);
     expect(res.json.error.message).toContain(`its artifact ${key} is no longer in the artifact bucket`);

@@ -291,7 +291,8 @@ export async function archiveVersion(db: Db, name: string, version: string, acto
  * Brings an archived version back to `registered`, the only status an archived version can have had
  * (archiving is refused while an alias or an open deployment uses it, so no alias or traffic comes
  * back with it: point an alias at it afterwards). Refused with 409 when the version is not archived,
- * or when its artifact is no longer in R2 (the orphan sweep keeps artifacts that any version row,
+ * or when its artifact is no longer in R2 or is not the registered bytes (size, and the sha256 R2 stored
+ * with it; the orphan sweep keeps artifacts that any version row,
  * archived or not, references, but an object deleted by hand or by a bucket lifecycle rule cannot be
  * served again). The status change and its audit entry are one D1 batch; the update only matches an
  * archived row and the audit insert only runs when that update changed it, so of two concurrent
@@ -301,8 +302,13 @@ export async function restoreVersion(db: Db, artifacts: R2Bucket, name: string, 
   const row = await getVersion(db, name, version);
   if (row.status !== "archived") throw new ApiError("conflict", `version ${version} of '${name}' is not archived (status '${row.status}'); nothing to restore`);
   const object = await artifacts.head(row.artifactKey);
-  if (!object || object.size !== row.sizeBytes) {
-    const what = object ? `holds ${object.size} bytes, not the ${row.sizeBytes} registered` : "is no longer in the artifact bucket";
+  const stored = object?.checksums.sha256 ? [...new Uint8Array(object.checksums.sha256)].map((b) => b.toString(16).padStart(2, "0")).join("") : undefined;
+  if (!object || object.size !== row.sizeBytes || (stored !== undefined && stored !== row.sha256)) {
+    const what = !object
+      ? "is no longer in the artifact bucket"
+      : object.size !== row.sizeBytes
+        ? `holds ${object.size} bytes, not the ${row.sizeBytes} registered`
+        : `holds other bytes (sha256 ${stored}, registered ${row.sha256})`;
     throw new ApiError("conflict", `version ${version} of '${name}' cannot be restored: its artifact ${row.artifactKey} ${what}; register the ONNX file again as a new version`);
   }
   const d1 = db.$client;
