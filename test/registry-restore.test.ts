@@ -64,6 +64,7 @@ describe("restore an archived version", () => {
       [`/admin/models/no-such-model/versions/1.0.1/restore`, {}, ADMIN, 404, /no-such-model/],
       [`/admin/models/${M}/versions/1.0.1/restore`, { reason: 5 }, ADMIN, 422, /invalid request body/],
       [`/admin/models/${M}/versions/1.0.1/restore`, { stage: "production" }, ADMIN, 422, /invalid request body/],
+      [`/admin/models/${M}/versions/1.0.1/restore`, { alias: "Not An Alias!" }, ADMIN, 422, /invalid request body/],
       [`/admin/models/${M}/versions/1.0.1/restore`, "{not json", ADMIN, 400, /JSON/i],
     ];
     for (const [path, body, headers, code, message] of cases) {
@@ -115,5 +116,16 @@ describe("restore an archived version", () => {
     const entries = (await call("GET", `/admin/models/${M}/audit?limit=500`, undefined, ADMIN)).json.entries;
     expect(entries.length - before).toBe(1);
     expect(entries[0]).toMatchObject({ action: "version.restore", version: "1.0.1" });
+  });
+
+  it("restores under an alias in the same transaction (the way back to serving), both audited", async () => {
+    expect((await call("POST", `/admin/models/${M}/versions/1.0.1/archive`, {}, ADMIN)).status).toBe(200);
+    const res = await call("POST", `/admin/models/${M}/versions/1.0.1/restore`, { alias: "champion", reason: "roll back" }, ADMIN);
+    expect(res.status, JSON.stringify(res.json)).toBe(200);
+    expect(res.json.status).toBe("registered");
+    expect((await call("GET", `/admin/models/${M}`, undefined, ADMIN)).json.aliases.champion).toBe("1.0.1");
+    const [move, restore] = (await call("GET", `/admin/models/${M}/audit?limit=2`, undefined, ADMIN)).json.entries;
+    expect(restore).toMatchObject({ action: "version.restore", version: "1.0.1", reason: "roll back" });
+    expect(move).toMatchObject({ action: "alias.set", version: "1.0.1", reason: "roll back", details: { alias: "champion", previous: "1.0.0", via: "restore" } });
   });
 });

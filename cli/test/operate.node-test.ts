@@ -114,4 +114,10 @@ test("versions archive and restore a version; restoring one that is not archived
   const again = eml("versions", "restore", "credit-risk", "1.2.0");
   assert.equal(again.code, 1);
   assert.match(again.err, /^HTTP 409 conflict: version 1\.2\.0 of 'credit-risk' is not archived/m);
+  // Restore under an alias: the alias points at it afterwards.
+  assert.equal(eml("versions", "archive", "credit-risk", "1.2.0").code, 0);
+  const asAlias = eml("versions", "restore", "credit-risk", "1.2.0", "--alias", "rollback");
+  assert.equal(asAlias.code, 0, asAlias.err);
+  assert.match(asAlias.out, /^credit-risk@1\.2\.0: registered \(alias rollback\)$/m);
+  assert.match(eml("aliases", "credit-risk").out, /^rollback\s+1\.2\.0$/m);
 });

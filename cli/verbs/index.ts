@@ -56,8 +56,9 @@ export function usage(): string {
   retraining report ID                         the champion/challenger comparison
   models                       models in the registry
   versions MODEL               versions with status, aliases and metrics
-  versions archive|restore MODEL VERSION [--reason R]
-                               archive a version, or bring an archived one back (409 if its artifact is gone)
+  versions archive MODEL VERSION [--reason R]
+  versions restore MODEL VERSION [--alias A] [--reason R]
+                               bring an archived version back, optionally as alias A (409 if its artifact is gone)
   aliases MODEL                aliases and the versions they point at
   promote MODEL VERSION [--alias champion] [--reason R]
   deployments [list] [--model M] [--state S]

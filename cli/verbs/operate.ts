@@ -31,15 +31,16 @@ export const models: Verb = async (ctx) => {
 /**
  * eml versions MODEL: the versions table. eml versions archive|restore MODEL VERSION [--reason R]:
  * archive a version, or bring an archived one back to registered (the API answers 409 when its
- * artifact is gone from R2). Three arguments mark the sub-verb, so a model named "restore" still lists.
+ * artifact is gone from R2); restore --alias A also points alias A at it, in the same transaction. Three arguments mark the sub-verb, so a model named "restore" still lists.
  */
 export const versions: Verb = async (ctx) => {
   const [sub, model, version] = ctx.args;
   if ((sub === "archive" || sub === "restore") && ctx.args.length === 3) {
-    const res = await new Api(ctx.config).post<Any>(`/admin/models/${enc(model)}/versions/${enc(version)}/${sub}`, reason(ctx));
-    return out(ctx, res, () => `${model}@${version}: ${res.status}`);
+    const alias = sub === "restore" ? (ctx.flags.alias as string[] | undefined)?.[0] : undefined;
+    const res = await new Api(ctx.config).post<Any>(`/admin/models/${enc(model)}/versions/${enc(version)}/${sub}`, { ...reason(ctx), ...(alias ? { alias } : {}) });
+    return out(ctx, res, () => `${model}@${version}: ${res.status}${alias ? ` (alias ${alias})` : ""}`);
   }
-  if (ctx.args.length > 1) throw new Error("usage: eml versions MODEL | versions archive|restore MODEL VERSION [--reason R]");
+  if (ctx.args.length > 1) throw new Error("usage: eml versions MODEL | versions archive MODEL VERSION [--reason R] | versions restore MODEL VERSION [--alias A] [--reason R]");
   const [name] = need(ctx.args, 1, "versions MODEL");
   const res = await new Api(ctx.config).get<Any>(`/admin/models/${enc(name)}`);
   const aliasesOf = (v: string) => Object.entries(res.aliases as Record<string, string>).filter(([, x]) => x === v).map(([a]) => a).join(",");

@@ -1,7 +1,7 @@
 /** OpenAPI entries for the registry admin API (src/registry/routes.ts), mounted at /admin/models. */
 import { z } from "zod";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema } from "../registry/manifest";
-import { aliasBody, profileBody, reasonBody } from "../registry/routes";
+import { aliasBody, profileBody, reasonBody, restoreBody } from "../registry/routes";
 import * as r from "./responses";
 import type { RouteDoc } from "./spec";
 
@@ -37,7 +37,7 @@ export const registryDocs: RouteDoc[] = [
   doc({
     method: "post", path: "/admin/models/:name/versions/:version/restore",
     summary: "Restore an archived version to registered (409 when it is not archived or its artifact is gone from R2)",
-    params: nameVersion, body: { schema: reasonBody, required: false, example: { reason: "archived by mistake" } },
+    params: nameVersion, body: { schema: restoreBody, required: false, example: { reason: "archived by mistake", alias: "champion" } },
     responses: { 200: { description: "registered again", schema: r.modelVersion } }, errors: [400, 404, 409, 422],
   }),
   doc({

@@ -7,7 +7,7 @@
  *   GET    /:name/versions                     list versions
  *   GET    /:name/versions/:version            one version
  *   POST   /:name/versions/:version/archive    archive (refused while it serves traffic)
- *   POST   /:name/versions/:version/restore    bring an archived version back (its artifact must still be in R2)
+ *   POST   /:name/versions/:version/restore    bring an archived version back (its artifact must still be in R2), optionally under an alias
  *   PUT    /:name/aliases/:alias               point an alias at a version
  *   DELETE /:name/aliases/:alias               remove an alias
  *   GET    /:name/audit                        audit log, newest first
@@ -68,6 +68,9 @@ export const profileBody = z
   })
   .strict();
 export const reasonBody = z.object({ reason: z.string().max(1000).optional() }).strict();
+export const restoreBody = z
+  .object({ reason: z.string().max(1000).optional(), alias: aliasSchema.optional().describe("an alias to point at the restored version in the same transaction, e.g. champion") })
+  .strict();
 export const aliasBody = z.object({ version: semverSchema, reason: z.string().max(1000).optional() }).strict();
 
 async function parseBody<T>(schema: z.ZodType<T>, raw: unknown): Promise<T> {
@@ -196,8 +199,8 @@ export const registryRoutes = new Hono<AdminEnv>()
     const db = registryDb(c.env.DB);
     const name = param(modelNameSchema, c.req.param("name"), "model name");
     const version = param(semverSchema, c.req.param("version"), "version");
-    const { reason } = await parseBody(reasonBody, await optionalJson(c));
-    const row = await restoreVersion(db, c.env.ARTIFACTS, name, version, c.get("actor"), reason);
+    const { reason, alias } = await parseBody(restoreBody, await optionalJson(c));
+    const { row } = await restoreVersion(db, c.env.ARTIFACTS, name, version, c.get("actor"), reason, alias);
     invalidateResolved(name);
     return c.json(describeVersion(row));
   })

@@ -290,15 +290,17 @@ export async function archiveVersion(db: Db, name: string, version: string, acto
 /**
  * Brings an archived version back to `registered`, the only status an archived version can have had
  * (archiving is refused while an alias or an open deployment uses it, so no alias or traffic comes
- * back with it: point an alias at it afterwards). Refused with 409 when the version is not archived,
- * or when its artifact is no longer in R2 or is not the registered bytes (size, and the sha256 R2 stored
- * with it; the orphan sweep keeps artifacts that any version row,
- * archived or not, references, but an object deleted by hand or by a bucket lifecycle rule cannot be
- * served again). The status change and its audit entry are one D1 batch; the update only matches an
- * archived row and the audit insert only runs when that update changed it, so of two concurrent
- * restores one writes and the other gets 409, with one audit entry.
+ * back by itself). `alias`, when given, is pointed at the restored version in the same transaction
+ * (with its own `alias.set` audit entry), the way to put it back to serving, e.g. as champion.
+ * Refused with 409 when the version is not archived, or when its artifact is no longer in R2 or is
+ * not the registered bytes (size, and the sha256 R2 stored with it; the orphan sweep keeps artifacts
+ * that any version row, archived or not, references, but an object deleted by hand or by a bucket
+ * lifecycle rule cannot be served again). Everything is one D1 batch: the restore's audit insert
+ * writes a NULL `at` (a NOT NULL violation that aborts the batch) unless the update just before it
+ * changed the archived row, so of two concurrent restores one commits and the other gets 409 with
+ * nothing written.
  */
-export async function restoreVersion(db: Db, artifacts: R2Bucket, name: string, version: string, actor: string, reason?: string) {
+export async function restoreVersion(db: Db, artifacts: R2Bucket, name: string, version: string, actor: string, reason?: string, alias?: string) {
   const row = await getVersion(db, name, version);
   if (row.status !== "archived") throw new ApiError("conflict", `version ${version} of '${name}' is not archived (status '${row.status}'); nothing to restore`);
   const object = await artifacts.head(row.artifactKey);
@@ -312,14 +314,23 @@ export async function restoreVersion(db: Db, artifacts: R2Bucket, name: string, 
     throw new ApiError("conflict", `version ${version} of '${name}' cannot be restored: its artifact ${row.artifactKey} ${what}; register the ONNX file again as a new version`);
   }
   const d1 = db.$client;
-  const [, audit] = await d1.batch([
+  const at = now();
+  const statements = [
     d1.prepare("UPDATE model_versions SET status = 'registered' WHERE model_name = ?1 AND version = ?2 AND status = 'archived'").bind(name, version),
     d1
-      .prepare("INSERT INTO audit_log (at, actor, action, model_name, version, reason, details) SELECT ?1, ?2, 'version.restore', ?3, ?4, ?5, json_object('from', 'archived', 'to', 'registered') WHERE changes() = 1")
-      .bind(now(), actor, name, version, reason ?? null),
-  ]);
-  if (!audit.meta.changes) throw new ApiError("conflict", `version ${version} of '${name}' was restored meanwhile by another request`);
-  return { ...row, status: "registered" };
+      .prepare("INSERT INTO audit_log (at, actor, action, model_name, version, reason, details) VALUES (CASE WHEN changes() = 1 THEN ?1 END, ?2, 'version.restore', ?3, ?4, ?5, json_object('from', 'archived', 'to', 'registered'))")
+      .bind(at, actor, name, version, reason ?? null),
+    ...(alias ? aliasMoveStatements(d1, { name, alias, version, actor, at, reason, details: { via: "restore" } }) : []),
+  ];
+  let results: D1Result[];
+  try {
+    results = await d1.batch(statements);
+  } catch (error) {
+    const e = error as { message?: string; cause?: { message?: string } };
+    if (/NOT NULL constraint failed: audit_log\.at/.test(`${e?.message} ${e?.cause?.message}`)) throw new ApiError("conflict", `version ${version} of '${name}' was restored meanwhile by another request`);
+    throw error;
+  }
+  return { row: { ...row, status: "registered" }, alias: alias ? { alias, previous: previousOf(results[3]) } : undefined };
 }
 
 /** Audit entries newest first; `before` is the id cursor from the previous page (LIMIT n+1 paging). */
