@@ -2,12 +2,14 @@
  * Restoring an archived version (issue 17): POST /admin/models/:name/versions/:version/restore
  * brings it back to `registered` with an audit entry; it is refused (and nothing changes) for bad
  * names, unknown versions, bad bodies, missing credentials, a version that is not archived, and a
- * version whose artifact is no longer in R2. The orphan sweep keeps the artifacts of archived
+ * version whose artifact is no longer in R2 (or is other bytes); a restore that loses a race writes
+ * nothing. The orphan sweep keeps the artifacts of archived
  * versions (their rows still reference them), so restore works after any number of sweeps.
  */
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sweepArtifacts, ARTIFACT_GRACE_MS } from "../src/registry/sweep";
+import { registryDb, restoreVersion } from "../src/registry/store";
 import { ADMIN, call, register } from "./support/api";
 import { repoBytes, repoJson } from "./support/files";
 
@@ -127,5 +129,20 @@ describe("restore an archived version", () => {
     const [move, restore] = (await call("GET", `/admin/models/${M}/audit?limit=2`, undefined, ADMIN)).json.entries;
     expect(restore).toMatchObject({ action: "version.restore", version: "1.0.1", reason: "roll back" });
     expect(move).toMatchObject({ action: "alias.set", version: "1.0.1", reason: "roll back", details: { alias: "champion", previous: "1.0.0", via: "restore" } });
+  });
+
+  it("a restore that loses the race between its check and its write changes nothing, its alias move included", async () => {
+    expect((await call("POST", `/admin/models/${M}/versions/1.0.0/archive`, {}, ADMIN)).status).toBe(200);
+    const before = await auditIds();
+    // The real bucket, with another request's restore committing while this one reads the artifact.
+    const racing = {
+      head: async (key: string) => {
+        await env.DB.prepare("UPDATE model_versions SET status = 'registered' WHERE model_name = ?1 AND version = ?2").bind(M, "1.0.0").run();
+        return env.ARTIFACTS.head(key);
+      },
+    } as unknown as R2Bucket;
+    await expect(restoreVersion(registryDb(env.DB), racing, M, "1.0.0", "bob", "late", "late")).rejects.toThrow(/1\.0\.0 of 'credit-risk' was restored meanwhile/);
+    expect(await auditIds()).toEqual(before);
+    expect((await call("GET", `/admin/models/${M}`, undefined, ADMIN)).json.aliases.late).toBeUndefined();
   });
 });
