@@ -173,9 +173,14 @@ function weighted(spec: MetricSpec, y: ArrayLike<number>, p: Prepared, w: ArrayL
   }
 }
 
+/** The metric on rows counted `weights[i]` times each (a bootstrap resample is integer counts). */
+export function weightedValue(spec: MetricSpec, labels: readonly number[], scores: readonly number[], weights: ArrayLike<number>): number | null {
+  return weighted(spec, labels, prepare(scores), weights);
+}
+
 /** The metric on the rows as they are (every weight 1). */
 export function metricValue(spec: MetricSpec, labels: readonly number[], scores: readonly number[]): number | null {
-  return weighted(spec, labels, prepare(scores), new Float64Array(labels.length).fill(1));
+  return weightedValue(spec, labels, scores, new Float64Array(labels.length).fill(1));
 }
 
 export type Verdict = "pass" | "fail" | "inconclusive";
