@@ -17,7 +17,7 @@ import path from "node:path";
 import { main } from "../main.ts";
 import { batch, progressLine, submitQuery, type Job } from "../verbs/batch.ts";
 import { featureRequest, features } from "../verbs/features.ts";
-import { retraining, retrainingRequest } from "../verbs/retraining.ts";
+import { reportText, retraining, retrainingRequest } from "../verbs/retraining.ts";
 import { table } from "../verbs/output.ts";
 
 const dir = mkdtempSync(path.join(tmpdir(), "eml-verbs-"));
@@ -97,6 +97,32 @@ test("the requests the verbs build", () => {
   assert.equal(retrainingRequest(["triggers", "delete", "m", "t1"], {}).method, "DELETE");
   assert.equal(retrainingRequest(["config", "m"], {}).method, "GET");
   assert.equal(retrainingRequest(["report", "j1"], {}).path, "/admin/retraining/jobs/j1/report");
+});
+
+test("retraining report: the verdict and one line per business metric (champion, candidate, delta, bounds, verdict)", () => {
+  const text = reportText({
+    passed: false,
+    reasons: ["pass: auc improves by 0.03", "fail: approval_rate@0.15 guardrail violated"],
+    oot: { rows: 891, positives: 445, negatives: 446 },
+    champion: { version: "1.0.0" },
+    candidate: { version: "1.1.0" },
+    metrics: [
+      { metric: "auc", direction: "higher", role: "objective", requirement: { min_improvement: 0 }, champion: 0.9, candidate: 0.93, delta: 0.03, interval: { lower: 0.02, upper: 0.04 }, verdict: "pass" },
+      { metric: "approval_rate@0.15", direction: "lower", role: "guardrail", requirement: { max_degradation: 0 }, champion: 0.41, candidate: 0.44, delta: 0.03, interval: { lower: -0.05, upper: -0.01 }, verdict: "fail" },
+    ],
+    alpha: 0.05,
+    bootstrap: { iterations: 1000, seed: 20261201 },
+    min_oot_samples: 200,
+    compared_at: "2026-12-01T18:00:00.000Z",
+  });
+  const lines = text.split("\n");
+  assert.match(lines[0], /^verdict\s+rejected$/);
+  assert.match(text, /rule\s+one-sided alpha 0.05, 1000 paired bootstrap resamples \(seed 20261201\), min 200 rows/);
+  const header = lines.findIndex((l) => l.startsWith("METRIC"));
+  assert.match(lines[header], /^METRIC\s+BETTER\s+ROLE\s+REQUIREMENT\s+CHAMPION\s+CANDIDATE\s+DELTA\s+BOUNDS\s+VERDICT$/);
+  assert.match(lines[header + 1], /^auc\s+higher\s+objective\s+better by > 0\s+0.9\s+0.93\s+0.03\s+\[0.02, 0.04\]\s+pass$/);
+  assert.match(lines[header + 2], /^approval_rate@0.15\s+lower\s+guardrail\s+worse by <= 0\s+0.41\s+0.44\s+0.03\s+\[-0.05, -0.01\]\s+fail$/);
+  assert.equal(lines.at(-1), "- fail: approval_rate@0.15 guardrail violated");
 });
 
 test("progress lines: rows done, rows/s and the ETA at that rate", () => {

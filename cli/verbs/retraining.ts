@@ -71,6 +71,26 @@ export function retrainingRequest(args: string[], flags: RetrainingFlags): { met
   throw new Error(`retraining: unknown or missing sub-command '${[group, a].filter(Boolean).join(" ")}'; ${USAGE}`);
 }
 
+type MetricRow = { metric: string; direction: string; role: string; requirement: Record<string, number>; champion: number | null; candidate: number | null; delta: number | null; interval: { lower: number | null; upper: number | null }; verdict: string };
+type Report = { passed: boolean; reasons: string[]; oot: Record<string, number>; champion: { version: string | null }; candidate: { version: string }; metrics?: MetricRow[]; alpha?: number; bootstrap?: { iterations: number; seed: number }; min_oot_samples: number; compared_at: string };
+
+/** The comparison report as text: the verdict, the OOT set, then one line per business metric. */
+export function reportText(r: Report): string {
+  const head = fields([
+    ["verdict", r.passed ? "passed" : "rejected"],
+    ["champion", r.champion.version],
+    ["candidate", r.candidate.version],
+    ["oot rows", Object.entries(r.oot).map(([k, v]) => `${k} ${v}`).join(", ")],
+    ["rule", r.alpha === undefined ? `min ${r.min_oot_samples} rows` : `one-sided alpha ${r.alpha}, ${r.bootstrap?.iterations} paired bootstrap resamples (seed ${r.bootstrap?.seed}), min ${r.min_oot_samples} rows`],
+    ["compared", r.compared_at],
+  ]);
+  const need = (m: MetricRow) => ("min_improvement" in m.requirement ? `better by > ${m.requirement.min_improvement}` : `worse by <= ${m.requirement.max_degradation}`);
+  const metrics = r.metrics?.length
+    ? table<MetricRow>(r.metrics, [["metric", (m) => m.metric], ["better", (m) => m.direction], ["role", (m) => m.role], ["requirement", need], ["champion", (m) => m.champion], ["candidate", (m) => m.candidate], ["delta", (m) => m.delta], ["bounds", (m) => (m.interval.lower === null ? null : `[${m.interval.lower}, ${m.interval.upper}]`)], ["verdict", (m) => m.verdict]])
+    : "";
+  return [head, "", ...(metrics ? [metrics, ""] : []), ...r.reasons.map((x) => `- ${x}`)].join("\n");
+}
+
 const jobFields = (j: Job) =>
   fields([["job", j.id], ["model", j.model], ["state", `${j.state}${j.active ? "" : " (finished)"}`], ["trigger", j.trigger.type], ["reason", j.reason], ["champion", j.champion_version], ["candidate", j.candidate_version], ["deployment", j.deployment_id], ["error", j.error], ["created", j.created_at], ["finished", j.finished_at]]);
 
@@ -97,6 +117,6 @@ export async function retraining(config: Config, args: string[], flags: Retraini
       return log(table<Event>(res.events, [["#", (e) => e.revision], ["at", (e) => e.at], ["action", (e) => e.action], ["from", (e) => e.from], ["to", (e) => e.to], ["actor", (e) => e.actor], ["details", (e) => e.details]]));
     case "report":
       log(`job ${res.job} ${res.state}`);
-      return log(res.report == null ? "no report yet (it is written when the candidate has been validated)" : JSON.stringify(res.report, null, 2));
+      return log(res.report == null ? "no report yet (it is written when the candidate has been validated)" : reportText(res.report));
   }
 }

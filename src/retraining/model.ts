@@ -13,6 +13,7 @@
  */
 import { z } from "zod";
 import { isHttpsUrl } from "../monitoring/notify";
+import { BINARY_METRICS, DIRECTION, METRIC_NAMES, REGRESSION_METRICS, THRESHOLD_METRICS, metricLabel } from "./metrics";
 
 export const JOB_STATES = ["queued", "dispatched", "training", "validating", "promoted", "rejected", "failed", "rolled_back", "cancelled"] as const;
 export type JobState = (typeof JOB_STATES)[number];
@@ -43,6 +44,30 @@ export function isTrainerUrl(u: string): boolean {
 }
 const httpsUrl = z.string().url().refine(isTrainerUrl, { message: "must be an https:// URL without credentials (http only to 127.0.0.1/localhost)" });
 
+/** One business metric of the validation: an objective (min_improvement) or a guardrail (max_degradation). */
+export const metricSpecSchema = z
+  .object({
+    name: z.enum(METRIC_NAMES),
+    /** precision, recall, approval_rate: predicted positive iff score > threshold. */
+    threshold: z.number().gt(0).lt(1).optional(),
+    /** approval_rate only (default higher); every other metric's direction is fixed. */
+    direction: z.enum(["higher", "lower"]).optional(),
+    /** Objective: the improvement (in the better direction) must credibly exceed this. */
+    min_improvement: z.number().min(-1e6).max(1e6).optional(),
+    /** Guardrail: the candidate may be worse by at most this (credibly). */
+    max_degradation: z.number().min(0).max(1e6).optional(),
+  })
+  .strict()
+  .superRefine((m, ctx) => {
+    const needsThreshold = THRESHOLD_METRICS.includes(m.name);
+    if (needsThreshold && m.threshold === undefined) ctx.addIssue({ code: "custom", path: ["threshold"], message: `${m.name} is read at a score threshold: give threshold (0..1)` });
+    if (!needsThreshold && m.threshold !== undefined) ctx.addIssue({ code: "custom", path: ["threshold"], message: `${m.name} takes no threshold (only ${THRESHOLD_METRICS.join(", ")} do)` });
+    if (m.direction !== undefined && m.name !== "approval_rate") ctx.addIssue({ code: "custom", path: ["direction"], message: `${m.name}: ${DIRECTION[m.name]} is better (fixed; only approval_rate takes a direction)` });
+    if ((m.min_improvement === undefined) === (m.max_degradation === undefined))
+      ctx.addIssue({ code: "custom", path: ["min_improvement"], message: "give exactly one of min_improvement (an objective) or max_degradation (a guardrail)" });
+  });
+export type MetricSpecInput = z.infer<typeof metricSpecSchema>;
+
 export const retrainingConfigSchema = z
   .object({
     /** The trainer's endpoint the job spec is POSTed to. */
@@ -70,11 +95,31 @@ export const retrainingConfigSchema = z
       .object({
         /** Fewest labelled out-of-time rows (of both classes) before any verdict. */
         min_oot_samples: z.number().int().min(30).default(200),
-        /** The candidate's OOT AUC must exceed the champion's by at least this much. */
+        /** Without `metrics`: the candidate's OOT AUC (RMSE for regressors) must improve by more than this. */
         min_improvement: z.number().min(-1).max(1).default(0.0),
+        /** The business metrics compared (see metrics.ts); absent: AUC (RMSE) with `min_improvement`. */
+        metrics: z.array(metricSpecSchema).min(1).max(12).optional(),
+        /** One-sided level of each metric's bootstrap bound. */
+        alpha: z.number().gt(0).max(0.2).default(0.05),
+        /** Paired bootstrap resamples of the OOT rows (seeded: the same rows give the same verdict). */
+        bootstrap_iterations: z.number().int().min(200).max(5000).default(1000),
       })
       .strict()
-      .default({ min_oot_samples: 200, min_improvement: 0 }),
+      .superRefine((v, ctx) => {
+        if (!v.metrics) return;
+        if (!v.metrics.some((m) => m.min_improvement !== undefined))
+          ctx.addIssue({ code: "custom", path: ["metrics"], message: "at least one metric needs min_improvement (the candidate must be better at something; guardrails alone would promote an identical model)" });
+        const seen = new Set<string>();
+        v.metrics.forEach((m, i) => {
+          const key = metricLabel(m);
+          if (seen.has(key)) ctx.addIssue({ code: "custom", path: ["metrics", i, "name"], message: `${key} is listed twice` });
+          seen.add(key);
+        });
+        const binary = v.metrics.some((m) => (BINARY_METRICS as readonly string[]).includes(m.name));
+        const regression = v.metrics.some((m) => (REGRESSION_METRICS as readonly string[]).includes(m.name));
+        if (binary && regression) ctx.addIssue({ code: "custom", path: ["metrics"], message: `mixes classifier metrics (${BINARY_METRICS.join(", ")}) with regression metrics (${REGRESSION_METRICS.join(", ")})` });
+      })
+      .default({ min_oot_samples: 200, min_improvement: 0, alpha: 0.05, bootstrap_iterations: 1000 }),
     release: z
       .object({
         steps: z.array(z.number().gt(0).max(100)).min(1).max(20).default([5, 25, 50, 100]),

@@ -26,13 +26,13 @@ import { ApiError } from "../http/errors";
 import { intVar, limitBody, optionalJson, readJson } from "../http/limits";
 import { checkArtifact } from "../registry/artifact-check";
 import { manifestSchema, modelNameSchema, zodIssues } from "../registry/manifest";
-import { artifactKey, findVersion, getModel, registryDb } from "../registry/store";
+import { artifactKey, findVersion, getModel, listVersions, registryDb } from "../registry/store";
 import { exportKey, payloadArchive } from "./archive";
 import { startJob } from "./jobs";
 import { cancelSchema, completeCallbackSchema, JOB_STATES, manualJobSchema, retrainingConfigSchema, statusCallbackSchema, triggerSchema, type JobState } from "./model";
 import { SIGNATURE_HEADER, verify } from "./signing";
 import { addTrigger, deleteTrigger, describeJob, findConfig, getConfig, getJob, jobEvents, listJobs, listTriggers, putConfig, updateJob, type JobRow } from "./store";
-import { stagedKey, type StagedCandidate } from "./validate";
+import { misfits, stagedKey, type StagedCandidate } from "./validate";
 import { TRAINER_RESULT } from "./workflow";
 
 type AdminEnv = { Bindings: Env; Variables: { actor: string } };
@@ -62,6 +62,12 @@ export const retrainingAdminRoutes = new Hono<AdminEnv>()
     const body = parse(retrainingConfigSchema, await readJson(c));
     const db = registryDb(c.env.DB);
     await getModel(db, model);
+    // Metrics must fit the model's task (its newest version's): 422 naming the metric, nothing stored.
+    const [newest] = await listVersions(db, model);
+    if (newest && body.validation.metrics) {
+      const wrong = misfits(body.validation.metrics, newest.task);
+      if (wrong.length) throw new ApiError("invalid_input", `invalid request body: validation.metrics[${wrong[0].index}].name: ${wrong[0].message}`, wrong.map((w) => ({ path: `validation.metrics[${w.index}].name`, message: w.message })));
+    }
     await putConfig(db, model, body, c.get("actor"));
     payloadArchive.forget(model);
     const { trainer_secret: _secret, ...shown } = body;

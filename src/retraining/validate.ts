@@ -3,11 +3,13 @@
  *
  * The worker does not trust the trainer's numbers: it scores the job's OOT export itself with the
  * champion (registered version) and the candidate (staged by the trainer's signed upload, not yet
- * registered). Verdict, binary classifiers: at least `min_oot_samples` labelled rows with at least
- * 10 of each class, and the lower end of the one-sided 95% paired-bootstrap interval of
- * AUC(candidate) - AUC(champion) at or above `min_improvement` (so a candidate that only looks
- * better by chance on a small set is not released). The report keeps both AUCs, the interval and
- * the sizes. Pass: the candidate is registered and released as a canary deployment (the existing
+ * registered). Verdict: at least `min_oot_samples` labelled rows (binary classifiers: at least 10
+ * of each class), and every configured business metric passing its paired-bootstrap rule at the
+ * configured alpha (metrics.ts: objectives credibly better by more than `min_improvement`,
+ * guardrails credibly not worse by more than `max_degradation`; default: AUC, or RMSE for
+ * regressors, with `min_improvement`), so a candidate that only looks better by chance on a small
+ * set is not released. The report lists every metric (both values, delta, bounds, verdict) and the
+ * sizes. Pass: the candidate is registered and released as a canary deployment (the existing
  * deployments API functions: create, validate on the OOT rows, start); the deployments cron then
  * advances it and the watch (watch.ts) compares live metrics. Fail: the job is rejected with the
  * report and the staged artifact is dropped.
@@ -23,9 +25,10 @@ import { manifestSchema, type Manifest } from "../registry/manifest";
 import { invalidateResolved } from "../registry/resolver";
 import { artifactInUse, artifactKey, findVersion, getVersion, insertVersion, registryDb, toModelVersion, type ModelVersion } from "../registry/store";
 import { auc } from "../stats/classification";
-import { mulberry32 } from "../stats/random";
 import { readExport, type ExportRow } from "./archive";
 import { ACTOR, announce } from "./jobs";
+import { BINARY_METRICS, REGRESSION_METRICS, compareMetrics, directionOf, metricLabel, metricValue, type MetricComparison, type MetricSpec } from "./metrics";
+import type { StoredConfig } from "./model";
 import { getConfig, getJob, updateJob } from "./store";
 
 export interface StagedCandidate {
@@ -83,43 +86,44 @@ async function scores(env: Env, v: ModelVersion, rows: ExportRow[]): Promise<num
   return out;
 }
 
-/** One-sided 95% lower bound of AUC(a) - AUC(b) over paired bootstrap resamples of the rows. */
-function pairedLowerBound(y: number[], a: number[], b: number[], iterations = 200): number | null {
-  const rand = mulberry32(20261201);
-  const diffs: number[] = [];
-  const n = y.length;
-  for (let it = 0; it < iterations; it++) {
-    const yy: number[] = new Array(n);
-    const aa: number[] = new Array(n);
-    const bb: number[] = new Array(n);
-    let pos = 0;
-    for (let i = 0; i < n; i++) {
-      const k = Math.floor(rand() * n);
-      yy[i] = y[k];
-      aa[i] = a[k];
-      bb[i] = b[k];
-      pos += y[k];
-    }
-    if (pos === 0 || pos === n) continue;
-    diffs.push(auc(yy, aa) - auc(yy, bb));
-  }
-  if (diffs.length < iterations * 0.9) return null;
-  diffs.sort((x, y2) => x - y2);
-  return diffs[Math.floor(0.05 * diffs.length)];
-}
+/** Seed of the paired bootstrap: the same OOT rows and models always give the same verdict. */
+export const BOOTSTRAP_SEED = 20261201;
 
 export interface ComparisonReport {
   passed: boolean;
   reasons: string[];
-  oot: { rows: number; positives: number; negatives: number };
+  task: "binary_classification" | "regression";
+  oot: { rows: number; positives?: number; negatives?: number };
+  /** AUC of each model (binary classifiers), as before business metrics were configurable. */
   champion: { version: string | null; auc: number | null };
   candidate: { version: string; auc: number | null; trainer_metrics: Record<string, number> };
+  /** The AUC entry of `metrics` (estimate, lower bound, requirement) when AUC is configured. */
   difference: { estimate: number | null; lower_95: number | null; min_improvement: number };
+  /** Every configured metric: champion, candidate, delta, one-sided bounds, verdict. */
+  metrics: MetricComparison[];
+  alpha: number;
+  bootstrap: { iterations: number; seed: number };
   min_oot_samples: number;
   compared_at: string;
 }
 
 const r5 = (x: number | null) => (x === null ? null : Math.round(x * 1e5) / 1e5);
+
+type ValidationConfig = StoredConfig["validation"];
+
+/** The metrics a model's validation compares: the configured ones, else AUC (RMSE) with `min_improvement`. */
+export function metricSpecs(v: ValidationConfig, task: "binary_classification" | "regression"): MetricSpec[] {
+  if (v.metrics?.length) return v.metrics;
+  return [{ name: task === "regression" ? "rmse" : "auc", min_improvement: v.min_improvement ?? 0 }];
+}
+
+/** Which configured metrics do not apply to a model of this task (empty: all apply). */
+export function misfits(specs: readonly MetricSpec[], task: string): { index: number; message: string }[] {
+  const allowed: readonly string[] = task === "regression" ? REGRESSION_METRICS : task === "binary_classification" ? BINARY_METRICS : [];
+  return specs.flatMap((m, index) =>
+    allowed.includes(m.name) ? [] : [{ index, message: task === "regression" || task === "binary_classification" ? `${m.name} does not apply to a ${task} model (use ${allowed.join(", ")})` : `champion/challenger validation supports binary classifiers and regressors, not ${task}` }],
+  );
+}
 
 export async function compareOnOot(env: Env, jobId: string): Promise<ComparisonReport> {
   const db = registryDb(env.DB);
@@ -129,45 +133,89 @@ export async function compareOnOot(env: Env, jobId: string): Promise<ComparisonR
   if (!staged) throw new ApiError("conflict", `job ${jobId}: the trainer reported success but uploaded no candidate`);
   const candidate = asVersion(staged);
   const champion = job.championVersion ? toModelVersion(await getVersion(db, job.modelName, job.championVersion)) : null;
-  const positive = positiveClassOf(champion ?? candidate);
-  const rows = await readExport(env, jobId, "oot");
+  const reference = champion ?? candidate;
+  const positive = positiveClassOf(reference);
+  const task = reference.task === "regression" ? "regression" : positive !== null ? "binary_classification" : null;
+  if (task === null) throw new ApiError("conflict", "champion/challenger comparison supports binary classifiers and regressors only");
+  if (champion && candidate.task !== champion.task) throw new ApiError("conflict", `candidate is a ${candidate.task} model, the champion a ${champion.task} model`);
+  const v = cfg.config.validation;
+  const specs = metricSpecs(v, task);
+  const wrong = misfits(specs, task);
+  if (wrong.length) throw new ApiError("conflict", `validation.metrics: ${wrong.map((w) => w.message).join("; ")}`);
+  const settings = { alpha: v.alpha ?? 0.05, iterations: v.bootstrap_iterations ?? 1000, seed: BOOTSTRAP_SEED };
+  const { min_oot_samples } = v;
+  const minImprovement = v.min_improvement ?? 0;
+  let rows = await readExport(env, jobId, "oot");
+  let y: number[];
+  if (task === "regression") {
+    rows = rows.filter((r) => r.label !== null && r.label !== "" && Number.isFinite(Number(r.label)));
+    y = rows.map((r) => Number(r.label));
+  } else y = rows.map((r) => (String(r.label) === positive ? 1 : 0));
   const reasons: string[] = [];
-  const { min_oot_samples, min_improvement } = cfg.config.validation;
-  if (positive === null) throw new ApiError("conflict", "champion/challenger comparison supports binary classifiers only");
-  const y: number[] = rows.map((r) => (String(r.label) === positive ? 1 : 0));
   const positives = y.reduce((a, b) => a + b, 0);
   const report: ComparisonReport = {
     passed: false,
     reasons,
-    oot: { rows: rows.length, positives, negatives: rows.length - positives },
+    task,
+    oot: task === "regression" ? { rows: rows.length } : { rows: rows.length, positives, negatives: rows.length - positives },
     champion: { version: champion?.version ?? null, auc: null },
     candidate: { version: candidate.version, auc: null, trainer_metrics: (job.metrics as Record<string, number>) ?? {} },
-    difference: { estimate: null, lower_95: null, min_improvement },
+    difference: { estimate: null, lower_95: null, min_improvement: minImprovement },
+    metrics: [],
+    alpha: settings.alpha,
+    bootstrap: { iterations: settings.iterations, seed: settings.seed },
     min_oot_samples,
     compared_at: new Date().toISOString(),
   };
-  if (rows.length < min_oot_samples || positives < 10 || rows.length - positives < 10) {
+  if (task === "binary_classification" && (rows.length < min_oot_samples || positives < 10 || rows.length - positives < 10)) {
     reasons.push(`out-of-time set too small: ${rows.length} rows (${positives} positive) of ${min_oot_samples} needed, at least 10 per class`);
     return report;
   }
+  if (task === "regression" && rows.length < min_oot_samples) {
+    reasons.push(`out-of-time set too small: ${rows.length} rows with a numeric label of ${min_oot_samples} needed`);
+    return report;
+  }
   const candidateScores = await scores(env, candidate, rows);
-  report.candidate.auc = r5(auc(y, candidateScores));
+  if (task === "binary_classification") report.candidate.auc = r5(auc(y, candidateScores));
   if (!champion) {
+    report.metrics = specs.map((spec) => ({ ...alone(spec, metricValue(spec, y, candidateScores)) }));
     report.passed = true;
     reasons.push("no champion to compare with");
     return report;
   }
   const championScores = await scores(env, champion, rows);
-  report.champion.auc = r5(auc(y, championScores));
-  report.difference.estimate = r5(report.candidate.auc! - report.champion.auc!);
-  report.difference.lower_95 = r5(pairedLowerBound(y, candidateScores, championScores));
-  report.passed = report.difference.lower_95 !== null && report.difference.lower_95 >= min_improvement;
-  reasons.push(
-    report.passed
-      ? `candidate AUC ${report.candidate.auc} vs champion ${report.champion.auc}: improvement credibly >= ${min_improvement} (95% lower bound ${report.difference.lower_95})`
-      : `candidate AUC ${report.candidate.auc} vs champion ${report.champion.auc}: improvement not credibly >= ${min_improvement} (95% lower bound ${report.difference.lower_95})`,
-  );
+  if (task === "binary_classification") report.champion.auc = r5(auc(y, championScores));
+  report.metrics = compareMetrics(specs, y, candidateScores, championScores, settings);
+  const aucEntry = report.metrics.find((m) => m.name === "auc");
+  if (aucEntry) {
+    report.difference.estimate = r5(aucEntry.delta);
+    report.difference.lower_95 = r5(aucEntry.interval.lower);
+    if ("min_improvement" in aucEntry.requirement) report.difference.min_improvement = aucEntry.requirement.min_improvement;
+  }
+  report.passed = report.metrics.every((m) => m.verdict === "pass");
+  reasons.push(...report.metrics.map((m) => `${m.verdict}: ${m.detail}`));
   return report;
+}
+
+/** A metric entry when there is no champion to compare with (first model of a name). */
+function alone(spec: MetricSpec, value: number | null): MetricComparison {
+  const objective = spec.min_improvement !== undefined;
+  return {
+    metric: metricLabel(spec),
+    name: spec.name,
+    ...(spec.threshold !== undefined ? { threshold: spec.threshold } : {}),
+    direction: directionOf(spec),
+    role: objective ? "objective" : "guardrail",
+    requirement: objective ? { min_improvement: spec.min_improvement! } : { max_degradation: spec.max_degradation! },
+    champion: null,
+    candidate: value === null ? null : Math.round(value * 1e6) / 1e6,
+    delta: null,
+    improvement: null,
+    interval: { lower: null, upper: null },
+    resamples: 0,
+    verdict: "pass",
+    detail: "no champion to compare with",
+  };
 }
 
 /** Workflow step: validating -> (report); rejected when it fails. Returns whether it passed. */
