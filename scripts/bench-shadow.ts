@@ -18,8 +18,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { applyMigrations, ensureDevVars, ROOT, startDevServer } from "./lib/dev-server.ts";
-import { DT, floatTensor, node, onnx } from "./onnx/builder.ts";
-import { mulberry32 } from "./lib/prng.ts";
+import { slowCopy } from "./lib/slow-model.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8803);
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
@@ -33,29 +32,8 @@ const fast = readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx"));
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
-/** The fast model plus a CPU ballast that does not change its outputs. */
-function slowModel(): Uint8Array {
-  const model = onnx.ModelProto.decode(fast);
-  const g = model.graph!;
-  const input = g.input![0];
-  const cols = Number(input.type!.tensorType!.shape!.dim!.at(-1)!.dimValue);
-  const probs = g.output!.find((o) => o.type?.tensorType?.elemType === DT.FLOAT)!.name!;
-  for (const n of g.node!) {
-    n.output = n.output!.map((o) => (o === probs ? `${probs}_raw` : o));
-    n.input = n.input!.map((i) => (i === probs ? `${probs}_raw` : i));
-  }
-  const rand = mulberry32(7);
-  const matrix = (r: number, c: number) => Array.from({ length: r * c }, () => (rand() * 2 - 1) / Math.sqrt(r));
-  g.initializer!.push(floatTensor("ballast_w0", [cols, WIDTH], matrix(cols, WIDTH)), floatTensor("ballast_w", [WIDTH, WIDTH], matrix(WIDTH, WIDTH)), floatTensor("ballast_zero", [], [0]));
-  let z = "ballast_z0";
-  g.node!.push(node("MatMul", [input.name!, "ballast_w0"], ["ballast_m0"]), node("Tanh", ["ballast_m0"], [z]));
-  for (let i = 1; i <= LAYERS; i++) {
-    g.node!.push(node("MatMul", [z, "ballast_w"], [`ballast_m${i}`]), node("Tanh", [`ballast_m${i}`], [`ballast_z${i}`]));
-    z = `ballast_z${i}`;
-  }
-  g.node!.push(node("ReduceMean", [z], ["ballast_mean"]), node("Mul", ["ballast_mean", "ballast_zero"], ["ballast_nothing"]), node("Add", [`${probs}_raw`, "ballast_nothing"], [probs]));
-  return onnx.ModelProto.encode(model).finish();
-}
+/** The fast model plus a CPU ballast that does not change its outputs (scripts/lib/slow-model.ts). */
+const slowModel = (): Uint8Array => slowCopy(fast, LAYERS, WIDTH);
 
 async function api(url: string, token: string, method: string, pathname: string, body?: unknown) {
   const res = await fetch(`${url}${pathname}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
