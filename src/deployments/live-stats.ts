@@ -190,25 +190,45 @@ export class DeploymentStats extends DurableObject<Env> {
   }
 
   async recordShadow(s: ShadowInput): Promise<void> {
-    const minute = minuteOf(s.at);
+    return this.recordShadowMany([s]);
+  }
+
+  /** Several comparisons (one consumer batch) in one transaction: each minute's sketches are read and written once. */
+  async recordShadowMany(items: ShadowInput[]): Promise<void> {
+    const byMinute = new Map<number, ShadowInput[]>();
+    for (const s of items) {
+      const minute = minuteOf(s.at);
+      byMinute.set(minute, [...(byMinute.get(minute) ?? []), s]);
+    }
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec(`INSERT INTO shadow (minute) VALUES (?) ON CONFLICT DO NOTHING`, minute);
-      const current = this.sql.exec<{ abs_diff: string | null; latency: string | null }>(`SELECT abs_diff, latency FROM shadow WHERE minute = ?`, minute).one();
-      const diff = current.abs_diff ? DDSketch.fromJSON(JSON.parse(current.abs_diff)) : new DDSketch(0.01, 1e-9);
-      const latency = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
-      for (const d of s.absDiffs ?? []) if (Number.isFinite(d)) diff.add(Math.abs(d));
-      if (s.latencyMs !== undefined && s.latencyMs >= 0) latency.add(s.latencyMs);
-      this.sql.exec(
-        `UPDATE shadow SET requests = requests + 1, errors = errors + ?, timeouts = timeouts + ?, compared_rows = compared_rows + ?, skipped_rows = skipped_rows + ?, agreements = agreements + ?, abs_diff = ?, latency = ? WHERE minute = ?`,
-        s.error ? 1 : 0,
-        s.timeout ? 1 : 0,
-        s.rows ?? 0,
-        s.skippedRows ?? 0,
-        s.agreements ?? 0,
-        JSON.stringify(diff.toJSON()),
-        JSON.stringify(latency.toJSON()),
-        minute,
-      );
+      for (const [minute, list] of byMinute) {
+        this.sql.exec(`INSERT INTO shadow (minute) VALUES (?) ON CONFLICT DO NOTHING`, minute);
+        const current = this.sql.exec<{ abs_diff: string | null; latency: string | null }>(`SELECT abs_diff, latency FROM shadow WHERE minute = ?`, minute).one();
+        const diff = current.abs_diff ? DDSketch.fromJSON(JSON.parse(current.abs_diff)) : new DDSketch(0.01, 1e-9);
+        const latency = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
+        const sum = { errors: 0, timeouts: 0, rows: 0, skipped: 0, agreements: 0 };
+        for (const s of list) {
+          for (const d of s.absDiffs ?? []) if (Number.isFinite(d)) diff.add(Math.abs(d));
+          if (s.latencyMs !== undefined && s.latencyMs >= 0) latency.add(s.latencyMs);
+          sum.errors += s.error ? 1 : 0;
+          sum.timeouts += s.timeout ? 1 : 0;
+          sum.rows += s.rows ?? 0;
+          sum.skipped += s.skippedRows ?? 0;
+          sum.agreements += s.agreements ?? 0;
+        }
+        this.sql.exec(
+          `UPDATE shadow SET requests = requests + ?, errors = errors + ?, timeouts = timeouts + ?, compared_rows = compared_rows + ?, skipped_rows = skipped_rows + ?, agreements = agreements + ?, abs_diff = ?, latency = ? WHERE minute = ?`,
+          list.length,
+          sum.errors,
+          sum.timeouts,
+          sum.rows,
+          sum.skipped,
+          sum.agreements,
+          JSON.stringify(diff.toJSON()),
+          JSON.stringify(latency.toJSON()),
+          minute,
+        );
+      }
     });
     await this.ensureAlarm();
   }
