@@ -1,10 +1,11 @@
 /**
- * Shadow scoring out of the caller's isolate. The prediction listener (listeners.ts) only sends a
+ * Shadow scoring out of the caller's request. The prediction listener (listeners.ts) only sends a
  * copy of the request's rows and the primary's predictions to the `edge-ml-shadow` Queue (an I/O
  * call from ctx.waitUntil); the shadow version scores them in the queue's consumer, a separate
- * invocation that Cloudflare schedules away from the request, so however slow the shadow model is,
- * the caller's isolate spends no CPU on it. Scoring in the caller's waitUntil, as before, took CPU
- * from the isolate's next requests (a 30 ms-slower shadow raised the caller's p90 from 8 to 46 ms).
+ * invocation. That invocation may still run in an isolate that serves callers (always under
+ * `wrangler dev`), so its CPU is bounded below (slices and a per-invocation budget). Scoring in the
+ * caller's waitUntil, as before, took CPU from the isolate's next requests (a 30 ms-slower shadow
+ * raised the caller's p90 from 8 to 46 ms).
  *
  * Trade-offs: comparisons arrive a batch later (max_batch_timeout, 1 s); a message holds at most
  * MAX_MESSAGE_BYTES, so a large batch request is compared on its first rows that fit (the count
