@@ -1,27 +1,37 @@
 /**
- * `npm run bench:shadow`: what a slow shadow costs the caller, printed (never asserted).
+ * `npm run bench:shadow`: what a shadow costs the caller, printed (never asserted).
  *
- * Builds a deliberately slow copy of the demo logistic regression (same inputs and outputs; a
- * ballast of SHADOW_LAYERS 512x512 MatMul+Tanh layers whose result is added times zero, so its
- * answers equal the original's and each row costs tens of ms of CPU), starts `wrangler dev` (port
- * BENCH_PORT, default 8803, scratch state), registers the fast model as 1.0.0 (champion) and the
- * slow one as 1.1.0, and measures the caller's latency (autocannon at BENCH_RATE requests/s over
- * BENCH_CONNECTIONS connections for BENCH_SECONDS) without a deployment, then with a shadow
- * deployment of the slow version scoring 100% of requests (through the edge-ml-shadow Queue).
+ * Builds a deliberately slow copy of the demo logistic regression (scripts/lib/slow-model.ts: same
+ * answers plus a ballast of SHADOW_LAYERS 512x512 MatMul+Tanh layers, tens of ms of CPU per row),
+ * starts `wrangler dev` (port BENCH_PORT, default 8873, scratch state), registers the fast model
+ * as 1.0.0 (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads the
+ * worker's runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with
+ * autocannon at BENCH_RATE requests/s over BENCH_CONNECTIONS connections for BENCH_SECONDS, in
+ * three cases: no deployment, a 100% shadow of 1.0.1 (fast), a 100% shadow of 1.1.0 (slow).
+ * BENCH_ROUNDS rounds (default 2) run the cases interleaved, so drift in the shared machine's load
+ * hits all cases alike; each line prints the 1-minute load average when it started.
+ * Reported: caller p50/p90/p99 (ms), and the runtime process's CPU per request (user + system,
+ * from /proc, from the load's start until the shadow queue has drained: in this layout it includes
+ * the consumer's scoring), and per shadow case the rows compared and skipped (budget).
  *
- * Locally, wrangler dev runs the queue consumer in the same workerd process as the requests, so
- * its CPU still competes with callers on this machine; on Cloudflare the consumer is a separate
- * invocation. The figures say what the local setup shows.
+ * Layout: wrangler dev runs the queue consumer in the same workerd process and isolate as the
+ * requests, so the shadow's CPU competes with callers here; the consumer's slices (SHADOW_SLICE_MS)
+ * and budget (SHADOW_BUDGET_MS, set per run with BENCH_VARS='{"SHADOW_BUDGET_MS":"500"}') are
+ * what bound it. On Cloudflare a queue consumer is its own invocation, which the runtime may place
+ * in another isolate or machine; that layout is not reproduced here (see README, Shadow).
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
+import { loadavg } from "node:os";
 import { applyMigrations, ensureDevVars, ROOT, startDevServer } from "./lib/dev-server.ts";
-import { DT, floatTensor, node, onnx } from "./onnx/builder.ts";
-import { mulberry32 } from "./lib/prng.ts";
+import { cpuSeconds, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
+import { slowCopy } from "./lib/slow-model.ts";
 
-const PORT = Number(process.env.BENCH_PORT ?? 8803);
+const PORT = Number(process.env.BENCH_PORT ?? 8873);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const EXTRA_VARS: Record<string, string> = JSON.parse(process.env.BENCH_VARS ?? "{}");
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
@@ -33,29 +43,8 @@ const fast = readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx"));
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
-/** The fast model plus a CPU ballast that does not change its outputs. */
-function slowModel(): Uint8Array {
-  const model = onnx.ModelProto.decode(fast);
-  const g = model.graph!;
-  const input = g.input![0];
-  const cols = Number(input.type!.tensorType!.shape!.dim!.at(-1)!.dimValue);
-  const probs = g.output!.find((o) => o.type?.tensorType?.elemType === DT.FLOAT)!.name!;
-  for (const n of g.node!) {
-    n.output = n.output!.map((o) => (o === probs ? `${probs}_raw` : o));
-    n.input = n.input!.map((i) => (i === probs ? `${probs}_raw` : i));
-  }
-  const rand = mulberry32(7);
-  const matrix = (r: number, c: number) => Array.from({ length: r * c }, () => (rand() * 2 - 1) / Math.sqrt(r));
-  g.initializer!.push(floatTensor("ballast_w0", [cols, WIDTH], matrix(cols, WIDTH)), floatTensor("ballast_w", [WIDTH, WIDTH], matrix(WIDTH, WIDTH)), floatTensor("ballast_zero", [], [0]));
-  let z = "ballast_z0";
-  g.node!.push(node("MatMul", [input.name!, "ballast_w0"], ["ballast_m0"]), node("Tanh", ["ballast_m0"], [z]));
-  for (let i = 1; i <= LAYERS; i++) {
-    g.node!.push(node("MatMul", [z, "ballast_w"], [`ballast_m${i}`]), node("Tanh", [`ballast_m${i}`], [`ballast_z${i}`]));
-    z = `ballast_z${i}`;
-  }
-  g.node!.push(node("ReduceMean", [z], ["ballast_mean"]), node("Mul", ["ballast_mean", "ballast_zero"], ["ballast_nothing"]), node("Add", [`${probs}_raw`, "ballast_nothing"], [probs]));
-  return onnx.ModelProto.encode(model).finish();
-}
+/** The fast model plus a CPU ballast that does not change its outputs (scripts/lib/slow-model.ts). */
+const slowModel = (): Uint8Array => slowCopy(fast, LAYERS, WIDTH);
 
 async function api(url: string, token: string, method: string, pathname: string, body?: unknown) {
   const res = await fetch(`${url}${pathname}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
@@ -91,36 +80,74 @@ async function load(url: string) {
   return { n: r.requests.total, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
 }
 
+type Case = { label: string; version: string | null };
+const CASES: Case[] = [
+  { label: "no shadow", version: null },
+  { label: "fast shadow (1.0.1)", version: "1.0.1" },
+  { label: "slow shadow (1.1.0)", version: "1.1.0" },
+];
+
+/** Waits until the deployment's shadow results stop growing (the queue has drained), at most 60 s. */
+async function drained(url: string, token: string, id: string) {
+  let last = -1;
+  for (let i = 0; i < 60; i++) {
+    await new Promise((r) => setTimeout(r, 1000));
+    const { shadow } = await api(url, token, "GET", `/admin/deployments/${id}/results`);
+    const seen = shadow.requests;
+    if (seen === last) return shadow;
+    last = seen;
+  }
+  return (await api(url, token, "GET", `/admin/deployments/${id}/results`)).shadow;
+}
+
+async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) {
+  let id: string | undefined;
+  if (c.version) {
+    const { deployment } = await api(url, token, "POST", "/admin/deployments", { model: "bench-shadow", strategy: "shadow", version: c.version, fraction: 100, validation: { latency_budget_ms: 10_000 } });
+    id = deployment.id as string;
+    const { report } = await api(url, token, "POST", `/admin/deployments/${id}/validate`, {});
+    if (!report.passed) throw new Error(`validation failed: ${JSON.stringify(report)}`);
+    await api(url, token, "POST", `/admin/deployments/${id}/start`, {});
+  }
+  const predict = `${rt.url}/v1/models/bench-shadow/predict`;
+  await serial(predict, (i) => ({ features: rows[i % rows.length] }), 10); // routing picked up, sessions warm
+  if (id) await drained(url, token, id);
+  const load1 = loadavg()[0];
+  const cpu0 = cpuSeconds(rt.pid);
+  const l = await load(predict);
+  const shadow = id ? await drained(url, token, id) : undefined;
+  const cpuMs = ((cpuSeconds(rt.pid) - cpu0) * 1000) / Math.max(1, l.n);
+  if (id) await api(url, token, "POST", `/admin/deployments/${id}/abort`, {});
+  return { ...l, load1, cpuMs, shadow };
+}
+
 const state = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-shadow-"));
 const vars = ensureDevVars();
 applyMigrations(state);
-const server = await startDevServer({ port: PORT, persistTo: state, quiet: true, vars: { RATE_LIMITS_ENABLED: "false" } });
+const server = await startDevServer({ port: PORT, persistTo: state, quiet: true, vars: { RATE_LIMITS_ENABLED: "false", ...EXTRA_VARS } });
 try {
   const { url } = server;
+  const rt = await runtimeOf(server, PORT);
   const token = vars.ADMIN_TOKEN;
   await register(url, token, "1.0.0", fast, ["champion"]);
+  await register(url, token, "1.0.1", fast, []);
   await register(url, token, "1.1.0", slowModel(), []);
   await api(url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
-  const predict = `${url}/v1/models/bench-shadow/predict`;
+  const predict = `${rt.url}/v1/models/bench-shadow/predict`;
   const fastMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.0.0" }));
   const slowMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.1.0" }));
   console.log(`\nsingle request, median of 40: fast 1.0.0 ${fastMs.toFixed(1)} ms, slow 1.1.0 ${slowMs.toFixed(1)} ms (${LAYERS} ballast layers)`);
-
-  const without = await load(predict);
-  const { deployment } = await api(url, token, "POST", "/admin/deployments", { model: "bench-shadow", strategy: "shadow", version: "1.1.0", fraction: 100, validation: { latency_budget_ms: 10_000 } });
-  const { report } = await api(url, token, "POST", `/admin/deployments/${deployment.id}/validate`, {});
-  if (!report.passed) throw new Error(`validation failed: ${JSON.stringify(report)}`);
-  await api(url, token, "POST", `/admin/deployments/${deployment.id}/start`, {});
-  await serial(predict, (i) => ({ features: rows[i % rows.length] }), 10); // routing picked up, shadow session warm
-  const withShadow = await load(predict);
-  await new Promise((r) => setTimeout(r, 3000));
-  const results = await api(url, token, "GET", `/admin/deployments/${deployment.id}/results`);
-  console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s (autocannon, wrangler dev on 127.0.0.1:${PORT})`);
-  console.log("                          requests  p50 ms  p90 ms  p99 ms  errors");
-  for (const [label, l] of [["no deployment", without], ["slow shadow (queue)", withShadow]] as const) {
-    console.log(`${label.padEnd(24)} ${String(l.n).padStart(9)} ${String(l.p50).padStart(7)} ${String(l.p90).padStart(7)} ${String(l.p99).padStart(7)} ${String(l.errors).padStart(7)}`);
+  console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on the runtime port ${rt.url}; vars ${JSON.stringify(EXTRA_VARS)})`);
+  console.log("round  case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared  skipped");
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const c of CASES) {
+      const r = await runCase(url, rt, token, c);
+      const s = r.shadow;
+      console.log(
+        `${String(round).padStart(5)}  ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(s?.compared_rows ?? "-").padStart(9)} ${String(s?.skipped_rows ?? "-").padStart(8)}`,
+      );
+    }
   }
-  console.log(`shadow comparisons recorded: ${results.shadow.requests} (errors ${results.shadow.errors}, timeouts ${results.shadow.timeouts}), shadow latency p50 ${results.shadow.latency_ms.p50} ms`);
 } finally {
   await server.stop();
   rmSync(state, { recursive: true, force: true });

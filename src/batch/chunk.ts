@@ -11,6 +11,7 @@
  * CSV input keeps every column as read; NDJSON input written as CSV keeps the schema's features.
  */
 import { ApiError } from "../http/errors";
+import { parseJsonText } from "../http/limits";
 import { rowValidator, type ResolvedRow } from "../inference/features";
 import type { Prediction, PredictionColumns } from "../inference/outputs";
 import { scoreResolved } from "../inference/predictor";
@@ -120,9 +121,11 @@ export async function scoreChunk(env: Env, job: BatchJobRow, version: ModelVersi
       const row = msg.first_row + i;
       let parsed: unknown;
       try {
-        parsed = JSON.parse(line);
+        // The request paths' parser: the nesting bound (MAX_JSON_DEPTH) holds for file rows too.
+        parsed = parseJsonText(line, `row ${row}`);
       } catch (error) {
-        return bad(row, `not valid JSON: ${(error as Error).message}`);
+        if (error instanceof ApiError) return bad(row, error.message);
+        throw error;
       }
       if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return bad(row, "expected a JSON object of feature values");
       const obj = parsed as Record<string, unknown>;

@@ -293,6 +293,8 @@ export function shadowResults(s: StatsSummary["shadow"]) {
     errors: s.errors,
     timeouts: s.timeouts,
     compared_rows: s.compared_rows,
+    /** Rows the consumer's CPU budget left unscored (SHADOW_BUDGET_MS): acknowledged, not compared. */
+    skipped_rows: s.skipped_rows,
     agreement_rate: round(s.compared_rows ? s.agreements / s.compared_rows : null),
     abs_score_diff: { mean: round(diff.count ? diff.sum / diff.count : null, 6), p50: round(diff.count ? diff.quantile(0.5) : null, 6), p95: round(diff.count ? diff.quantile(0.95) : null, 6), max: round(diff.count ? diff.max : null, 6) },
     latency_ms: { p50: round(latency.count ? latency.quantile(0.5) : null, 3), p95: round(latency.count ? latency.quantile(0.95) : null, 3) },

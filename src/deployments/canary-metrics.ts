@@ -51,6 +51,6 @@ export async function canaryWindow(env: Env, model: string, versions: { stable: 
   return {
     since,
     variants: { stable: variantOf(versions.stable, stable.aggregate), canary: variantOf(versions.canary, canary.aggregate) },
-    shadow: { requests: 0, errors: 0, timeouts: 0, compared_rows: 0, agreements: 0, abs_diff: new DDSketch().toJSON(), latency: new DDSketch().toJSON() },
+    shadow: { requests: 0, errors: 0, timeouts: 0, compared_rows: 0, skipped_rows: 0, agreements: 0, abs_diff: new DDSketch().toJSON(), latency: new DDSketch().toJSON() },
   };
 }

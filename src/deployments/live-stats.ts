@@ -47,6 +47,8 @@ export interface ShadowInput {
   error?: boolean;
   timeout?: boolean;
   rows?: number;
+  /** Rows not scored because the consumer's CPU budget was spent (shadow.ts). */
+  skippedRows?: number;
   agreements?: number;
   absDiffs?: number[];
   latencyMs?: number;
@@ -71,6 +73,7 @@ export interface ShadowSummary {
   errors: number;
   timeouts: number;
   compared_rows: number;
+  skipped_rows: number;
   agreements: number;
   abs_diff: SketchJSON;
   latency: SketchJSON;
@@ -104,6 +107,9 @@ export class DeploymentStats extends DurableObject<Env> {
         minute INTEGER PRIMARY KEY, requests INTEGER NOT NULL DEFAULT 0, errors INTEGER NOT NULL DEFAULT 0,
         timeouts INTEGER NOT NULL DEFAULT 0, compared_rows INTEGER NOT NULL DEFAULT 0, agreements INTEGER NOT NULL DEFAULT 0,
         abs_diff TEXT, latency TEXT)`);
+      // Added after the first release: objects created before it get the column here.
+      const shadowColumns = this.sql.exec<{ name: string }>(`SELECT name FROM pragma_table_info('shadow')`).toArray();
+      if (!shadowColumns.some((c) => c.name === "skipped_rows")) this.sql.exec(`ALTER TABLE shadow ADD COLUMN skipped_rows INTEGER NOT NULL DEFAULT 0`);
     });
   }
 
@@ -184,24 +190,45 @@ export class DeploymentStats extends DurableObject<Env> {
   }
 
   async recordShadow(s: ShadowInput): Promise<void> {
-    const minute = minuteOf(s.at);
+    return this.recordShadowMany([s]);
+  }
+
+  /** Several comparisons (one consumer batch) in one transaction: each minute's sketches are read and written once. */
+  async recordShadowMany(items: ShadowInput[]): Promise<void> {
+    const byMinute = new Map<number, ShadowInput[]>();
+    for (const s of items) {
+      const minute = minuteOf(s.at);
+      byMinute.set(minute, [...(byMinute.get(minute) ?? []), s]);
+    }
     this.ctx.storage.transactionSync(() => {
-      this.sql.exec(`INSERT INTO shadow (minute) VALUES (?) ON CONFLICT DO NOTHING`, minute);
-      const current = this.sql.exec<{ abs_diff: string | null; latency: string | null }>(`SELECT abs_diff, latency FROM shadow WHERE minute = ?`, minute).one();
-      const diff = current.abs_diff ? DDSketch.fromJSON(JSON.parse(current.abs_diff)) : new DDSketch(0.01, 1e-9);
-      const latency = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
-      for (const d of s.absDiffs ?? []) if (Number.isFinite(d)) diff.add(Math.abs(d));
-      if (s.latencyMs !== undefined && s.latencyMs >= 0) latency.add(s.latencyMs);
-      this.sql.exec(
-        `UPDATE shadow SET requests = requests + 1, errors = errors + ?, timeouts = timeouts + ?, compared_rows = compared_rows + ?, agreements = agreements + ?, abs_diff = ?, latency = ? WHERE minute = ?`,
-        s.error ? 1 : 0,
-        s.timeout ? 1 : 0,
-        s.rows ?? 0,
-        s.agreements ?? 0,
-        JSON.stringify(diff.toJSON()),
-        JSON.stringify(latency.toJSON()),
-        minute,
-      );
+      for (const [minute, list] of byMinute) {
+        this.sql.exec(`INSERT INTO shadow (minute) VALUES (?) ON CONFLICT DO NOTHING`, minute);
+        const current = this.sql.exec<{ abs_diff: string | null; latency: string | null }>(`SELECT abs_diff, latency FROM shadow WHERE minute = ?`, minute).one();
+        const diff = current.abs_diff ? DDSketch.fromJSON(JSON.parse(current.abs_diff)) : new DDSketch(0.01, 1e-9);
+        const latency = current.latency ? DDSketch.fromJSON(JSON.parse(current.latency)) : new DDSketch();
+        const sum = { errors: 0, timeouts: 0, rows: 0, skipped: 0, agreements: 0 };
+        for (const s of list) {
+          for (const d of s.absDiffs ?? []) if (Number.isFinite(d)) diff.add(Math.abs(d));
+          if (s.latencyMs !== undefined && s.latencyMs >= 0) latency.add(s.latencyMs);
+          sum.errors += s.error ? 1 : 0;
+          sum.timeouts += s.timeout ? 1 : 0;
+          sum.rows += s.rows ?? 0;
+          sum.skipped += s.skippedRows ?? 0;
+          sum.agreements += s.agreements ?? 0;
+        }
+        this.sql.exec(
+          `UPDATE shadow SET requests = requests + ?, errors = errors + ?, timeouts = timeouts + ?, compared_rows = compared_rows + ?, skipped_rows = skipped_rows + ?, agreements = agreements + ?, abs_diff = ?, latency = ? WHERE minute = ?`,
+          list.length,
+          sum.errors,
+          sum.timeouts,
+          sum.rows,
+          sum.skipped,
+          sum.agreements,
+          JSON.stringify(diff.toJSON()),
+          JSON.stringify(latency.toJSON()),
+          minute,
+        );
+      }
     });
     await this.ensureAlarm();
   }
@@ -252,8 +279,8 @@ export class DeploymentStats extends DurableObject<Env> {
         .exec<{ score: number; positive: number }>(`SELECT score, positive FROM labels WHERE variant = ? AND at >= ? AND at < ? ORDER BY id DESC LIMIT ?`, name, from * 60_000, to === Number.MAX_SAFE_INTEGER ? to : to * 60_000, labelsPerVariant)
         .toArray();
     }
-    const shadow: ShadowSummary = { requests: 0, errors: 0, timeouts: 0, compared_rows: 0, agreements: 0, abs_diff: new DDSketch(0.01, 1e-9).toJSON(), latency: new DDSketch().toJSON() };
-    for (const r of this.sql.exec<{ requests: number; errors: number; timeouts: number; compared_rows: number; agreements: number; abs_diff: string | null; latency: string | null }>(
+    const shadow: ShadowSummary = { requests: 0, errors: 0, timeouts: 0, compared_rows: 0, skipped_rows: 0, agreements: 0, abs_diff: new DDSketch(0.01, 1e-9).toJSON(), latency: new DDSketch().toJSON() };
+    for (const r of this.sql.exec<{ requests: number; errors: number; timeouts: number; compared_rows: number; skipped_rows: number; agreements: number; abs_diff: string | null; latency: string | null }>(
       `SELECT * FROM shadow WHERE minute >= ? AND minute < ?`,
       from,
       to,
@@ -262,6 +289,7 @@ export class DeploymentStats extends DurableObject<Env> {
       shadow.errors += r.errors;
       shadow.timeouts += r.timeouts;
       shadow.compared_rows += r.compared_rows;
+      shadow.skipped_rows += r.skipped_rows;
       shadow.agreements += r.agreements;
       if (r.abs_diff) shadow.abs_diff = DDSketch.fromJSON(shadow.abs_diff).merge(JSON.parse(r.abs_diff)).toJSON();
       if (r.latency) shadow.latency = DDSketch.fromJSON(shadow.latency).merge(JSON.parse(r.latency)).toJSON();

@@ -13,7 +13,12 @@
  *   check interval; Cloudflare documents up to ~60 s elsewhere, which the D1 max-staleness caps
  *   at 10 s. With the defaults: ~2 s typically, 10 s worst case, everywhere.
  * Cost on the hot path: a Map lookup; per isolate and model, one KV read every 2 s and one D1
- * query every 10 s (or on change). Concurrent requests share one refresh.
+ * query every 10 s (or on change). While one request refreshes a model's entry, concurrent requests
+ * keep using the entry they have (at most one refresh's duration older); with no entry at all
+ * (cold isolate, or a change made here) each request reads for itself. A refresh is never shared as
+ * a promise: it wraps the refreshing request's KV and D1 I/O, and another request awaiting it can
+ * fail with "Cannot perform I/O on behalf of a different request" (or hang when the refreshing
+ * request is cancelled). Only the stored entry (plain data) is shared.
  */
 import { intVar } from "../http/limits";
 import { segmentsOf, type Segments } from "./assignment";
@@ -33,7 +38,10 @@ interface Entry {
 }
 
 const entries = new Map<string, Entry>();
-const inflight = new Map<string, Promise<RoutingTable | null>>();
+/** When some request began refreshing a model's entry (a time, never the refresh's promise). */
+const refreshing = new Map<string, number>();
+/** A refresh older than this is taken as abandoned (its request was cancelled): the next request refreshes. */
+const REFRESH_ABANDONED_MS = 5_000;
 const MAX_MODELS = 1000;
 
 export function routingTokenKey(model: string): string {
@@ -58,8 +66,10 @@ export function routingFor(env: Env, model: string, now = Date.now()): RoutingTa
   const entry = entries.get(model);
   const { checkMs, maxStaleMs } = routingTimings(env);
   if (entry && now - entry.checkedAt < checkMs && now - entry.loadedAt < maxStaleMs) return entry.table;
-  const pending = inflight.get(model);
-  if (pending) return pending;
+  const since = refreshing.get(model);
+  if (entry && since !== undefined && Date.now() - since < REFRESH_ABANDONED_MS) return entry.table;
+  const mine = Date.now();
+  refreshing.set(model, mine);
   const refresh = (async () => {
     // Token first, then D1: a change landing in between is seen at the next check, never lost.
     const token = await env.CONFIG.get(routingTokenKey(model));
@@ -72,10 +82,9 @@ export function routingFor(env: Env, model: string, now = Date.now()): RoutingTa
     entries.set(model, { table, token, loadedAt: now, checkedAt: now });
     return table;
   })();
-  inflight.set(model, refresh);
-  refresh.then(
-    () => inflight.delete(model),
-    () => inflight.delete(model),
-  );
+  const done = () => {
+    if (refreshing.get(model) === mine) refreshing.delete(model);
+  };
+  refresh.then(done, done);
   return refresh;
 }

@@ -1,24 +1,44 @@
 /**
- * Shadow scoring out of the caller's isolate. The prediction listener (listeners.ts) only sends a
+ * Shadow scoring out of the caller's request. The prediction listener (listeners.ts) only sends a
  * copy of the request's rows and the primary's predictions to the `edge-ml-shadow` Queue (an I/O
  * call from ctx.waitUntil); the shadow version scores them in the queue's consumer, a separate
- * invocation that Cloudflare schedules away from the request, so however slow the shadow model is,
- * the caller's isolate spends no CPU on it. Scoring in the caller's waitUntil, as before, took CPU
- * from the isolate's next requests (a 30 ms-slower shadow raised the caller's p90 from 8 to 46 ms).
+ * invocation. That invocation may still run in an isolate that serves callers (always under
+ * `wrangler dev`), so its CPU is bounded below (slices and a per-invocation budget). Scoring in the
+ * caller's waitUntil, as before, took CPU from the isolate's next requests (a 30 ms-slower shadow
+ * raised the caller's p90 from 8 to 46 ms).
  *
  * Trade-offs: comparisons arrive a batch later (max_batch_timeout, 1 s); a message holds at most
  * MAX_MESSAGE_BYTES, so a large batch request is compared on its first rows that fit (the count
  * compared is what `compared_rows` reports); delivery is at-least-once, so a retried batch (only
  * after an infrastructure fault: scoring errors and timeouts are recorded, not retried) may count
  * a comparison twice. With no queue bound (tests that remove it) nothing is compared.
+ *
+ * CPU bound (the consumer may share an isolate with callers: always under `wrangler dev`, and on
+ * Cloudflare whenever the runtime places the consumer invocation in a serving isolate):
+ * - Slices: the consumer scores a message in chunks and yields to the event loop (a 0 ms timer)
+ *   before each chunk, so requests that arrive meanwhile run between chunks and wait at most one
+ *   chunk. The chunk size adapts so a chunk takes about SHADOW_SLICE_MS (default 5 ms): the first
+ *   chunk is one row, later ones rows = slice / measured ms per row (1..256).
+ * - Budget: one consumer invocation spends at most SHADOW_BUDGET_MS (default 2,000 ms) on scoring.
+ *   The rows it does not reach (the rest of a message and the messages after it) are acknowledged
+ *   and counted as `skipped_rows` beside `compared_rows`, never dropped silently.
+ * Timing: Workers clocks advance only across I/O, so time is read right after each yield (a timer
+ *   is I/O), and a chunk's cost is the time from one yield's return to the next: CPU of the chunk
+ *   plus any time other work held the isolate, an over-estimate under load, which sheds shadow
+ *   work first when the isolate is busy. A per-deployment sample rate is the deployment's
+ *   `fraction` (share of routed requests shadowed).
  */
 import { resolveVersion } from "../registry/resolver";
 import { score } from "../inference/predictor";
 import type { Prediction } from "../inference/outputs";
-import { statsFor } from "./live-stats";
+import { intVar } from "../http/limits";
+import { statsFor, type ShadowInput } from "./live-stats";
 
 export const SHADOW_QUEUE = "edge-ml-shadow";
 export const SHADOW_TIMEOUT_MS = 5_000;
+export const DEFAULT_SHADOW_SLICE_MS = 5;
+export const DEFAULT_SHADOW_BUDGET_MS = 2_000;
+const MAX_CHUNK_ROWS = 256;
 /** Queue messages are limited to 128 KB; keep headroom for the envelope. */
 const MAX_MESSAGE_BYTES = 120_000;
 
@@ -60,26 +80,80 @@ export async function enqueueShadow(env: Env, message: ShadowMessage | null, dep
   await env.SHADOW_QUEUE.send(message, { contentType: "json" });
 }
 
-/** Scores one message with the shadow version and records the comparison. */
-export async function scoreShadow(env: Env, m: ShadowMessage): Promise<void> {
-  const stats = statsFor(env, m.deployment);
+/** A 0 ms timer: lets other requests' events run, and moves the Workers clock (it is I/O). */
+const yieldToEventLoop = () => new Promise<void>((resolve) => setTimeout(resolve, 0));
+
+/** The CPU allowance of one consumer invocation, spent chunk by chunk across its messages. */
+export class ShadowBudget {
+  spentMs = 0;
+  private perRowMs: number | undefined;
+  constructor(
+    readonly budgetMs: number,
+    readonly sliceMs: number,
+  ) {}
+
+  /** From the optional vars SHADOW_BUDGET_MS and SHADOW_SLICE_MS (unset: the defaults above). */
+  static of(env: Env): ShadowBudget {
+    const vars = env as Env & { SHADOW_BUDGET_MS?: string; SHADOW_SLICE_MS?: string };
+    return new ShadowBudget(intVar(vars.SHADOW_BUDGET_MS, DEFAULT_SHADOW_BUDGET_MS), intVar(vars.SHADOW_SLICE_MS, DEFAULT_SHADOW_SLICE_MS));
+  }
+
+  get exhausted(): boolean {
+    return this.spentMs >= this.budgetMs;
+  }
+
+  /** Rows for the next chunk: one until a cost per row is measured, then about one slice's worth. */
+  chunkRows(): number {
+    if (this.perRowMs === undefined) return 1;
+    if (this.perRowMs <= 0) return MAX_CHUNK_ROWS;
+    return Math.max(1, Math.min(MAX_CHUNK_ROWS, Math.floor(this.sliceMs / this.perRowMs)));
+  }
+
+  charge(ms: number, rows: number) {
+    this.spentMs += ms;
+    const perRow = ms / rows;
+    this.perRowMs = this.perRowMs === undefined ? perRow : Math.max(perRow, (this.perRowMs + perRow) / 2);
+  }
+}
+
+type Scored = Awaited<ReturnType<typeof score>>["predictions"];
+
+/** Scores a message's rows chunk by chunk, yielding before each, until done or the budget is spent. */
+async function scoreInSlices(env: Env, version: Parameters<typeof score>[1], rows: unknown[], budget: ShadowBudget): Promise<Scored> {
+  const predictions: Scored = [];
+  while (predictions.length < rows.length && !budget.exhausted) {
+    await yieldToEventLoop();
+    const start = predictions.length;
+    const n = Math.min(budget.chunkRows(), rows.length - start);
+    const t0 = performance.now();
+    const out = await score(env, version, rows.slice(start, start + n), (i) => `shadow[${start + i}]`);
+    await yieldToEventLoop(); // the clock moves only across I/O: read it on the far side of a timer
+    budget.charge(performance.now() - t0, n);
+    predictions.push(...out.predictions);
+  }
+  return predictions;
+}
+
+/** Scores one message with the shadow version (within `budget`): the comparison to record. Never throws. */
+export async function compareShadow(env: Env, m: ShadowMessage, budget: ShadowBudget = ShadowBudget.of(env)): Promise<ShadowInput> {
+  if (budget.exhausted) return { at: m.at, rows: 0, skippedRows: m.rows.length };
   const started = performance.now();
   let timer: ReturnType<typeof setTimeout> | undefined;
   const timeout = new Promise<"timeout">((resolve) => (timer = setTimeout(() => resolve("timeout"), SHADOW_TIMEOUT_MS)));
-  let outcome: Awaited<ReturnType<typeof score>> | "timeout" | "error";
+  let outcome: Scored | "timeout" | "error";
   try {
     const { version } = await resolveVersion(env, m.model, { version: m.version });
-    outcome = await Promise.race([score(env, version, m.rows, (i) => `shadow[${i}]`), timeout]);
+    outcome = await Promise.race([scoreInSlices(env, version, m.rows, budget), timeout]);
   } catch {
     outcome = "error";
   } finally {
     clearTimeout(timer);
   }
-  if (outcome === "timeout") return stats.recordShadow({ at: m.at, timeout: true });
-  if (outcome === "error") return stats.recordShadow({ at: m.at, error: true });
+  if (outcome === "timeout") return { at: m.at, timeout: true };
+  if (outcome === "error") return { at: m.at, error: true };
   let agreements = 0;
   const absDiffs: number[] = [];
-  outcome.predictions.forEach((p, i) => {
+  outcome.forEach((p, i) => {
     const q = m.primary[i];
     if (!q) return;
     if ("score" in p && q.score !== undefined) {
@@ -89,18 +163,40 @@ export async function scoreShadow(env: Env, m: ShadowMessage): Promise<void> {
       absDiffs.push(Math.abs(p.value - q.value));
     }
   });
-  return stats.recordShadow({ at: m.at, rows: outcome.predictions.length, agreements, absDiffs, latencyMs: performance.now() - started });
+  const skippedRows = m.rows.length - outcome.length;
+  return { at: m.at, rows: outcome.length, skippedRows, agreements, absDiffs, latencyMs: skippedRows ? undefined : performance.now() - started };
 }
 
-/** Queue consumer of `edge-ml-shadow`: one message at a time; only a failure to record is retried. */
+/** Scores one message and records the comparison on its own. */
+export async function scoreShadow(env: Env, m: ShadowMessage, budget: ShadowBudget = ShadowBudget.of(env)): Promise<void> {
+  await statsFor(env, m.deployment).recordShadow(await compareShadow(env, m, budget));
+}
+
+/**
+ * Queue consumer of `edge-ml-shadow`: messages scored one at a time under one CPU budget, then
+ * recorded with one DeploymentStats call per deployment for the whole batch (a call per message
+ * cost about as much CPU as the fast shadow's scoring). Only a failure to record is retried, for
+ * the messages of that deployment.
+ */
 export async function consumeShadow(batch: MessageBatch<ShadowMessage>, env: Env): Promise<void> {
+  const budget = ShadowBudget.of(env);
+  const byDeployment = new Map<string, { msgs: Message<ShadowMessage>[]; inputs: ShadowInput[] }>();
   for (const msg of batch.messages) {
-    try {
-      await scoreShadow(env, msg.body);
-      msg.ack();
-    } catch (error) {
-      console.error(JSON.stringify({ level: "warn", msg: "shadow comparison not recorded", deployment: msg.body.deployment, error: String(error) }));
-      msg.retry();
-    }
+    const input = await compareShadow(env, msg.body, budget);
+    const group = byDeployment.get(msg.body.deployment) ?? { msgs: [], inputs: [] };
+    group.msgs.push(msg);
+    group.inputs.push(input);
+    byDeployment.set(msg.body.deployment, group);
   }
+  await Promise.all(
+    [...byDeployment].map(async ([deployment, { msgs, inputs }]) => {
+      try {
+        await statsFor(env, deployment).recordShadowMany(inputs);
+        for (const msg of msgs) msg.ack();
+      } catch (error) {
+        console.error(JSON.stringify({ level: "warn", msg: "shadow comparisons not recorded", deployment, messages: msgs.length, error: String(error) }));
+        for (const msg of msgs) msg.retry();
+      }
+    }),
+  );
 }

@@ -285,7 +285,7 @@ async function processChunk(env: Env, load: LoadRowRecord, offset: number) {
   let loaded = 0;
   lines.forEach((line, i) => {
     if (!line.trim()) return;
-    const row = line.startsWith("\u0000") ? "not valid UTF-8" : parseRow(line, spec);
+    const row = line.startsWith("\u0000") ? "not valid UTF-8" : parseRow(line, spec, firstLine + i);
     if (typeof row === "string") {
       rejected.push({ row: firstLine + i, message: row });
       return;

@@ -5,6 +5,8 @@
  * a value of the wrong type rejects its row rather than being coerced or zeroed. Empty cells and
  * JSON nulls are absent values (the feature's fallback applies when served).
  */
+import { ApiError } from "../http/errors";
+import { parseJsonText } from "../http/limits";
 import type { Dtype } from "./definitions";
 
 export type Scalar = number | string | boolean;
@@ -93,8 +95,11 @@ export function parseTime(raw: unknown): number | undefined {
   return Number.isNaN(t) ? undefined : t;
 }
 
-/** Parses one line into a row, or returns the reason it is rejected. */
-export function parseRow(line: string, spec: RowSpec): LoadRow | string {
+/**
+ * Parses one line into a row, or returns the reason it is rejected. NDJSON lines go through the
+ * request paths' parser (nesting bound MAX_JSON_DEPTH); `lineNumber` names the line in its message.
+ */
+export function parseRow(line: string, spec: RowSpec, lineNumber?: number): LoadRow | string {
   let record: Record<string, unknown>;
   const fromCsv = spec.format === "csv";
   if (fromCsv) {
@@ -106,9 +111,10 @@ export function parseRow(line: string, spec: RowSpec): LoadRow | string {
   } else {
     let parsed: unknown;
     try {
-      parsed = JSON.parse(line);
-    } catch {
-      return "not valid JSON";
+      parsed = parseJsonText(line, lineNumber === undefined ? "line" : `line ${lineNumber}`);
+    } catch (error) {
+      if (error instanceof ApiError) return error.message;
+      throw error;
     }
     if (!parsed || typeof parsed !== "object" || Array.isArray(parsed)) return "expected a JSON object";
     record = parsed as Record<string, unknown>;

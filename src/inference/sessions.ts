@@ -1,8 +1,13 @@
 /**
  * Per-isolate cache of onnxruntime-web sessions, keyed by artifact sha256.
  *
- * - Single flight: concurrent first requests for one artifact share one creation promise, so an
- *   isolate creates each session once.
+ * - Single flight without sharing a promise across requests: the cache holds created sessions only,
+ *   never a promise of one, because a creation promise wraps the creating request's R2 read, and a
+ *   second request awaiting it can fail with "Cannot perform I/O on behalf of a different request"
+ *   (or hang if the first request is cancelled). A request that finds a creation in flight waits on
+ *   its own timer (CREATION_POLL_MS) and looks again, so an isolate still creates each session
+ *   once; if the creation fails, or is still unfinished CREATION_WAIT_MS after it began (its
+ *   request was cancelled), the waiting request loads the artifact and creates the session itself.
  * - Bounded: least-recently-used sessions are released when the artifacts held exceed
  *   `maxBytes` (artifact size is the proxy for session memory; the Worker has 128 MB in all).
  *   A session being run is released only after its runs finish.
@@ -28,10 +33,15 @@ export interface LoadedModel {
 }
 
 interface Entry {
-  promise: Promise<LoadedModel>;
+  model: LoadedModel;
   sizeBytes: number;
-  release?: () => Promise<void>;
+  release: () => Promise<void>;
 }
+
+/** How often a request waiting for another request's session creation looks again. */
+export const CREATION_POLL_MS = 5;
+/** How long after a creation began a waiting request stops waiting and creates the session itself. */
+export const CREATION_WAIT_MS = 30_000;
 
 export interface SessionCacheStats {
   created: number;
@@ -75,54 +85,68 @@ export async function createLoadedModel(sha256: string, bytes: Uint8Array): Prom
 
 export class SessionCache {
   private readonly entries = new Map<string, Entry>();
+  /** When some request began creating an artifact's session (a time, never a shared promise). */
+  private readonly creating = new Map<string, number>();
   private bytes = 0;
   private readonly counters = { created: 0, hits: 0, evicted: 0 };
 
-  constructor(private readonly maxBytes: number) {}
+  constructor(
+    private readonly maxBytes: number,
+    private readonly waitMs = CREATION_WAIT_MS,
+  ) {}
 
   /** Returns the session for `sha256`, creating it from `load()` once if it is not cached. */
-  get(sha256: string, sizeBytes: number, load: () => Promise<Uint8Array>): Promise<LoadedModel> {
-    const hit = this.entries.get(sha256);
-    if (hit) {
-      this.counters.hits++;
-      this.entries.delete(sha256); // re-insert: Map order is the LRU order
-      this.entries.set(sha256, hit);
-      return hit.promise;
+  async get(sha256: string, sizeBytes: number, load: () => Promise<Uint8Array>): Promise<LoadedModel> {
+    const hit = this.hit(sha256);
+    if (hit) return hit;
+    // Workers clocks move across I/O; each poll is a timer, so Date.now() advances between checks.
+    for (let since = this.creating.get(sha256); since !== undefined && Date.now() - since < this.waitMs; since = this.creating.get(sha256)) {
+      await new Promise((resolve) => setTimeout(resolve, CREATION_POLL_MS));
+      const ready = this.hit(sha256);
+      if (ready) return ready;
     }
-    const entry: Entry = { sizeBytes, promise: undefined as never };
-    entry.promise = (async () => {
+    const mine = Date.now();
+    this.creating.set(sha256, mine);
+    try {
       this.counters.created++;
       const bytes = await load();
       const { model, release } = await createLoadedModel(sha256, bytes);
-      entry.release = release;
+      const raced = this.entries.get(sha256); // a request that gave up waiting on us finished first
+      if (raced) {
+        void release().catch(() => undefined);
+        return raced.model;
+      }
+      this.entries.set(sha256, { model, sizeBytes, release });
+      this.bytes += sizeBytes;
+      this.evict(sha256);
       return model;
-    })();
-    entry.promise.catch(() => {
-      if (this.entries.get(sha256) === entry) this.remove(sha256, entry);
-    });
-    this.entries.set(sha256, entry);
-    this.bytes += sizeBytes;
-    this.evict(sha256);
-    return entry.promise;
+    } finally {
+      if (this.creating.get(sha256) === mine) this.creating.delete(sha256);
+    }
   }
 
   stats(): SessionCacheStats {
     return { ...this.counters, entries: this.entries.size, bytes: this.bytes };
   }
 
-  private remove(sha256: string, entry: Entry) {
-    this.entries.delete(sha256);
-    this.bytes -= entry.sizeBytes;
+  private hit(sha256: string): LoadedModel | undefined {
+    const hit = this.entries.get(sha256);
+    if (!hit) return undefined;
+    this.counters.hits++;
+    this.entries.delete(sha256); // re-insert: Map order is the LRU order
+    this.entries.set(sha256, hit);
+    return hit.model;
   }
 
   private evict(keep: string) {
     for (const [sha, entry] of this.entries) {
       if (this.bytes <= this.maxBytes) break;
       if (sha === keep) continue;
-      this.remove(sha, entry);
+      this.entries.delete(sha);
+      this.bytes -= entry.sizeBytes;
       this.counters.evicted++;
-      // Release once created and idle; never blocks the caller.
-      void entry.promise.then(() => entry.release?.()).catch(() => undefined);
+      // Released after its queued runs finish; never blocks the caller.
+      void entry.release().catch(() => undefined);
     }
   }
 }

@@ -18,8 +18,10 @@
  * logs their request, which forwards them to the version's stats shard and the feedback listeners
  * as /v1/feedback would have; the feedback answer lists them as `pending`. At most
  * MAX_PENDING_LABELS wait per shard (beyond that a label is `not_found`, so the caller retries).
- * A request id the worker generated is a UUIDv7 and carries its time: a label for one older than
- * PENDING_LABEL_MS that is not logged is `not_found` at once.
+ * Every logged request id is one the worker generated (app.ts), a UUIDv7 that carries its time, so
+ * a label waits only for an id that could still be logged: a UUIDv7 at most PENDING_LABEL_MS old.
+ * A label for an older UUIDv7, or for any id that is not a UUIDv7 (a caller's own `x-request-id`,
+ * a typo), can never join and is `not_found` at once.
  * Capacity: ~100 bytes + 5 bytes a row (float32 scores), so one shard holds ~100 M single-row
  * requests within the 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it
  * re-homes future entries). Request ids index the table: generated ids are UUIDv7 (app.ts), so
@@ -38,9 +40,12 @@ export const MAX_PENDING_LABELS = 100_000;
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/i;
 
-/** Whether a prediction with this request id could still reach the log: false for a UUIDv7 older than PENDING_LABEL_MS. */
+/**
+ * Whether a prediction with this request id could still reach the log: only a UUIDv7 (the ids the
+ * worker generates) at most PENDING_LABEL_MS old. Ids that are not UUIDv7 are never logged.
+ */
 function couldStillArrive(requestId: string, now: number): boolean {
-  if (!UUID_V7.test(requestId)) return true;
+  if (!UUID_V7.test(requestId)) return false;
   const at = parseInt(requestId.slice(0, 8) + requestId.slice(9, 13), 16);
   return at >= now - PENDING_LABEL_MS;
 }

@@ -11,6 +11,12 @@
  * count and estimated bytes (MAX_CACHE_BYTES, a small share of the isolate's 128 MB), expired
  * entries are dropped before anything live is evicted, and selectors that resolve to the same
  * version (its number, `champion`, `challenger`) share one parsed copy instead of one each.
+ *
+ * Only resolved values are cached, never a promise of one: a promise made by one request wraps that
+ * request's D1 I/O, and another request awaiting it can fail with "Cannot perform I/O on behalf of
+ * a different request" (or hang when the first request is cancelled). Concurrent misses on a cold
+ * key each run their own lookup (a couple of indexed D1 reads); a lookup that started before an
+ * invalidation does not store its answer.
  */
 import { ApiError, notFound } from "../http/errors";
 import { intVar } from "../http/limits";
@@ -31,8 +37,8 @@ export interface Resolved {
 
 interface CacheEntry {
   expires: number;
-  value: Promise<Resolved>;
-  /** Estimated bytes of the parsed version (set once resolved). */
+  value: Resolved;
+  /** Estimated bytes of the parsed version. */
   bytes: number;
 }
 
@@ -40,6 +46,8 @@ const cache = new Map<string, CacheEntry>();
 const MAX_ENTRIES = 1000;
 export const MAX_CACHE_BYTES = 16 * 1024 * 1024;
 let cachedBytes = 0;
+/** Bumped by every invalidation: a lookup that began under an older generation is not cached. */
+let generation = 0;
 /** Parsed versions by row identity, so several selectors of one version share one copy. */
 const parsedVersions = new Map<string, WeakRef<ModelVersion>>();
 
@@ -65,31 +73,33 @@ export function resolverCacheStats(): { entries: number; bytes: number } {
 }
 
 export function invalidateResolved(name?: string) {
+  generation++;
   for (const [key, entry] of cache) if (!name || key.startsWith(`${name}\u0000`)) drop(key, entry);
 }
 
 export function resolveVersion(env: Env, name: string, selector: Selector): Promise<Resolved> {
   if (selector.version && selector.alias) throw new ApiError("bad_request", "give either version or alias, not both");
   const key = `${name}\u0000${selector.version ? `v:${selector.version}` : `a:${selector.alias ?? DEFAULT_ALIAS}`}`;
-  const now = Date.now();
   const hit = cache.get(key);
-  if (hit && hit.expires > now) return hit.value;
+  if (hit && hit.expires > Date.now()) return Promise.resolve(hit.value);
   const ttlMs = intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000;
-  const value = lookup(env, name, selector);
-  if (hit) drop(key, hit);
+  const startedIn = generation;
+  // This request's own lookup; errors (unknown model, D1 hiccup) are not cached.
+  return lookup(env, name, selector).then((resolved) => {
+    if (startedIn === generation) store(key, resolved, ttlMs);
+    return resolved;
+  });
+}
+
+function store(key: string, value: Resolved, ttlMs: number) {
+  const now = Date.now();
+  const old = cache.get(key);
+  if (old) drop(key, old);
   if (cache.size >= MAX_ENTRIES) prune(now);
-  const entry: CacheEntry = { expires: now + ttlMs, value, bytes: 0 };
+  const entry: CacheEntry = { expires: now + ttlMs, value, bytes: sizeOf(value.version) };
   cache.set(key, entry);
-  value.then(
-    (resolved) => {
-      if (cache.get(key) !== entry) return;
-      entry.bytes = sizeOf(resolved.version);
-      cachedBytes += entry.bytes;
-      if (cachedBytes > MAX_CACHE_BYTES) prune(Date.now());
-    },
-    () => drop(key, entry), // errors (unknown model, D1 hiccup) are not cached
-  );
-  return value;
+  cachedBytes += entry.bytes;
+  if (cachedBytes > MAX_CACHE_BYTES) prune(now);
 }
 
 const sizes = new WeakMap<ModelVersion, number>();

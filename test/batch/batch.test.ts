@@ -206,6 +206,28 @@ describe("an NDJSON file already in R2, scored by an alias", () => {
   });
 });
 
+describe("NDJSON rows parsed with the request paths' bounded parser", () => {
+  it("sets aside a row nested deeper than 32 levels and a malformed row, naming each, and scores the rest", async () => {
+    const objects = csvLines.slice(0, 6).map((l) => featuresOf(parseCsvRecords(l)[0], parseCsvRecords(header)[0]));
+    const deep = "[".repeat(40) + "]".repeat(40);
+    const lines = objects.map((o) => JSON.stringify(o));
+    lines[2] = JSON.stringify(objects[2]).replace(/^\{/, `{"meta":${deep},`); // an extra field the model ignores
+    lines[4] = '{"Age": 3';
+    await env.BATCH.put("in/deep.ndjson", lines.join("\n") + "\n");
+    const res = await call("POST", "/v1/batch", { model: "credit-risk", version: "1.0.0", input: { key: "in/deep.ndjson" }, output: { key: "out/deep.ndjson" } }, ADMIN);
+    expect(res.status, res.text).toBe(202);
+    const done = await waitFor(res.json.job_id, ["succeeded", "failed"]);
+    expect(done.state, done.error).toBe("succeeded");
+    expect(done.rows).toMatchObject({ total: 6, scored: 4, failed: 2 });
+    const errors = (await (await env.BATCH.get(done.errors.key))!.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(errors[0]).toEqual({ row_number: 3, reason: "row 3 nests arrays/objects deeper than 32 levels" });
+    expect(errors[1].row_number).toBe(5);
+    expect(errors[1].reason).toMatch(/^row 5 is not valid JSON: /);
+    const scored = (await (await env.BATCH.get("out/deep.ndjson"))!.text()).trim().split("\n").map((l) => JSON.parse(l));
+    expect(scored.map((l) => l.row_number)).toEqual([1, 2, 4, 6]);
+  });
+});
+
 describe("bad requests", () => {
   it("need the admin token, on /v1/batch itself too", async () => {
     expect((await call("GET", "/v1/batch")).status).toBe(401);

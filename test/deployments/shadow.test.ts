@@ -8,7 +8,9 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOn
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { statsFor } from "../../src/deployments/live-stats";
-import { shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
+import { consumeShadow, shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
+import { call, register } from "../support/api";
+import { repoBytes, repoJson } from "../support/files";
 import { admin, createStarted, holdoutSet, setupModel, storeTestSet, until } from "./helpers";
 
 const M = "dep-shadow-queue";
@@ -16,7 +18,22 @@ const M = "dep-shadow-queue";
 beforeAll(async () => {
   await setupModel(M);
   await storeTestSet(M);
+  // 1.2.0: the demo logistic regression with a CPU ballast (same answers, milliseconds per row).
+  const manifest = await repoJson("models/credit-risk-lr.manifest.json");
+  const slow = await register(M, { ...manifest, name: M, version: "1.2.0" }, await repoBytes("test/fixtures/slow/credit-risk-lr-slow.onnx"));
+  expect(slow.status, JSON.stringify(slow.json)).toBe(201);
 });
+
+/** The primary's (1.0.0) answers for `rows`, as the prediction listener would put them in a message. */
+async function primaryOf(rows: unknown[]) {
+  const res = await call("POST", `/v1/models/${M}/predict`, { instances: rows, version: "1.0.0" });
+  expect(res.status, res.text).toBe(200);
+  return (res.json.predictions as { score: number; label: unknown }[]).map((p) => ({ score: p.score, label: String(p.label) }));
+}
+
+function batchOf(messages: ShadowMessage[]) {
+  return createMessageBatch<ShadowMessage>(SHADOW_QUEUE, messages.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })));
+}
 
 describe("shadow scoring through the queue", () => {
   it("the caller's invocation ends without scoring the shadow; the consumer scores and records it", async () => {
@@ -51,6 +68,47 @@ describe("shadow scoring through the queue", () => {
     const shadow = (await admin("GET", `/${id}/results`)).json.shadow;
     expect(shadow).toMatchObject({ requests: 2, errors: 1, compared_rows: 4 });
     expect(shadow.abs_score_diff.max).toBeGreaterThan(0);
+    await admin("POST", `/${id}/abort`, {});
+  });
+
+  it("a slow shadow scored in slices gives the same comparison as the primary (the ballast changes no answer)", async () => {
+    const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
+    const rows = (await holdoutSet()).rows.slice(0, 12).map((r) => r.features);
+    const primary = await primaryOf(rows);
+    const at = Date.now();
+    // Several messages, so chunks of 1 row and larger ones (sized from the measured cost) both run.
+    const messages = [rows.slice(0, 1), rows.slice(1, 5), rows.slice(5, 12)].map((part, k) => {
+      const from = k === 0 ? 0 : k === 1 ? 1 : 5;
+      return { deployment: id, model: M, version: "1.2.0", at, rows: part, primary: primary.slice(from, from + part.length) };
+    });
+    await consumeShadow(batchOf(messages) as MessageBatch<ShadowMessage>, env);
+    const shadow = (await admin("GET", `/${id}/results`)).json.shadow;
+    expect(shadow).toMatchObject({ requests: 3, errors: 0, timeouts: 0, compared_rows: 12, skipped_rows: 0, agreement_rate: 1 });
+    expect(shadow.abs_score_diff.max).toBeLessThan(1e-6);
+    // A shadow that answers differently is seen row by row (the rows line up with the primary's).
+    const shifted = { deployment: id, model: M, version: "1.2.0", at, rows: rows.slice(0, 6), primary: primary.slice(1, 7) };
+    await consumeShadow(batchOf([shifted]) as MessageBatch<ShadowMessage>, env);
+    const after = (await admin("GET", `/${id}/results`)).json.shadow;
+    expect(after.compared_rows).toBe(18);
+    expect(after.abs_score_diff.max).toBeGreaterThan(1e-3);
+    await admin("POST", `/${id}/abort`, {});
+  });
+
+  it("stops at the invocation's CPU budget and counts the rows it did not score as skipped_rows", async () => {
+    const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
+    const rows = (await holdoutSet()).rows.slice(0, 20).map((r) => r.features);
+    const primary = await primaryOf(rows);
+    const message = { deployment: id, model: M, version: "1.2.0", at: Date.now(), rows, primary };
+    const batch = batchOf([message, message, message]);
+    const ctx = createExecutionContext();
+    // A 1 ms budget: the first chunk (one slow row) spends it; everything after is skipped and counted.
+    await consumeShadow(batch as MessageBatch<ShadowMessage>, { ...env, SHADOW_BUDGET_MS: "1" } as Env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks.sort()).toEqual(["m0", "m1", "m2"]); // acknowledged, not retried
+    const shadow = (await admin("GET", `/${id}/results`)).json.shadow;
+    expect(shadow).toMatchObject({ requests: 3, errors: 0, timeouts: 0, agreement_rate: 1 });
+    expect(shadow.compared_rows).toBeGreaterThanOrEqual(1);
+    expect(shadow.compared_rows).toBeLessThan(20);
+    expect(shadow.compared_rows + shadow.skipped_rows).toBe(60); // every row is compared or counted as skipped
     await admin("POST", `/${id}/abort`, {});
   });
 

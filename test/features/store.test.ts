@@ -201,15 +201,17 @@ describe("offline loads", () => {
     lines.push(JSON.stringify({ id: "c3", ts: "2026-07-01T00:00:00Z", income: 77, debt: null }));
     lines.push('{"id": "n-bad", "ts": 1, "income": "x"}');
     lines.push("not json");
+    lines.push(JSON.stringify({ id: "n-deep", ts: 1 }).replace(/\}$/, `,"income":${"[".repeat(40)}${"]".repeat(40)}}`));
     await env.ARTIFACTS.put("imports/customers.ndjson", lines.join("\n") + "\n");
     const res = await call("POST", "/admin/features/loads", { group: "customers", format: "ndjson", r2_key: "imports/customers.ndjson", entity_column: "id", time_column: "ts", max_rejected: 5 }, ADMIN);
     expect(res.status).toBe(202);
     const load = await finished(res.json.id);
-    expect(load).toMatchObject({ status: "succeeded", rows_loaded: 1001, rows_rejected: 2 });
-    expect(load.rejected).toEqual([
-      { row: 1002, message: `'income': expected a number, got "x"` },
-      { row: 1003, message: "not valid JSON" },
-    ]);
+    expect(load).toMatchObject({ status: "succeeded", rows_loaded: 1001, rows_rejected: 3 });
+    expect(load.rejected[0]).toEqual({ row: 1002, message: `'income': expected a number, got "x"` });
+    expect(load.rejected[1].row).toBe(1003);
+    expect(load.rejected[1].message).toMatch(/^line 1003 is not valid JSON: /);
+    // The request paths' nesting bound (32) holds for file rows too, and the rejection names the line.
+    expect(load.rejected[2]).toEqual({ row: 1004, message: "line 1004 nests arrays/objects deeper than 32 levels" });
     await eventually(async () => {
       const n = await get({ group: "customers", entity_id: "n777", features: ["income", "segment", "age"] });
       expect(n.json.values).toEqual({ income: 777 * 1.5, segment: "odd", age: 777 % 90 });

@@ -64,8 +64,8 @@ describe("POST /v1/feedback", () => {
     const single = res.json.request_id;
     await eventually(async () => expect(await env.PREDICTION_LOG.getByName(logShardName("credit-risk", single, 4)).entries(single)).toHaveLength(1));
     const first = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: single, actual: 1 }, { request_id: "never-seen", actual: 0 }] });
-    // An id the worker did not generate carries no time: its label waits for the prediction (PENDING_LABEL_MS).
-    expect(first.json).toMatchObject({ joined: 1, duplicates: [], not_found: [], pending: [{ request_id: "never-seen", row: 0 }] });
+    // An id the worker did not generate (not a UUIDv7) is never logged: its label is not_found at once, not kept pending.
+    expect(first.json).toMatchObject({ joined: 1, duplicates: [], not_found: [{ request_id: "never-seen", row: 0 }], pending: [] });
     const again = await call("POST", "/v1/feedback", { model: "credit-risk", feedback: [{ request_id: single, actual: 0 }] });
     expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: single, row: 0 }] });
 

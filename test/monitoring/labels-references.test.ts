@@ -157,22 +157,32 @@ describe("labels that arrive before their prediction is logged", () => {
     expect(again.json).toMatchObject({ joined: 0, duplicates: [{ request_id: id, row: 0 }], pending: [] });
   });
 
-  it("expire after PENDING_LABEL_MS; a worker-generated id older than that is not_found at once", async () => {
+  it("expire after PENDING_LABEL_MS; a worker-generated id older than that, or an id that is not a UUIDv7, is not_found at once", async () => {
     const { PENDING_LABEL_MS, RequestPacker } = await import("../../src/monitoring/prediction-log");
     const { columnsOf } = await import("../support/columns");
     const stub = env.PREDICTION_LOG.getByName("early-model#0");
     const now = Date.now();
-    const [waiting] = await stub.join([{ requestId: "late-1", row: 0, actual: "1" }], now - PENDING_LABEL_MS - 1000);
+    const v7At = (t: number, tail: string) => {
+      const hex = t.toString(16).padStart(12, "0");
+      return `${hex.slice(0, 8)}-${hex.slice(8)}-7abc-8def-${tail}`;
+    };
+    const late = v7At(now, "000000001a7e");
+    const [waiting] = await stub.join([{ requestId: late, row: 0, actual: "1" }], now - PENDING_LABEL_MS - 1000);
     expect(waiting.status).toBe("pending");
     const packer = new RequestPacker();
-    packer.add({ requestId: "late-1", version: "1.0.0", at: now }, columnsOf([{ score: 0.7, label: 1, probabilities: {} }]));
+    packer.add({ requestId: late, version: "1.0.0", at: now }, columnsOf([{ score: 0.7, label: 1, probabilities: {} }]));
     await stub.append("early-model", packer.pack());
     // Expired before its prediction came: not joined, so the row is still open for a fresh label.
     expect((await env.MONITOR_SHARD.getByName("early-model@1.0.0#0").labelled(0)).length).toBe(0);
-    const [fresh] = await stub.join([{ requestId: "late-1", row: 0, actual: "1" }]);
+    const [fresh] = await stub.join([{ requestId: late, row: 0, actual: "1" }]);
     expect(fresh.status).toBe("joined");
-    const hex = (now - PENDING_LABEL_MS - 60_000).toString(16).padStart(12, "0");
-    const [old] = await stub.join([{ requestId: `${hex.slice(0, 8)}-${hex.slice(8)}-7abc-8def-0123456789ab`, row: 0, actual: "1" }]);
+    const [old] = await stub.join([{ requestId: v7At(now - PENDING_LABEL_MS - 60_000, "0123456789ab"), row: 0, actual: "1" }]);
     expect(old.status).toBe("not_found");
+    // A client-chosen id is never logged (the worker logs its own UUIDv7s): not kept waiting 10 minutes.
+    const clientIds = await stub.join([
+      { requestId: "late-1", row: 0, actual: "1" },
+      { requestId: "0190c7e4-1234-4abc-8def-0123456789ab", row: 0, actual: "1" }, // a UUIDv4
+    ]);
+    expect(clientIds.map((r) => r.status)).toEqual(["not_found", "not_found"]);
   });
 });
