@@ -59,6 +59,8 @@ export function envSection(toml: string, env: string, ids: Record<string, string
     let resource = "";
     const lines = t.lines.map((line) => {
       const kv = /^(\s*)([A-Za-z0-9_]+)\s*=\s*"([^"]*)"(.*)$/.exec(line);
+      // Queue names get the environment's suffix, and the worker strips it to dispatch (QUEUE_SUFFIX).
+      if (kv && kv[2] === "QUEUE_SUFFIX") return `${kv[1]}QUEUE_SUFFIX = "-${env}"${kv[4]}`;
       if (!kv || !RESOURCE_NAMES.has(kv[2])) return line;
       resource = `${kv[3]}-${env}`;
       return `${kv[1]}${kv[2]} = "${resource}"${kv[4]}`;

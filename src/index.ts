@@ -8,7 +8,8 @@ import { runDeploymentCron } from "./deployments/cron";
 import { consumeShadow, SHADOW_QUEUE, type ShadowMessage } from "./deployments/shadow";
 import { sweepArtifacts } from "./registry/sweep";
 import { consumeFeatureLoads, FEATURE_LOADS_QUEUE, sweepFeatureLoads, type LoadMessage } from "./features";
-import { consumeNotifications, monitoringCron, type NotificationMessage } from "./monitoring";
+import { consumeNotifications, monitoringCron, NOTIFICATIONS_DLQ, NOTIFICATIONS_QUEUE, type NotificationMessage } from "./monitoring";
+import { queueBaseName } from "./http/queues";
 import { consumeDispatch, DISPATCH_DLQ, DISPATCH_QUEUE, runRetrainingCron, type DispatchMessage } from "./retraining";
 
 export { DeploymentStats } from "./deployments/live-stats";
@@ -37,12 +38,16 @@ export default {
   fetch: app.fetch,
   // ctx is always passed by the runtime (optional here only so tests may call queue(batch, env)).
   async queue(batch, env, ctx?: ExecutionContext) {
-    if (batch.queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
-    if (batch.queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
-    if (batch.queue === BATCH_QUEUE || batch.queue === BATCH_DLQ) return consumeBatch(batch as MessageBatch<BatchMessage>, env, ctx!);
-    if (batch.queue === DISPATCH_QUEUE || batch.queue === DISPATCH_DLQ) return consumeDispatch(batch as MessageBatch<DispatchMessage>, env);
-    // The monitoring notification queue and its dead-letter queue.
-    await consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
+    // Deployed environments suffix queue names (-staging, -production): dispatch on the base name.
+    const queue = queueBaseName(batch.queue, env);
+    if (queue === SHADOW_QUEUE) return consumeShadow(batch as MessageBatch<ShadowMessage>, env);
+    if (queue === FEATURE_LOADS_QUEUE) return consumeFeatureLoads(batch as MessageBatch<LoadMessage>, env);
+    if (queue === BATCH_QUEUE || queue === BATCH_DLQ) return consumeBatch(batch as MessageBatch<BatchMessage>, env, ctx!);
+    if (queue === DISPATCH_QUEUE || queue === DISPATCH_DLQ) return consumeDispatch(batch as MessageBatch<DispatchMessage>, env);
+    if (queue === NOTIFICATIONS_QUEUE || queue === NOTIFICATIONS_DLQ) return consumeNotifications(batch as MessageBatch<NotificationMessage>, env);
+    // A queue this worker does not know: fail the batch (retried, then its dead-letter queue) rather
+    // than handing its messages to a consumer that would misread them.
+    throw new Error(`no consumer for queue '${batch.queue}' (QUEUE_SUFFIX '${env.QUEUE_SUFFIX ?? ""}')`);
   },
   async scheduled(controller, env, ctx) {
     const results = await Promise.allSettled(cronTasks.map((task) => task(controller, env, ctx)));

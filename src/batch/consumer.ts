@@ -18,6 +18,7 @@
  * without work.
  */
 import { ApiError } from "../http/errors";
+import { queueBaseName } from "../http/queues";
 import { resolveVersion } from "../registry/resolver";
 import type { ModelVersion } from "../registry/store";
 import { emitPredictionDetached } from "../serving/events";
@@ -44,7 +45,7 @@ const PLAN_PART = -1;
 const ASSEMBLE_PART = -2;
 
 export async function consumeBatch(batch: MessageBatch<BatchMessage>, env: Env, ctx: ExecutionContext): Promise<void> {
-  if (batch.queue === BATCH_DLQ) {
+  if (queueBaseName(batch.queue, env) === BATCH_DLQ) {
     for (const message of batch.messages) {
       await deadLetter(env, ctx, message.body);
       message.ack();

@@ -10,7 +10,7 @@ import { publishAllDailyReports } from "./reports";
 export { ModelControl } from "./control";
 export { MonitorShard } from "./shard";
 export { PredictionLog } from "./prediction-log";
-export { consumeNotifications, type NotificationMessage } from "./notify";
+export { consumeNotifications, NOTIFICATIONS_DLQ, NOTIFICATIONS_QUEUE, type NotificationMessage } from "./notify";
 export { dashboardRoutes, feedbackRoutes, monitoringAdminRoutes, monitoringReadRoutes } from "./routes";
 export { collectFleet, renderCounters, renderFleet } from "./prometheus";
 export { collector } from "./collector";

@@ -17,6 +17,7 @@
  * service binding, which exists only in vitest.config.ts; it does not relax the https rule.
  */
 import { hex } from "../http/encoding";
+import { queueBaseName } from "../http/queues";
 import { z } from "zod";
 import { severitySchema, type Severity } from "./sla";
 
@@ -158,9 +159,13 @@ export async function deliver(env: Env, target: Target, message: NotificationMes
  */
 export const NOTIFICATION_MAX_ATTEMPTS = 9;
 
+/** The notification queue and its dead-letter queue, as wrangler.toml's top level names them. */
+export const NOTIFICATIONS_QUEUE = "edge-ml-notifications";
+export const NOTIFICATIONS_DLQ = "edge-ml-notifications-dlq";
+
 /** Queue consumer for notifications and for their dead-letter queue. */
 export async function consumeNotifications(batch: MessageBatch<NotificationMessage>, env: Env): Promise<void> {
-  const dead = batch.queue.endsWith("-dlq");
+  const dead = queueBaseName(batch.queue, env) === NOTIFICATIONS_DLQ;
   for (const msg of batch.messages) {
     const body = msg.body;
     const control = env.MODEL_CONTROL.getByName(body.model);

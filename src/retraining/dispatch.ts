@@ -10,6 +10,7 @@
  * wrangler.toml); after the last retry the message lands in the dead-letter queue, whose consumer
  * fails the job with the last reason and tells its workflow to stop waiting.
  */
+import { queueBaseName } from "../http/queues";
 import { registryDb, getVersion, listVersions, toModelVersion } from "../registry/store";
 import { ACTOR, failJob } from "./jobs";
 import type { DispatchMessage } from "./model";
@@ -72,7 +73,7 @@ export function dispatchDelaySeconds(attempts: number, base: number): number {
 }
 
 export async function consumeDispatch(batch: MessageBatch<DispatchMessage>, env: Env): Promise<void> {
-  const dead = batch.queue === DISPATCH_DLQ;
+  const dead = queueBaseName(batch.queue, env) === DISPATCH_DLQ;
   const db = registryDb(env.DB);
   const configured = Number((env as unknown as Record<string, string | undefined>).RETRAINING_DISPATCH_BACKOFF_SECONDS ?? "30");
   const base = Number.isFinite(configured) && configured >= 0 ? configured : 30;

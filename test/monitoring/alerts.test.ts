@@ -160,6 +160,21 @@ describe("queue consumer", () => {
     expect(replay.json.replayed).toBe(1);
     expect((await call("GET", "/admin/monitoring/credit-risk/dead-letters", undefined, ADMIN)).json.dead_letters).toEqual([]);
   });
+
+  it("dispatches a deployed environment's suffixed queues by their base name (QUEUE_SUFFIX)", async () => {
+    // deploy:setup names production's queues edge-ml-…-production; its DLQ must still be read as the DLQ.
+    const production = { ...env, QUEUE_SUFFIX: "-production" } as Env;
+    const batch = createMessageBatch("edge-ml-notifications-dlq-production", [{ id: "p1", timestamp: new Date(), attempts: 9, body: message("down", "dead-prod") }]);
+    const ctx = createExecutionContext();
+    await worker.queue!(batch as MessageBatch<unknown>, production);
+    expect((await getQueueResult(batch, ctx)).explicitAcks).toEqual(["p1"]);
+    const dead = await call("GET", "/admin/monitoring/credit-risk/dead-letters", undefined, ADMIN);
+    expect(dead.json.dead_letters).toMatchObject([{ id: "dead-prod", attempts: 9, message: { target: "down" } }]);
+    await call("POST", "/admin/monitoring/credit-risk/dead-letters/replay", undefined, ADMIN);
+    // A queue the worker has no consumer for fails its batch (retried, then dead-lettered), never misread.
+    const stray = createMessageBatch("edge-ml-unknown-production", [{ id: "s1", timestamp: new Date(), attempts: 1, body: message("down") }]);
+    await expect(worker.queue!(stray as MessageBatch<unknown>, production)).rejects.toThrow(/no consumer for queue 'edge-ml-unknown-production'/);
+  });
 });
 
 describe("cron", () => {
