@@ -61,6 +61,8 @@ export function envSection(toml: string, env: string, ids: Record<string, string
       const kv = /^(\s*)([A-Za-z0-9_]+)\s*=\s*"([^"]*)"(.*)$/.exec(line);
       // Queue names get the environment's suffix, and the worker strips it to dispatch (QUEUE_SUFFIX).
       if (kv && kv[2] === "QUEUE_SUFFIX") return `${kv[1]}QUEUE_SUFFIX = "-${env}"${kv[4]}`;
+      // A workflow's `name` names an account-wide resource too (elsewhere `name` is a binding name).
+      if (kv && t.name === "workflows" && kv[2] === "name") return `${kv[1]}name = "${kv[3]}-${env}"${kv[4]}`;
       if (!kv || !RESOURCE_NAMES.has(kv[2])) return line;
       resource = `${kv[3]}-${env}`;
       return `${kv[1]}${kv[2]} = "${resource}"${kv[4]}`;
