@@ -21,7 +21,7 @@ const WRANGLER = path.join(ROOT, "node_modules/wrangler/bin/wrangler.js");
 
 /** Builds the upload bundle into `outdir` (index.js plus the onnxruntime .wasm module). */
 export function buildBundle(outdir: string): void {
-  const r = spawnSync(process.execPath, [WRANGLER, "deploy", "--dry-run", "--outdir", outdir], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CI: "true" } });
+  const r = spawnSync(process.execPath, [WRANGLER, "deploy", "--dry-run", "--env=", "--outdir", outdir], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CI: "true" } });
   if (r.status !== 0) throw new Error("wrangler deploy --dry-run failed");
 }
 
