@@ -31,6 +31,10 @@ declare module "autocannon" {
     /** Requests per second across all connections (0: as fast as possible). */
     overallRate?: number;
   }
-  function autocannon(options: Options): Promise<Result>;
+  /** The returned instance is also an event emitter: "response" gives each response's own time (ms, not rounded). */
+  interface Instance extends Promise<Result> {
+    on(event: "response", listener: (client: unknown, statusCode: number, resBytes: number, responseTimeMs: number) => void): this;
+  }
+  function autocannon(options: Options): Instance;
   export default autocannon;
 }

@@ -82,19 +82,23 @@ export async function startDevServer(opts: { port: number; persistTo?: string; v
 export async function registerDemoModels(url: string, adminToken: string): Promise<void> {
   for (const { stem, aliases } of DEMO_MODELS) {
     const manifest = readFileSync(path.join(ROOT, "models", `${stem}.manifest.json`), "utf8");
-    const artifact = readFileSync(path.join(ROOT, "models", `${stem}.onnx`));
-    const form = new FormData();
-    form.set("manifest", manifest);
-    form.set("artifact", new Blob([artifact]), `${stem}.onnx`);
-    for (const alias of aliases) form.append("alias", alias);
-    const { name, version } = JSON.parse(manifest) as { name: string; version: string };
-    const res = await fetch(`${url}/admin/models/${name}/versions`, {
-      method: "POST",
-      headers: { authorization: `Bearer ${adminToken}`, "x-actor": "npm-start" },
-      body: form,
-    });
-    if (res.status === 201) console.log(`registered ${name}@${version} (${aliases.join(", ")})`);
-    else if (res.status === 409) console.log(`${name}@${version} already registered`);
-    else throw new Error(`registering ${name}@${version} failed: ${res.status} ${await res.text()}`);
+    await registerModel(url, adminToken, manifest, readFileSync(path.join(ROOT, "models", `${stem}.onnx`)), aliases);
   }
+}
+
+/** Registers one model version through the admin API; an already registered version (409) is left as it is. */
+export async function registerModel(url: string, adminToken: string, manifest: string, artifact: Uint8Array, aliases: string[]): Promise<void> {
+  const form = new FormData();
+  form.set("manifest", manifest);
+  const { name, version } = JSON.parse(manifest) as { name: string; version: string };
+  form.set("artifact", new Blob([artifact]), `${name}.onnx`);
+  for (const alias of aliases) form.append("alias", alias);
+  const res = await fetch(`${url}/admin/models/${name}/versions`, {
+    method: "POST",
+    headers: { authorization: `Bearer ${adminToken}`, "x-actor": "npm-start" },
+    body: form,
+  });
+  if (res.status === 201) console.log(`registered ${name}@${version}${aliases.length ? ` (${aliases.join(", ")})` : ""}`);
+  else if (res.status === 409) console.log(`${name}@${version} already registered`);
+  else throw new Error(`registering ${name}@${version} failed: ${res.status} ${await res.text()}`);
 }

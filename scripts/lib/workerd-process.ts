@@ -47,7 +47,8 @@ function childrenOf(pid: number): number[] {
   return out;
 }
 
-function descendants(pid: number): number[] {
+/** Every process below `pid` (children, their children, ...). */
+export function descendants(pid: number): number[] {
   const kids = childrenOf(pid);
   return kids.concat(...kids.map(descendants));
 }

@@ -1,0 +1,146 @@
+/**
+ * `npm run bench:stages`: where the CPU of one 1-row prediction goes, stage by stage.
+ *
+ * workerd's clock does not advance during CPU work (and in-process timers would perturb what they
+ * measure), so stages are not timed from inside. Instead each stage is removed or bypassed in a
+ * scratch copy of the source (a text patch per variant: a stage's result computed once and reused,
+ * or the stage skipped), each variant is built as the deployable bundle and run in its own workerd
+ * (scripts/lib/miniflare-bundle.ts), all variants side by side, pinned to cpu 1 with the load
+ * generator on cpu 0, loaded in interleaved rounds (order rotated each round) with the same 1-row
+ * predict of the demo GBDT. A stage's cost is the full build's server CPU per request minus the
+ * variant's, per round, median over rounds with a 95% bootstrap interval. Variants exist only to
+ * measure: several return the same answer to every request.
+ *
+ * Knobs: BENCH_SECONDS (3), BENCH_ROUNDS (5), BENCH_CONNECTIONS (10), BENCH_VARIANTS (comma list
+ * of variant names; default all), BENCH_PORT (8840; variants use consecutive ports).
+ */
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
+import path from "node:path";
+import { spawnSync } from "node:child_process";
+import autocannon from "autocannon";
+import { registerDemoModels, ROOT } from "./lib/dev-server.ts";
+import { startTrivialWorker, startWorker, type RunningWorker } from "./lib/miniflare-bundle.ts";
+import { bootstrapMedian } from "./lib/quantiles.ts";
+import { cpuSeconds, pin } from "./lib/workerd-process.ts";
+
+const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
+const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const PORT = Number(process.env.BENCH_PORT ?? 8840);
+const ADMIN = "bench-admin-token";
+const BASE_VARS = { ADMIN_TOKEN: ADMIN, API_KEYS: "bench-key", METRICS_TOKEN: "", RATE_LIMITS_ENABLED: "false", MONITORING_ENABLED: "true", REQUEST_LOGS: "false" };
+
+type Patch = { file: string; from: string; to: string };
+interface Variant {
+  name: string;
+  /** What the variant takes away (the stage whose cost full - variant measures). */
+  stage: string;
+  patches?: Patch[];
+  vars?: Record<string, string>;
+}
+
+const once = (key: string, expr: string) => `((globalThis as any).${key} ??= ${expr})`;
+export const VARIANTS: Variant[] = [
+  { name: "full", stage: "(the build as it is)" },
+  { name: "no-request-id", stage: "request id (UUIDv7) and its header", patches: [{ file: "src/app.ts", from: "const id = uuidv7();", to: 'const id = "01900000-0000-7000-8000-000000000000";' }] },
+  { name: "no-secure-headers", stage: "security headers middleware", patches: [{ file: "src/app.ts", from: "app.use(requestLog(), securityHeaders(), configurableCors());", to: "app.use(requestLog(), configurableCors());" }] },
+  { name: "no-request-metrics", stage: "per-isolate request metrics middleware", patches: [{ file: "src/app.ts", from: "isolateMetrics.recordRequest(c.req.routePath", to: "void (c.req.routePath" }] },
+  { name: "no-body-limit", stage: "body limit middleware", patches: [{ file: "src/app.ts", from: 'app.use("/v1/*", predictRate, apiKeyAuth(), predictionLimit);', to: 'app.use("/v1/*", predictRate, apiKeyAuth());' }] },
+  { name: "no-json-parse", stage: "body read + JSON depth check + JSON.parse", patches: [{ file: "src/serving/v1.ts", from: "const raw = await readJson(c);", to: `const raw = ${once("__raw", "await readJson(c)")};` }] },
+  { name: "no-zod", stage: "zod body validation", patches: [{ file: "src/serving/v1.ts", from: "const parsed = predictBody.safeParse(raw);", to: `const parsed = ${once("__parsed", "predictBody.safeParse(raw)")};` }] },
+  { name: "no-dispatch", stage: "version resolution (dispatch, registry cache)", patches: [{ file: "src/serving/v1.ts", from: "const routed = await dispatch(c, name.data, { version: body.version, alias: body.alias }, body.unit);", to: `const routed = ${once("__routed", "await dispatch(c, name.data, { version: body.version, alias: body.alias }, body.unit)")};` }] },
+  { name: "no-row-validation", stage: "row validation against the feature schema", patches: [{ file: "src/inference/predictor.ts", from: "return runResolved(env, version, rowValidator(version.featureSchema).resolve(rows, pathOf));", to: `return runResolved(env, version, ${once("__resolved", "rowValidator(version.featureSchema).resolve(rows, pathOf)")});` }] },
+  { name: "no-tensor-build", stage: "tensor build", patches: [{ file: "src/inference/predictor.ts", from: "const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));", to: `const results = await model.run(${once("__feeds", "buildFeeds(ort, schema, resolved)")}, requestedOutputs(schema.output));` }] },
+  { name: "no-session-run", stage: "tensor build + session run", patches: [{ file: "src/inference/predictor.ts", from: "const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));", to: `const results = ${once("__results", "await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output))")};` }] },
+  { name: "no-decode", stage: "output decode", patches: [{ file: "src/inference/predictor.ts", from: "const decoded = decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses);", to: `const decoded = ${once("__decoded", "decodeOutputs(version.featureSchema.output, run.results, run.rows, run.model.info.zipMapClasses)")};` }] },
+  { name: "no-events", stage: "prediction events (monitoring fold, deployment stats, retraining archive)", patches: [{ file: "src/serving/v1.ts", from: "emitPrediction(c, {", to: "if (false) emitPrediction(c, {" }] },
+  { name: "monitoring-off", stage: "monitoring (MONITORING_ENABLED=false)", vars: { MONITORING_ENABLED: "false" } },
+  { name: "no-response-json", stage: "response body JSON", patches: [{ file: "src/serving/v1.ts", from: "return c.json(single ? { ...base, prediction: predictions[0], ...served } : { ...base, predictions });", to: `return c.body(${once("__body", "JSON.stringify(single ? { ...base, prediction: predictions[0], ...served } : { ...base, predictions })")}, 200, { "content-type": "application/json" });` }] },
+];
+
+/** Copies the sources a build needs into a scratch directory, applies the patches, builds the bundle there. */
+function buildVariant(v: Variant, scratch: string): string {
+  const dir = path.join(scratch, v.name);
+  mkdirSync(dir, { recursive: true });
+  for (const entry of ["src", "migrations", "wrangler.toml", "package.json", "tsconfig.json", "worker-configuration.d.ts"]) cpSync(path.join(ROOT, entry), path.join(dir, entry), { recursive: true });
+  symlinkSync(path.join(ROOT, "node_modules"), path.join(dir, "node_modules"));
+  for (const p of v.patches ?? []) {
+    const file = path.join(dir, p.file);
+    const text = readFileSync(file, "utf8");
+    if (!text.includes(p.from)) throw new Error(`variant ${v.name}: ${p.file} no longer contains ${JSON.stringify(p.from)}; update scripts/bench-stages.ts`);
+    writeFileSync(file, text.replace(p.from, p.to));
+  }
+  const out = path.join(dir, "bundle");
+  const r = spawnSync(process.execPath, [path.join(ROOT, "node_modules/wrangler/bin/wrangler.js"), "deploy", "--dry-run", "--env=", "--outdir", out], { cwd: dir, stdio: ["ignore", "ignore", "inherit"], env: { ...process.env, CI: "true" } });
+  if (r.status !== 0 || !existsSync(path.join(out, "index.js"))) throw new Error(`building variant ${v.name} failed`);
+  return out;
+}
+
+/** One load; its CPU is read by the caller (from this load's start to the same variant's next load). */
+async function loadOnce(w: RunningWorker, body: string, seconds: number): Promise<{ requests: number; rps: number; errors: number }> {
+  const r = await autocannon({ url: `${w.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: seconds, method: "POST", headers: { "content-type": "application/json" }, body });
+  return { requests: r.requests.total, rps: r.requests.total / seconds, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+const only = process.env.BENCH_VARIANTS?.split(",").map((s) => s.trim());
+const variants = VARIANTS.filter((v) => v.name === "full" || !only || only.includes(v.name));
+const scratch = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-stages-"));
+const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
+const body = JSON.stringify({ version: "1.1.0", features: holdout.rows[0].features });
+const workers: RunningWorker[] = [];
+try {
+  console.log(`building ${variants.length} variants in ${scratch}`);
+  const bundles = variants.map((v) => buildVariant(v, scratch));
+  for (const [i, v] of variants.entries()) {
+    const w = await startWorker({ bundleDir: bundles[i], port: PORT + i, vars: { ...BASE_VARS, ...v.vars }, persistTo: path.join(scratch, v.name, "state") });
+    workers.push(w);
+    await registerDemoModels(w.url, ADMIN);
+  }
+  const trivial = await startTrivialWorker(PORT + variants.length);
+  workers.push(trivial);
+  const pinned = availableParallelism() >= 2 && workers.every((w) => pin(w.pid, 1)) && pin(process.pid, 0);
+  console.log(`${pinned ? "pinned: servers cpu 1, load cpu 0" : "NOT pinned"}; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  for (const w of workers.slice(0, variants.length)) await loadOnce(w, body, 1);
+  // A variant's CPU per request: its process's CPU from the start of its load to the start of its
+  // next load (a round later), over the load's requests. The window takes in what the load leaves
+  // behind (its last monitoring flush, GC) without a pause after every load; the process is idle
+  // otherwise. The last round's windows end 2.5 s after the round (past a monitoring flush).
+  const cpu: number[][] = variants.map(() => []);
+  const rps: number[][] = variants.map(() => []);
+  const open: ({ cpu0: number; requests: number } | undefined)[] = variants.map(() => undefined);
+  const close = (i: number) => {
+    const o = open[i];
+    if (o) cpu[i].push(((cpuSeconds(workers[i].pid) - o.cpu0) * 1e6) / Math.max(1, o.requests));
+  };
+  const trivialCpu: number[] = [];
+  for (let round = 0; round < ROUNDS; round++) {
+    for (let k = 0; k < variants.length; k++) {
+      const i = (k + round) % variants.length;
+      close(i);
+      const cpu0 = cpuSeconds(workers[i].pid);
+      const r = await loadOnce(workers[i], body, SECONDS);
+      if (r.errors) throw new Error(`variant ${variants[i].name}: ${r.errors} errors`);
+      open[i] = { cpu0, requests: r.requests };
+      rps[i].push(r.rps);
+    }
+    const c0 = cpuSeconds(trivial.pid);
+    const t = await autocannon({ url: `${trivial.url}/`, connections: CONNECTIONS, duration: SECONDS });
+    trivialCpu.push(((cpuSeconds(trivial.pid) - c0) * 1e6) / t.requests.total);
+    console.log(`round ${round + 1}/${ROUNDS}: ${variants.map((v, i) => `${v.name} ${rps[i].at(-1)!.toFixed(0)}/s`).join(", ")}, trivial ${trivialCpu.at(-1)!.toFixed(0)} us cpu/request`);
+  }
+  await new Promise((resolve) => setTimeout(resolve, 2500));
+  variants.forEach((_, i) => close(i));
+  const f = (b: { point: number; lo: number; hi: number }) => `${b.point.toFixed(0)} [${b.lo.toFixed(0)}, ${b.hi.toFixed(0)}]`;
+  console.log(`\n| stage removed (variant) | server CPU us/request | cost of the stage (full - variant) | req/s |`);
+  console.log("|---|---|---|---|");
+  for (const [i, v] of variants.entries()) {
+    const diff = cpu[0].map((x, r) => x - cpu[i][r]);
+    console.log(`| ${v.stage} (${v.name}) | ${f(bootstrapMedian(cpu[i]))} | ${i === 0 ? "-" : f(bootstrapMedian(diff))} | ${bootstrapMedian(rps[i]).point.toFixed(0)} |`);
+  }
+  console.log(`| trivial worker (ceiling) | ${f(bootstrapMedian(trivialCpu))} | - | - |`);
+  console.log(`\n${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; medians over rounds [95% bootstrap interval]; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+} finally {
+  for (const w of workers) await w.stop().catch(() => undefined);
+  rmSync(scratch, { recursive: true, force: true });
+}
