@@ -18,6 +18,8 @@
  *     not depend on the machine's load: the script runs itself twice under valgrind, once folding
  *     BENCH_CALLGRIND_CYCLES flush cycles after the same warm-up and once with none, and divides the
  *     difference by the requests folded (startup, warm-up and JIT compilation cancel out).
+ *     BENCH_CALLGRIND_BRANCHES=1 adds callgrind's branch simulation and prints mispredicted
+ *     conditional branches too: a binary search costs more in mispredictions than in instructions.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -165,24 +167,29 @@ if (process.argv.includes("--callgrind")) {
   console.log(`\ncallgrind instruction counts (load-independent): ${measure} flush cycles after ${WARM_CYCLES} warm-up cycles, minus a run with the same warm-up and none`);
   const dir = mkdtempSync(path.join(tmpdir(), "bench-fold-callgrind-"));
   const self = fileURLToPath(import.meta.url);
-  const total = (n: number, cycles: number): number => {
+  const branches = process.env.BENCH_CALLGRIND_BRANCHES === "1";
+  /** Callgrind's totals of a run: instructions (Ir) and, with branch simulation, mispredicted conditional branches (Bcm). */
+  const total = (n: number, cycles: number): { ir: number; bcm: number } => {
     const out = path.join(dir, `cg.${n}.${cycles}`);
-    execFileSync("valgrind", ["--tool=callgrind", `--callgrind-out-file=${out}`, "--dump-instr=no", "--collect-jumps=no", process.execPath, self], {
+    execFileSync("valgrind", ["--tool=callgrind", `--callgrind-out-file=${out}`, "--dump-instr=no", "--collect-jumps=no", ...(branches ? ["--branch-sim=yes"] : []), process.execPath, self], {
       env: { ...process.env, BENCH_FOLD_CALLGRIND_CHILD: String(n), BENCH_FOLD_MEASURE_CYCLES: String(cycles) },
       stdio: ["ignore", "ignore", "ignore"],
     });
     const text = readFileSync(out, "utf8");
-    const m = /^summary:\s+(\d+)/m.exec(text) ?? /^totals:\s+(\d+)/m.exec(text);
-    if (!m) throw new Error(`no totals in ${out}: ${readdirSync(dir).join(", ")}`);
-    return Number(m[1]);
+    const events = /^events:\s+(.+)$/m.exec(text)?.[1].trim().split(/\s+/);
+    const m = /^summary:\s+(.+)$/m.exec(text) ?? /^totals:\s+(.+)$/m.exec(text);
+    if (!m || !events) throw new Error(`no totals in ${out}: ${readdirSync(dir).join(", ")}`);
+    const values = m[1].trim().split(/\s+/).map(Number);
+    return { ir: values[events.indexOf("Ir")], bcm: values[events.indexOf("Bcm")] ?? Number.NaN };
   };
   try {
     for (const n of BATCHES) {
       const requestsPerCycle = flushRequests(n);
       const base = total(n, 0);
       const measured = total(n, measure);
-      const perRequest = (measured - base) / (measure * requestsPerCycle);
-      console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request: ${Math.round(perRequest).toLocaleString("en-US").padStart(9)} instructions/request, ${Math.round(perRequest / n).toLocaleString("en-US").padStart(7)} instructions/row (runs: ${base.toLocaleString("en-US")} and ${measured.toLocaleString("en-US")} instructions)`);
+      const perRequest = (measured.ir - base.ir) / (measure * requestsPerCycle);
+      const mispredicted = branches ? `, ${((measured.bcm - base.bcm) / (measure * requestsPerCycle * n)).toFixed(1)} mispredicted branches/row` : "";
+      console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request: ${Math.round(perRequest).toLocaleString("en-US").padStart(9)} instructions/request, ${Math.round(perRequest / n).toLocaleString("en-US").padStart(7)} instructions/row${mispredicted} (runs: ${base.ir.toLocaleString("en-US")} and ${measured.ir.toLocaleString("en-US")} instructions)`);
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });

@@ -24,8 +24,8 @@ export class SortedIndex {
   private readonly buckets: number;
   private readonly min: number;
   private readonly scale: number;
-  /** guide[b]: first position whose value's bucket is >= b (length buckets + 1). */
-  private readonly guide: Int32Array;
+  /** guide[b]: first position whose value's bucket is >= b (length buckets + 1); 16-bit while positions fit (reference samples hold at most 5,000 values). */
+  private readonly guide: Uint16Array | Int32Array;
 
   /** `values` ascending (not NaN); not copied, not to be changed. */
   constructor(
@@ -40,7 +40,7 @@ export class SortedIndex {
       this.buckets = 0;
       this.min = 0;
       this.scale = 0;
-      this.guide = new Int32Array(0);
+      this.guide = new Uint16Array(0);
       return;
     }
     let b = 16;
@@ -48,7 +48,7 @@ export class SortedIndex {
     this.buckets = b;
     this.min = min;
     this.scale = b / span;
-    const guide = new Int32Array(b + 1);
+    const guide = m <= 0xffff ? new Uint16Array(b + 1) : new Int32Array(b + 1);
     let i = 0;
     for (let k = 0; k <= b; k++) {
       while (i < m && this.bucketOf(values[i]) < k) i++;
