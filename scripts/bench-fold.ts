@@ -42,11 +42,11 @@ const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
  * stripping does not run. `cloudflare:workers` (imported by the prediction log's Durable Object,
  * never called by the fold) is a stub.
  */
-type Worker = typeof import("../src/monitoring/collector.ts") & typeof import("../src/monitoring/aggregate.ts") & typeof import("../src/inference/features.ts") & typeof import("../src/stats/sketch.ts");
+type Worker = typeof import("../src/monitoring/collector.ts") & typeof import("../src/monitoring/prediction-log.ts") & typeof import("../src/monitoring/aggregate.ts") & typeof import("../src/inference/features.ts") & typeof import("../src/stats/sketch.ts");
 async function loadWorkerModules(): Promise<Worker> {
   const out = await build({
     stdin: {
-      contents: ['export { foldPrediction, sealTarget } from "./src/monitoring/collector";', 'export { emptyAggregate } from "./src/monitoring/aggregate";', 'export { rowValidator } from "./src/inference/features";', 'export { DDSketch } from "./src/stats/sketch";'].join("\n"),
+      contents: ['export { foldPrediction, sealTarget } from "./src/monitoring/collector";', 'export { RequestPacker } from "./src/monitoring/prediction-log";', 'export { emptyAggregate } from "./src/monitoring/aggregate";', 'export { rowValidator } from "./src/inference/features";', 'export { DDSketch } from "./src/stats/sketch";'].join("\n"),
       resolveDir: ROOT,
       loader: "ts",
     },
@@ -77,7 +77,7 @@ async function loadWorkerModules(): Promise<Worker> {
     if (dir) rmSync(dir, { recursive: true, force: true });
   }
 }
-const { foldPrediction, sealTarget, emptyAggregate, rowValidator, DDSketch } = await loadWorkerModules();
+const { foldPrediction, sealTarget, emptyAggregate, rowValidator, DDSketch, RequestPacker } = await loadWorkerModules();
 const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
 const REPS = Number(process.env.BENCH_REPS ?? 15);
 /** Requests per flush cycle (one target), by rows per request: about 2 s of one isolate's traffic. */
@@ -128,6 +128,15 @@ function cycle(events: PredictionEvent[]): FoldTarget {
   return target;
 }
 
+/** The other isolate-side work per request, for scale: the prediction-log packing of the same flush cycle (add every request, pack once). */
+const packer = new RequestPacker();
+function packCycle(events: PredictionEvent[]): number {
+  for (const e of events) packer.add({ requestId: e.requestId, version: "bench", at: e.at }, e.columns);
+  const size = packer.pack().scores.byteLength;
+  packer.reset();
+  return size;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
@@ -159,7 +168,15 @@ for (const n of BATCHES) {
     perRequest.push(((t.user + t.system) * 1000) / (CYCLES * events.length));
   }
   const ns = median(perRequest);
-  console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${events.length} requests per flush: ${(ns / 1000).toFixed(2).padStart(7)} us cpu/request, ${(ns / n).toFixed(0).padStart(6)} ns cpu/row (median of ${REPS}; range ${(Math.min(...perRequest) / n).toFixed(0)}-${(Math.max(...perRequest) / n).toFixed(0)} ns/row)`);
+  for (let i = 0; i < WARM_CYCLES; i++) packCycle(events);
+  const packPerRequest: number[] = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < CYCLES; i++) packCycle(events);
+    const t = process.cpuUsage(t0);
+    packPerRequest.push(((t.user + t.system) * 1000) / (CYCLES * events.length));
+  }
+  console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${events.length} requests per flush: ${(ns / 1000).toFixed(2).padStart(7)} us cpu/request, ${(ns / n).toFixed(0).padStart(6)} ns cpu/row (median of ${REPS}; range ${(Math.min(...perRequest) / n).toFixed(0)}-${(Math.max(...perRequest) / n).toFixed(0)} ns/row); for scale, log packing ${(median(packPerRequest) / 1000).toFixed(2)} us cpu/request`);
 }
 
 if (process.argv.includes("--callgrind")) {
