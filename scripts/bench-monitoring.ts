@@ -2,7 +2,7 @@
  * `npm run bench:monitoring`: predict throughput with monitoring on vs off, in the same run.
  *
  * Two `wrangler dev` servers run side by side on scratch state: one with MONITORING_ENABLED=true
- * (port 8791), one with false (port 8792), both with the demo models registered. autocannon drives
+ * (port 8791, or BENCH_PORT), one with false (the next port), both with the demo models registered. autocannon drives
  * POST /v1/models/credit-risk/predict (one row, and 100-row batches) in short loads, alternating
  * servers in ABBA order, so slow drift in the machine's speed (this is a shared VM) hits both
  * sides equally.
@@ -32,7 +32,10 @@
  * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_ROUNDS of fresh
  * server pairs (default 3), BENCH_BLOCKS of ABBA per round (default 4), BENCH_CONNECTIONS (10),
  * BENCH_BATCHES: rows per request, one case each (default "1,100");
- * BENCH_ON_VARS: JSON of extra vars for the monitoring server (to compare settings).
+ * BENCH_ON_VARS: JSON of extra vars for the monitoring server (to compare settings);
+ * BENCH_PORT: the monitoring server's port (default 8791); the other server takes the next one, and
+ * when BENCH_PORT is given their inspectors take the two after (so runs on a shared machine can keep
+ * to their own ports).
  */
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
@@ -50,6 +53,10 @@ const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
 const ON_VARS: Record<string, string> = JSON.parse(process.env.BENCH_ON_VARS ?? "{}");
 const SETTLE_MS = Number(ON_VARS.MONITORING_FLUSH_MS ?? 2000) + 500;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const PORT = Number(process.env.BENCH_PORT ?? 8791);
+const PORTS = { on: PORT, off: PORT + 1 };
+/** Inspector ports only when the caller chose ports (wrangler's default otherwise). */
+const inspectorArgs = (mode: "on" | "off") => (process.env.BENCH_PORT ? ["--inspector-port", String(PORT + (mode === "on" ? 2 : 3))] : []);
 
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
@@ -80,7 +87,7 @@ async function server(mode: "on" | "off", port: number, dirs: string[], adminTok
   const persistTo = mkdtempSync(path.join(tmpdir(), `edge-ml-bench-monitoring-${mode}-`));
   dirs.push(persistTo);
   applyMigrations(persistTo);
-  const s = await startDevServer({ port, persistTo, quiet: true, vars: { MONITORING_ENABLED: mode === "on" ? "true" : "false", RATE_LIMITS_ENABLED: "false", ...(mode === "on" ? ON_VARS : {}) } });
+  const s = await startDevServer({ port, persistTo, quiet: true, extraArgs: inspectorArgs(mode), vars: { MONITORING_ENABLED: mode === "on" ? "true" : "false", RATE_LIMITS_ENABLED: "false", ...(mode === "on" ? ON_VARS : {}) } });
   await registerDemoModels(s.url, adminToken);
   return s;
 }
@@ -117,11 +124,11 @@ for (let round = 0; round < ROUNDS; round++) {
   const dirs: string[] = [];
   const servers: DevServer[] = [];
   try {
-    const on = await server("on", 8791, dirs, vars.ADMIN_TOKEN);
+    const on = await server("on", PORTS.on, dirs, vars.ADMIN_TOKEN);
     servers.push(on);
-    const off = await server("off", 8792, dirs, vars.ADMIN_TOKEN);
+    const off = await server("off", PORTS.off, dirs, vars.ADMIN_TOKEN);
     servers.push(off);
-    const rt = { on: await runtimeOf(on, 8791), off: await runtimeOf(off, 8792) };
+    const rt = { on: await runtimeOf(on, PORTS.on), off: await runtimeOf(off, PORTS.off) };
     const pinned = CORES >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
     console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.

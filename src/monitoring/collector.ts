@@ -52,6 +52,11 @@ interface FeaturePlan {
   edges?: Float64Array;
   /** The cells of the reference sample for exact KS (numeric features whose reference has a sample). */
   grid?: KsGrid;
+  /** With both edges and a grid: the bin of each grid cell (-1: look the value up in `edges`). */
+  cellBins?: Int32Array;
+  /** Categorical features: the schema's categories and each one's index (their counts are kept dense while a request is folded). */
+  categories?: string[];
+  categoryIndex?: Map<string, number>;
   /** Missing values are imputed by validation, so only the raw row shows them as missing. */
   imputed: boolean;
   /** The imputed value: only a resolved value equal to it needs a look at the raw row. */
@@ -61,6 +66,7 @@ interface Plan {
   features: FeaturePlan[];
   scoreEdges: Float64Array | null;
   scoreGrid: KsGrid | null;
+  scoreCellBins: Int32Array | null;
 }
 
 const plans = new Map<string, Plan>();
@@ -75,15 +81,31 @@ function planOf(v: ModelVersion): Plan {
   if (!plan) {
     const ref = v.reference;
     plan = {
-      features: v.featureSchema.features.map((f) => {
+      features: v.featureSchema.features.map((f): FeaturePlan => {
         const r = ref?.features?.[f.name];
         const numeric = f.type === "numeric" || f.type === "integer";
         const nr = numeric && r && r.type === "numeric" ? r : undefined;
-        return { name: f.name, kind: numeric ? "numeric" : "categorical", edges: nr ? Float64Array.from(nr.edges) : undefined, grid: nr?.sample?.length ? new KsGrid(nr.sample) : undefined, imputed: f.missing.policy === "impute", imputeValue: f.missing.policy === "impute" ? f.missing.value : undefined };
+        const edges = nr ? Float64Array.from(nr.edges) : undefined;
+        const grid = nr?.sample?.length ? new KsGrid(nr.sample) : undefined;
+        // Booleans and other non-numeric kinds have no listed categories: their values take the fallback path.
+        const categories = numeric ? undefined : f.type === "categorical" ? [...new Set(f.categories)] : [];
+        return {
+          name: f.name,
+          kind: numeric ? "numeric" : "categorical",
+          edges,
+          grid,
+          cellBins: edges && grid ? grid.binsOfCells(edges) : undefined,
+          categories,
+          categoryIndex: categories ? new Map(categories.map((c, i) => [c, i])) : undefined,
+          imputed: f.missing.policy === "impute",
+          imputeValue: f.missing.policy === "impute" ? f.missing.value : undefined,
+        };
       }),
       scoreEdges: ref?.score?.edges ? Float64Array.from(ref.score.edges) : null,
       scoreGrid: ref?.score?.sample?.length ? new KsGrid(ref.score.sample) : null,
+      scoreCellBins: null,
     };
+    if (plan.scoreEdges && plan.scoreGrid) plan.scoreCellBins = plan.scoreGrid.binsOfCells(plan.scoreEdges);
     if (plans.size > 200) plans.delete(plans.keys().next().value!);
     plans.set(key, plan);
   }
@@ -159,12 +181,19 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
   const scoreCounts = scoreEdges ? (agg.score.counts ??= new Array(scoreEdges.length - 1).fill(0)) : null;
   const scoreSampler = (target.scoreSampler ??= new StreamSampler(agg.score.sample, SAMPLE_CAP.flush));
   const scoreGrid = plan.scoreGrid;
+  const scoreCellBins = plan.scoreCellBins;
   const scoreCells = target.scoreCells === undefined ? (target.scoreCells = scoreGrid ? new Float64Array(scoreGrid.cells) : null) : target.scoreCells;
   for (let row = 0; row < n; row++) {
     const x = scores[row];
     if (x - x !== 0) continue; // not finite
-    if (scoreCounts) scoreCounts[binIndex(scoreEdges!, x)]++;
-    if (scoreCells) scoreCells[scoreGrid!.cellOf(x)]++;
+    if (scoreCells) {
+      const cell = scoreGrid!.cellOf(x);
+      scoreCells[cell]++;
+      if (scoreCounts) {
+        const bin = scoreCellBins![cell];
+        scoreCounts[bin >= 0 ? bin : binIndex(scoreEdges!, x)]++;
+      }
+    } else if (scoreCounts) scoreCounts[binIndex(scoreEdges!, x)]++;
     scoreSampler.offer(x);
   }
   if (classes.length) {
@@ -194,6 +223,7 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
       const sampler = slot.sampler!;
       const grid = f.grid;
       const cells = slot.cells;
+      const cellBins = f.cellBins;
       for (let row = 0; row < n; row++) {
         const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
         if (value === undefined || value === null || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
@@ -205,21 +235,44 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
           missing++;
           continue;
         }
-        if (edges) counts[binIndex(edges, x)]++;
-        if (cells) cells[grid!.cellOf(x)]++;
+        if (cells) {
+          // One lookup gives the KS cell and, through it, the histogram bin (binIndex only for the
+          // few cells an edge splits).
+          const cell = grid!.cellOf(x);
+          cells[cell]++;
+          if (edges) {
+            const bin = cellBins![cell];
+            counts[bin >= 0 ? bin : binIndex(edges, x)]++;
+          }
+        } else if (edges) counts[binIndex(edges, x)]++;
         sampler.offer(x);
       }
     } else {
+      // Known categories are counted in a dense scratch array while the request is folded and
+      // added to the aggregate's counts after it, in order of first appearance (so the counts
+      // object is the one per-row increments built); any other value (booleans, or what a raw row
+      // carries) first writes out what the scratch holds, to keep that order.
       const counts = fa.counts;
+      const index = f.categoryIndex!;
+      const categories = f.categories!;
+      if (scratch.length < categories.length) scratch = new Float64Array(categories.length);
+      let seen = 0;
       for (let row = 0; row < n; row++) {
         const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
         if (value === undefined || value === null || (typeof value === "number" && value !== value) || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
           missing++;
           continue;
         }
+        const k = typeof value === "string" ? index.get(value) : undefined;
+        if (k !== undefined) {
+          if (scratch[k]++ === 0) order[seen++] = k;
+          continue;
+        }
+        seen = writeCategories(counts, categories, seen);
         const key = typeof value === "string" ? value : String(value);
         counts[key] = (counts[key] ?? 0) + 1;
       }
+      writeCategories(counts, categories, seen);
     }
     fa.missing += missing;
   }
@@ -227,6 +280,20 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
 
 /** Scratch label counts per class index (zero between calls). */
 let perClass = new Float64Array(16);
+/** Scratch counts per category index of the feature being folded (zero between features), and the indexes in order of first appearance. */
+let scratch = new Float64Array(16);
+const order = new Int32Array(1000);
+
+/** Adds the first `seen` scratch counts (in `order`) to a categorical aggregate's counts and zeroes them; returns 0. */
+function writeCategories(counts: Record<string, number>, categories: string[], seen: number): number {
+  for (let i = 0; i < seen; i++) {
+    const k = order[i];
+    const key = categories[k];
+    counts[key] = (counts[key] ?? 0) + scratch[k];
+    scratch[k] = 0;
+  }
+  return 0;
+}
 
 /** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */
 function featureSlots(agg: Aggregate, plan: Plan): (FeatureSlot | null)[] {

@@ -8,6 +8,8 @@
  * percent relative (fixtures in test/fixtures/stats/ record both) and identically decide drift
  * at the usual alpha levels. Exact permutation p-values are not computed (O(n m) per test).
  */
+import { binIndex } from "./drift";
+import { SortedIndex } from "./locate";
 import { chiSquareSf, kolmogorovSf } from "./special";
 
 export interface TestResult {
@@ -52,7 +54,9 @@ export function ksPvalue(statistic: number, n: number, m: number): number {
  * F_cur only rises, so sup |F_ref - F_cur| is reached just before some u_i or at some u_i, and
  * both CDFs there follow from the cell counts: the statistic equals `ksStatistic(reference,
  * every current value)` exactly, whatever order or batching the values arrived in, and the
- * counts merge by addition. Cost per value: one binary search over the m reference values.
+ * counts merge by addition. Cost per value: a guide-table lookup and a binary search over the
+ * few reference values in the value's bucket (`SortedIndex`), exactly the cell a binary search over
+ * all m values gives.
  */
 export class KsGrid {
   /** The distinct reference values, ascending. */
@@ -73,7 +77,10 @@ export class KsGrid {
     this.values = Float64Array.from(values);
     this.atOrBelow = Float64Array.from(cum);
     this.referenceSize = sorted.length;
+    this.index = new SortedIndex(this.values);
   }
+
+  private readonly index: SortedIndex;
 
   get cells(): number {
     return 2 * this.values.length + 1;
@@ -82,14 +89,32 @@ export class KsGrid {
   /** The cell of x (not NaN). */
   cellOf(x: number): number {
     const u = this.values;
-    let lo = 0;
-    let hi = u.length; // first index with u[i] >= x
-    while (lo < hi) {
-      const mid = (lo + hi) >> 1;
-      if (u[mid] < x) lo = mid + 1;
-      else hi = mid;
-    }
+    const lo = this.index.lowerBound(x); // first index with u[i] >= x
     return lo < u.length && u[lo] === x ? 2 * lo + 1 : 2 * lo;
+  }
+
+  /**
+   * For each cell, the histogram bin (`binIndex(edges, x)`) every value x of that cell falls in, or
+   * -1 where the cell's values do not all share one bin (an edge lies inside the open interval, so
+   * the caller bins that value itself). A point cell has one value; an interval cell without an
+   * edge inside has the bin of its lower end, since bins only change at edges. So a value counted
+   * in its KS cell finds its bin with one array read, the same bin `binIndex` gives.
+   */
+  binsOfCells(edges: ArrayLike<number>): Int32Array {
+    const u = this.values;
+    const m = u.length;
+    const table = new Int32Array(this.cells);
+    for (let i = 0; i <= m; i++) {
+      table[2 * i] = binIndex(edges, i === 0 ? -Infinity : u[i - 1]);
+      if (i < m) table[2 * i + 1] = binIndex(edges, u[i]);
+    }
+    for (let k = 0; k < edges.length; k++) {
+      const e = edges[k];
+      if (e !== e) return table.fill(-1);
+      const cell = this.cellOf(e);
+      if (cell % 2 === 0) table[cell] = -1;
+    }
+    return table;
   }
 
   /** The two-sample KS test of the reference sample against the values counted in `cells` (dense or sparse by cell index). */

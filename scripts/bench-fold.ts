@@ -1,0 +1,214 @@
+/**
+ * `npm run bench:fold`: what the monitoring fold costs per row and per request, in Node, through
+ * the same code the worker runs (src/monitoring/collector.ts foldPrediction + sealTarget, with the
+ * validator of src/inference/features.ts producing the rows), so the fold can be measured apart
+ * from HTTP, inference and the Durable Objects that `bench:monitoring` measures together.
+ *
+ * Requests are real rows of data/credit_data.csv (missing cells left out, as callers send them),
+ * validated against the demo model's schema (models/credit-risk-lr.manifest.json: 9 numeric and 4
+ * categorical features, imputation as served), scored with the demo logistic regression
+ * (models/credit-risk-lr.params.json, float32 like the ONNX output). Each flush cycle folds
+ * BENCH_FLUSH_REQUESTS requests into a fresh target (one isolate's buffered minute between two
+ * flushes) and seals it, as the collector does; only folding and sealing are timed.
+ *
+ * Two figures per request shape (BENCH_BATCHES rows per request, default "1,100"):
+ *   - CPU time (process.cpuUsage) per row and per request: median over BENCH_REPS repetitions.
+ *     This moves with other load on a shared machine.
+ *   - `--callgrind`: instructions per request and per row counted by valgrind's callgrind, which do
+ *     not depend on the machine's load: the script runs itself twice under valgrind, once folding
+ *     BENCH_CALLGRIND_CYCLES flush cycles after the same warm-up and once with none, and divides the
+ *     difference by the requests folded (startup, warm-up and JIT compilation cancel out).
+ *     BENCH_CALLGRIND_BRANCHES=1 adds callgrind's branch simulation and prints mispredicted
+ *     conditional branches too: a binary search costs more in mispredictions than in instructions.
+ */
+import { execFileSync } from "node:child_process";
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+import { pathToFileURL } from "node:url";
+import { build } from "esbuild";
+import type { FoldTarget } from "../src/monitoring/collector.ts";
+import type { ModelVersion } from "../src/registry/store.ts";
+import type { PredictionEvent } from "../src/serving/events.ts";
+import { parseCsv } from "./lib/csv.ts";
+import { predictLogistic, type LogisticParams, type RawRow } from "./lib/predict-reference.ts";
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "..");
+
+/**
+ * The worker's modules, bundled by esbuild (wrangler's bundler, a dependency of wrangler) as
+ * wrangler bundles them: src/ imports without extensions and uses TypeScript that Node's type
+ * stripping does not run. `cloudflare:workers` (imported by the prediction log's Durable Object,
+ * never called by the fold) is a stub.
+ */
+type Worker = typeof import("../src/monitoring/collector.ts") & typeof import("../src/monitoring/prediction-log.ts") & typeof import("../src/monitoring/aggregate.ts") & typeof import("../src/inference/features.ts") & typeof import("../src/stats/sketch.ts");
+async function loadWorkerModules(): Promise<Worker> {
+  const out = await build({
+    stdin: {
+      contents: ['export { foldPrediction, sealTarget } from "./src/monitoring/collector";', 'export { RequestPacker } from "./src/monitoring/prediction-log";', 'export { emptyAggregate } from "./src/monitoring/aggregate";', 'export { rowValidator } from "./src/inference/features";', 'export { DDSketch } from "./src/stats/sketch";'].join("\n"),
+      resolveDir: ROOT,
+      loader: "ts",
+    },
+    bundle: true,
+    format: "esm",
+    platform: "node",
+    target: "es2022",
+    write: false,
+    logLevel: "error",
+    plugins: [
+      {
+        name: "cloudflare-stub",
+        setup(b) {
+          b.onResolve({ filter: /^cloudflare:/ }, (a) => ({ path: a.path, namespace: "stub" }));
+          b.onLoad({ filter: /.*/, namespace: "stub" }, () => ({ contents: "export class DurableObject {}", loader: "js" }));
+        },
+      },
+    ],
+  });
+  // BENCH_FOLD_BUNDLE=<file.mjs> keeps the bundle there (to read `--cpu-prof` line ticks against it).
+  const keep = process.env.BENCH_FOLD_BUNDLE;
+  const dir = keep ? null : mkdtempSync(path.join(tmpdir(), "bench-fold-bundle-"));
+  const file = keep ? path.resolve(keep) : path.join(dir!, "fold.mjs");
+  writeFileSync(file, out.outputFiles[0].text);
+  try {
+    return await import(pathToFileURL(file).href);
+  } finally {
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  }
+}
+const { foldPrediction, sealTarget, emptyAggregate, rowValidator, DDSketch, RequestPacker } = await loadWorkerModules();
+const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
+const REPS = Number(process.env.BENCH_REPS ?? 15);
+/** Requests per flush cycle (one target), by rows per request: about 2 s of one isolate's traffic. */
+const flushRequests = (n: number) => Number(process.env.BENCH_FLUSH_REQUESTS ?? (n === 1 ? 2000 : 200));
+const CYCLES = Number(process.env.BENCH_CYCLES ?? 5);
+const WARM_CYCLES = Number(process.env.BENCH_WARM_CYCLES ?? 20);
+
+const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
+const params: LogisticParams = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.params.json"), "utf8"));
+const version = { modelName: "credit-risk", version: "bench", sha256: "bench", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+const features: { name: string; type: string }[] = manifest.featureSchema.features;
+
+/** The CSV's rows as callers send them: numbers as numbers, missing cells left out. */
+function csvRows(): RawRow[] {
+  const { header, rows } = parseCsv(readFileSync(path.join(ROOT, "data/credit_data.csv"), "utf8"));
+  return rows.map((cells) => {
+    const row: RawRow = {};
+    for (const f of features) {
+      const cell = cells[header.indexOf(f.name)];
+      if (cell === "" || cell === undefined) continue;
+      row[f.name] = f.type === "categorical" ? cell : Number(cell);
+    }
+    return row;
+  });
+}
+
+/** `count` requests of `n` rows each, taken in order (wrapping) from the CSV, validated and scored as served. */
+function requests(all: RawRow[], n: number, count: number): PredictionEvent[] {
+  const validator = rowValidator(version.featureSchema);
+  const out: PredictionEvent[] = [];
+  for (let r = 0; r < count; r++) {
+    const rows = Array.from({ length: n }, (_, i) => all[(r * n + i) % all.length]);
+    const resolved = validator.resolve(rows, (i) => `instances[${i}]`);
+    const scores = new Float32Array(rows.map((row) => predictLogistic(params, row)));
+    const labels = new Uint32Array(n);
+    for (let i = 0; i < n; i++) labels[i] = scores[i] >= 0.5 ? 1 : 0;
+    const columns = { scores, labels, classes: ["0", "1"] };
+    out.push({ requestId: `r${r}`, at: 0, route: "v1", dispatch: { version } as PredictionEvent["dispatch"], resolved, rows, predictions: [], columns, latencyMs: 1, inferenceMs: 0.5 });
+  }
+  return out;
+}
+
+/** One flush cycle: every request folded into a fresh target, then sealed (what a flush ships). */
+function cycle(events: PredictionEvent[]): FoldTarget {
+  const target: FoldTarget = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
+  for (const e of events) foldPrediction(target, e);
+  sealTarget(target);
+  return target;
+}
+
+/** The other isolate-side work per request, for scale: the prediction-log packing of the same flush cycle (add every request, pack once). */
+const packer = new RequestPacker();
+function packCycle(events: PredictionEvent[]): number {
+  for (const e of events) packer.add({ requestId: e.requestId, version: "bench", at: e.at }, e.columns);
+  const size = packer.pack().scores.byteLength;
+  packer.reset();
+  return size;
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+}
+
+const all = csvRows();
+
+if (process.env.BENCH_FOLD_CALLGRIND_CHILD) {
+  // Child under valgrind: warm up, then fold `cycles` cycles (0 in the baseline run).
+  const n = Number(process.env.BENCH_FOLD_CALLGRIND_CHILD);
+  const events = requests(all, n, flushRequests(n));
+  for (let i = 0; i < WARM_CYCLES; i++) cycle(events);
+  const cycles = Number(process.env.BENCH_FOLD_MEASURE_CYCLES);
+  let sink = 0;
+  for (let i = 0; i < cycles; i++) sink += cycle(events).agg.rows;
+  if (sink < 0) console.log(sink);
+  process.exit(0);
+}
+
+console.log(`\nmonitoring fold (foldPrediction + sealTarget), ${features.length} features (${features.filter((f) => f.type !== "categorical").length} numeric), rows from data/credit_data.csv`);
+for (const n of BATCHES) {
+  const events = requests(all, n, flushRequests(n));
+  for (let i = 0; i < WARM_CYCLES; i++) cycle(events);
+  const perRequest: number[] = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < CYCLES; i++) cycle(events);
+    const t = process.cpuUsage(t0);
+    perRequest.push(((t.user + t.system) * 1000) / (CYCLES * events.length));
+  }
+  const ns = median(perRequest);
+  for (let i = 0; i < WARM_CYCLES; i++) packCycle(events);
+  const packPerRequest: number[] = [];
+  for (let rep = 0; rep < REPS; rep++) {
+    const t0 = process.cpuUsage();
+    for (let i = 0; i < CYCLES; i++) packCycle(events);
+    const t = process.cpuUsage(t0);
+    packPerRequest.push(((t.user + t.system) * 1000) / (CYCLES * events.length));
+  }
+  console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${events.length} requests per flush: ${(ns / 1000).toFixed(2).padStart(7)} us cpu/request, ${(ns / n).toFixed(0).padStart(6)} ns cpu/row (median of ${REPS}; range ${(Math.min(...perRequest) / n).toFixed(0)}-${(Math.max(...perRequest) / n).toFixed(0)} ns/row); for scale, log packing ${(median(packPerRequest) / 1000).toFixed(2)} us cpu/request`);
+}
+
+if (process.argv.includes("--callgrind")) {
+  const measure = Number(process.env.BENCH_CALLGRIND_CYCLES ?? 4);
+  console.log(`\ncallgrind instruction counts (load-independent): ${measure} flush cycles after ${WARM_CYCLES} warm-up cycles, minus a run with the same warm-up and none`);
+  const dir = mkdtempSync(path.join(tmpdir(), "bench-fold-callgrind-"));
+  const self = fileURLToPath(import.meta.url);
+  const branches = process.env.BENCH_CALLGRIND_BRANCHES === "1";
+  /** Callgrind's totals of a run: instructions (Ir) and, with branch simulation, mispredicted conditional branches (Bcm). */
+  const total = (n: number, cycles: number): { ir: number; bcm: number } => {
+    const out = path.join(dir, `cg.${n}.${cycles}`);
+    execFileSync("valgrind", ["--tool=callgrind", `--callgrind-out-file=${out}`, "--dump-instr=no", "--collect-jumps=no", ...(branches ? ["--branch-sim=yes"] : []), process.execPath, self], {
+      env: { ...process.env, BENCH_FOLD_CALLGRIND_CHILD: String(n), BENCH_FOLD_MEASURE_CYCLES: String(cycles) },
+      stdio: ["ignore", "ignore", "ignore"],
+    });
+    const text = readFileSync(out, "utf8");
+    const events = /^events:\s+(.+)$/m.exec(text)?.[1].trim().split(/\s+/);
+    const m = /^summary:\s+(.+)$/m.exec(text) ?? /^totals:\s+(.+)$/m.exec(text);
+    if (!m || !events) throw new Error(`no totals in ${out}: ${readdirSync(dir).join(", ")}`);
+    const values = m[1].trim().split(/\s+/).map(Number);
+    return { ir: values[events.indexOf("Ir")], bcm: values[events.indexOf("Bcm")] ?? Number.NaN };
+  };
+  try {
+    for (const n of BATCHES) {
+      const requestsPerCycle = flushRequests(n);
+      const base = total(n, 0);
+      const measured = total(n, measure);
+      const perRequest = (measured.ir - base.ir) / (measure * requestsPerCycle);
+      const mispredicted = branches ? `, ${((measured.bcm - base.bcm) / (measure * requestsPerCycle * n)).toFixed(1)} mispredicted branches/row` : "";
+      console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request: ${Math.round(perRequest).toLocaleString("en-US").padStart(9)} instructions/request, ${Math.round(perRequest / n).toLocaleString("en-US").padStart(7)} instructions/row${mispredicted} (runs: ${base.ir.toLocaleString("en-US")} and ${measured.ir.toLocaleString("en-US")} instructions)`);
+    }
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
