@@ -44,6 +44,11 @@ export class Api {
       init.body = JSON.stringify(body);
       (init.headers as Record<string, string>)["content-type"] = "application/json";
     }
+    return this.send<T>(path, init);
+  }
+
+  /** fetch, then the answer parsed as JSON (or its text); an error answer raises ApiFailure. */
+  private async send<T>(path: string, init: RequestInit): Promise<T> {
     let res: Response;
     try {
       res = await fetch(this.config.url + path, init);
@@ -132,21 +137,7 @@ export class Api {
     const all: Record<string, string> = { ...headers, "content-type": contentType, "content-length": String(body.size) };
     if (this.config.token) all.authorization = `Bearer ${this.config.token}`;
     const init: RequestInit & { duplex: "half" } = { method, headers: all, body: countingStream(body, (sent) => onProgress(sent, body.size)), duplex: "half" };
-    let res: Response;
-    try {
-      res = await fetch(this.config.url + path, init);
-    } catch (error) {
-      throw new Error(`cannot reach ${this.config.url} (${(error as Error).cause ?? (error as Error).message}); set --url or EML_URL`);
-    }
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      /* not JSON: keep the text */
-    }
-    if (!res.ok) throw new ApiFailure(res.status, parsed);
-    return parsed as T;
+    return this.send<T>(path, init);
   }
 
   get<T = unknown>(path: string) {
