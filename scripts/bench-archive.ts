@@ -19,9 +19,8 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
-import { median } from "./lib/quantiles.ts";
+import { clusterBootstrapMedian } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -79,13 +78,8 @@ function r2Usage(dir: string): { files: number; bytes: number } {
 }
 
 function overhead(rounds: Pair[][], diff: (b: Pair) => number) {
-  const d = rounds.map((blocks) => blocks.map(diff));
-  const rand = mulberry32(7);
-  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
-  const draws: number[] = [];
-  for (let i = 0; i < 2000; i++) draws.push(median(d.map(() => pick(d)).flatMap((round) => round.map(() => pick(round)))));
-  draws.sort((a, b) => a - b);
-  return { point: median(d.flat()), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)], perRound: d.map(median) };
+  const { perGroup, ...interval } = clusterBootstrapMedian(rounds.map((blocks) => blocks.map(diff)));
+  return { ...interval, perRound: perGroup };
 }
 const mean = (bs: Pair[], k: Side) => bs.reduce((s, b) => s + b[k], 0) / bs.length;
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;

@@ -41,9 +41,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { mulberry32 } from "../src/stats/random.ts";
 import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
-import { median } from "./lib/quantiles.ts";
+import { clusterBootstrapMedian } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, systemCpuSeconds, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -99,13 +98,8 @@ type Pair = { on: number; off: number };
  * rounds (server pairs) drawn with replacement, then blocks within each drawn round.
  */
 function overhead(rounds: Pair[][], diff: (b: Pair) => number) {
-  const d = rounds.map((blocks) => blocks.map(diff));
-  const rand = mulberry32(7);
-  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
-  const draws: number[] = [];
-  for (let i = 0; i < 2000; i++) draws.push(median(d.map(() => pick(d)).flatMap((round) => round.map(() => pick(round)))));
-  draws.sort((a, b) => a - b);
-  return { point: median(d.flat()), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)], perRound: d.map(median) };
+  const { perGroup, ...interval } = clusterBootstrapMedian(rounds.map((blocks) => blocks.map(diff)));
+  return { ...interval, perRound: perGroup };
 }
 
 const mean = (bs: Pair[], k: keyof Pair) => bs.reduce((s, b) => s + b[k], 0) / bs.length;

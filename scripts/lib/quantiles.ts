@@ -1,5 +1,7 @@
 /** Exact quantiles of small in-memory samples, for the scripts (training, reference bins, benchmarks). */
 
+import { mulberry32 } from "./prng.ts";
+
 /** Quantile with linear interpolation on a SORTED array (numpy "linear"). */
 export function quantileSorted(sorted: number[], q: number): number {
   if (sorted.length === 0) throw new Error("quantile of empty array");
@@ -21,17 +23,23 @@ export function median(values: number[]): number {
  * seeded: the same input gives the same interval). For per-round benchmark figures.
  */
 export function bootstrapMedian(values: number[], draws = 2000, seed = 7): { point: number; lo: number; hi: number } {
-  let s = seed >>> 0;
-  const rand = () => {
-    // mulberry32, as src/stats/random.ts (kept local: scripts/lib stays free of worker code)
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const rand = mulberry32(seed);
   const meds: number[] = [];
   for (let i = 0; i < draws; i++) meds.push(median(values.map(() => values[Math.floor(rand() * values.length)])));
   meds.sort((a, b) => a - b);
   return { point: median(values), lo: quantileSorted(meds, 0.025), hi: quantileSorted(meds, 0.975) };
+}
+
+/**
+ * Median of grouped values (a benchmark's blocks within rounds) with a 95% cluster-bootstrap
+ * interval: groups drawn with replacement, then values within each drawn group, 2000 times, seeded.
+ * Also each group's own median.
+ */
+export function clusterBootstrapMedian(groups: number[][], seed = 7): { point: number; lo: number; hi: number; perGroup: number[] } {
+  const rand = mulberry32(seed);
+  const pick = <T>(xs: T[]) => xs[Math.floor(rand() * xs.length)];
+  const draws: number[] = [];
+  for (let i = 0; i < 2000; i++) draws.push(median(groups.map(() => pick(groups)).flatMap((group) => group.map(() => pick(group)))));
+  draws.sort((a, b) => a - b);
+  return { point: median(groups.flat()), lo: draws[Math.floor(0.025 * draws.length)], hi: draws[Math.floor(0.975 * draws.length)], perGroup: groups.map(median) };
 }
