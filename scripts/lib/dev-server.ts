@@ -46,6 +46,24 @@ export interface DevServer {
   stop(): Promise<void>;
 }
 
+/** Polls `url`/health until it answers 2xx; kills `child` and throws if it exits first or `timeoutMs` passes. */
+export async function waitForHealth(child: ChildProcess, url: string, what: string, timeoutMs: number, pollMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (child.exitCode !== null) throw new Error(`${what} exited before it was ready`);
+    try {
+      if ((await fetch(`${url}/health`)).ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) {
+      child.kill("SIGTERM");
+      throw new Error(`${what} did not answer /health within ${timeoutMs / 1000} s`);
+    }
+    await new Promise((r) => setTimeout(r, pollMs));
+  }
+}
+
 export async function startDevServer(opts: { port: number; persistTo?: string; vars?: Record<string, string>; quiet?: boolean; extraArgs?: string[] }): Promise<DevServer> {
   const args = ["dev", "--ip", "127.0.0.1", "--port", String(opts.port), "--show-interactive-dev-session=false", ...(opts.extraArgs ?? [])];
   if (opts.persistTo) args.push("--persist-to", opts.persistTo);
@@ -53,21 +71,7 @@ export async function startDevServer(opts: { port: number; persistTo?: string; v
   const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, stdio: opts.quiet ? ["ignore", "ignore", "inherit"] : ["ignore", "inherit", "inherit"], env: { ...process.env } });
   const url = `http://127.0.0.1:${opts.port}`;
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
-  const deadline = Date.now() + 90_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error("wrangler dev exited before it was ready");
-    try {
-      const res = await fetch(`${url}/health`);
-      if (res.ok) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGTERM");
-      throw new Error("wrangler dev did not answer /health within 90 s");
-    }
-    await new Promise((r) => setTimeout(r, 300));
-  }
+  await waitForHealth(child, url, "wrangler dev", 90_000, 300);
   return {
     url,
     child,

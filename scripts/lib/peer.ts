@@ -7,7 +7,7 @@
 import { spawn, spawnSync, type ChildProcess } from "node:child_process";
 import { existsSync } from "node:fs";
 import path from "node:path";
-import { ROOT } from "./dev-server.ts";
+import { ROOT, waitForHealth } from "./dev-server.ts";
 
 /** The Debian packages' interpreter: a pyenv or venv `python3` earlier on PATH would not see them. */
 const PYTHON = existsSync("/usr/bin/python3") ? "/usr/bin/python3" : "python3";
@@ -40,20 +40,7 @@ export async function startPeer(port: number): Promise<Peer> {
   const child = spawn(PYTHON, [path.join(ROOT, "scripts/peer/server.py"), "--port", String(port)], { cwd: ROOT, stdio: ["ignore", "ignore", "inherit"] });
   const exited = new Promise<void>((resolve) => child.once("exit", () => resolve()));
   const url = `http://127.0.0.1:${port}`;
-  const deadline = Date.now() + 120_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error("the FastAPI peer exited before it was ready");
-    try {
-      if ((await fetch(`${url}/health`)).ok) break;
-    } catch {
-      /* not listening yet */
-    }
-    if (Date.now() > deadline) {
-      child.kill("SIGTERM");
-      throw new Error("the FastAPI peer did not answer /health within 120 s");
-    }
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  await waitForHealth(child, url, "the FastAPI peer", 120_000, 250);
   return {
     url,
     pid: child.pid!,
