@@ -15,7 +15,7 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { applyMigrations, ensureDevVars, ROOT, startDevServer } from "./lib/dev-server.ts";
+import { adminApi, applyMigrations, ensureDevVars, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 8);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
@@ -27,21 +27,10 @@ const artifact = readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx"));
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
-async function api(url: string, token: string, method: string, pathname: string, body?: unknown) {
-  const res = await fetch(`${url}${pathname}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json", "x-actor": "bench-routing" }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await res.json()) as any;
-  if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
+const api = (url: string, token: string, method: string, pathname: string, body?: unknown) => adminApi(url, token, method, pathname, body, "bench-routing");
 
-async function registerVersion(url: string, token: string, name: string, version: string, aliases: string[]) {
-  const form = new FormData();
-  form.set("manifest", JSON.stringify({ ...manifest, name, version }));
-  form.set("artifact", new Blob([artifact]), "model.onnx");
-  for (const a of aliases) form.append("alias", a);
-  const res = await fetch(`${url}/admin/models/${name}/versions`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
-  if (res.status !== 201) throw new Error(`register ${name}@${version}: ${res.status} ${await res.text()}`);
-}
+const registerVersion = (url: string, token: string, name: string, version: string, aliases: string[]) =>
+  registerModel(url, token, JSON.stringify({ ...manifest, name, version }), artifact, aliases, { actor: "bench-routing", allowExisting: false });
 
 async function deploy(url: string, token: string, body: Record<string, unknown>) {
   const { deployment } = await api(url, token, "POST", "/admin/deployments", body);

@@ -25,7 +25,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
 import { loadavg } from "node:os";
-import { applyMigrations, ensureDevVars, ROOT, startDevServer } from "./lib/dev-server.ts";
+import { adminApi, applyMigrations, ensureDevVars, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
 import { cpuSeconds, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 import { slowCopy } from "./lib/slow-model.ts";
 
@@ -46,21 +46,8 @@ const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<
 /** The fast model plus a CPU ballast that does not change its outputs (scripts/lib/slow-model.ts). */
 const slowModel = (): Uint8Array => slowCopy(fast, LAYERS, WIDTH);
 
-async function api(url: string, token: string, method: string, pathname: string, body?: unknown) {
-  const res = await fetch(`${url}${pathname}`, { method, headers: { authorization: `Bearer ${token}`, "content-type": "application/json" }, body: body === undefined ? undefined : JSON.stringify(body) });
-  const json = (await res.json()) as any;
-  if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${JSON.stringify(json)}`);
-  return json;
-}
-
-async function register(url: string, token: string, version: string, artifact: Uint8Array, aliases: string[]) {
-  const form = new FormData();
-  form.set("manifest", JSON.stringify({ ...manifest, name: "bench-shadow", version }));
-  form.set("artifact", new Blob([artifact]), "model.onnx");
-  for (const a of aliases) form.append("alias", a);
-  const res = await fetch(`${url}/admin/models/bench-shadow/versions`, { method: "POST", headers: { authorization: `Bearer ${token}` }, body: form });
-  if (res.status !== 201) throw new Error(`register ${version}: ${res.status} ${await res.text()}`);
-}
+const register = (url: string, token: string, version: string, artifact: Uint8Array, aliases: string[]) =>
+  registerModel(url, token, JSON.stringify({ ...manifest, name: "bench-shadow", version }), artifact, aliases, { actor: "bench-shadow", allowExisting: false });
 
 async function serial(url: string, body: (i: number) => unknown, n = 40): Promise<number> {
   const times: number[] = [];
@@ -92,22 +79,22 @@ async function drained(url: string, token: string, id: string) {
   let last = -1;
   for (let i = 0; i < 60; i++) {
     await new Promise((r) => setTimeout(r, 1000));
-    const { shadow } = await api(url, token, "GET", `/admin/deployments/${id}/results`);
+    const { shadow } = await adminApi(url, token, "GET", `/admin/deployments/${id}/results`);
     const seen = shadow.requests;
     if (seen === last) return shadow;
     last = seen;
   }
-  return (await api(url, token, "GET", `/admin/deployments/${id}/results`)).shadow;
+  return (await adminApi(url, token, "GET", `/admin/deployments/${id}/results`)).shadow;
 }
 
 async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) {
   let id: string | undefined;
   if (c.version) {
-    const { deployment } = await api(url, token, "POST", "/admin/deployments", { model: "bench-shadow", strategy: "shadow", version: c.version, fraction: 100, validation: { latency_budget_ms: 10_000 } });
+    const { deployment } = await adminApi(url, token, "POST", "/admin/deployments", { model: "bench-shadow", strategy: "shadow", version: c.version, fraction: 100, validation: { latency_budget_ms: 10_000 } });
     id = deployment.id as string;
-    const { report } = await api(url, token, "POST", `/admin/deployments/${id}/validate`, {});
+    const { report } = await adminApi(url, token, "POST", `/admin/deployments/${id}/validate`, {});
     if (!report.passed) throw new Error(`validation failed: ${JSON.stringify(report)}`);
-    await api(url, token, "POST", `/admin/deployments/${id}/start`, {});
+    await adminApi(url, token, "POST", `/admin/deployments/${id}/start`, {});
   }
   const predict = `${rt.url}/v1/models/bench-shadow/predict`;
   await serial(predict, (i) => ({ features: rows[i % rows.length] }), 10); // routing picked up, sessions warm
@@ -117,7 +104,7 @@ async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) 
   const l = await load(predict);
   const shadow = id ? await drained(url, token, id) : undefined;
   const cpuMs = ((cpuSeconds(rt.pid) - cpu0) * 1000) / Math.max(1, l.n);
-  if (id) await api(url, token, "POST", `/admin/deployments/${id}/abort`, {});
+  if (id) await adminApi(url, token, "POST", `/admin/deployments/${id}/abort`, {});
   return { ...l, load1, cpuMs, shadow };
 }
 
@@ -132,7 +119,7 @@ try {
   await register(url, token, "1.0.0", fast, ["champion"]);
   await register(url, token, "1.0.1", fast, []);
   await register(url, token, "1.1.0", slowModel(), []);
-  await api(url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
+  await adminApi(url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
   const predict = `${rt.url}/v1/models/bench-shadow/predict`;
   const fastMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.0.0" }));
   const slowMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.1.0" }));

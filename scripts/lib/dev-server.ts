@@ -91,7 +91,7 @@ export async function registerDemoModels(url: string, adminToken: string): Promi
 }
 
 /** Registers one model version through the admin API; an already registered version (409) is left as it is. */
-export async function registerModel(url: string, adminToken: string, manifest: string, artifact: Uint8Array, aliases: string[]): Promise<void> {
+export async function registerModel(url: string, adminToken: string, manifest: string, artifact: Uint8Array, aliases: string[], opts: { actor?: string; allowExisting?: boolean } = {}): Promise<void> {
   const form = new FormData();
   form.set("manifest", manifest);
   const { name, version } = JSON.parse(manifest) as { name: string; version: string };
@@ -99,10 +99,20 @@ export async function registerModel(url: string, adminToken: string, manifest: s
   for (const alias of aliases) form.append("alias", alias);
   const res = await fetch(`${url}/admin/models/${name}/versions`, {
     method: "POST",
-    headers: { authorization: `Bearer ${adminToken}`, "x-actor": "npm-start" },
+    headers: { authorization: `Bearer ${adminToken}`, "x-actor": opts.actor ?? "npm-start" },
     body: form,
   });
   if (res.status === 201) console.log(`registered ${name}@${version}${aliases.length ? ` (${aliases.join(", ")})` : ""}`);
-  else if (res.status === 409) console.log(`${name}@${version} already registered`);
+  else if (res.status === 409 && opts.allowExisting !== false) console.log(`${name}@${version} already registered`);
   else throw new Error(`registering ${name}@${version} failed: ${res.status} ${await res.text()}`);
+}
+
+/** A JSON admin call for the scripts: the parsed answer, or an Error naming the call and the answer. */
+export async function adminApi(url: string, token: string, method: string, pathname: string, body?: unknown, actor?: string): Promise<any> {
+  const headers: Record<string, string> = { authorization: `Bearer ${token}`, "content-type": "application/json" };
+  if (actor) headers["x-actor"] = actor;
+  const res = await fetch(`${url}${pathname}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  const json = (await res.json()) as any;
+  if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${JSON.stringify(json)}`);
+  return json;
 }
