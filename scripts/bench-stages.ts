@@ -1,5 +1,5 @@
 /**
- * `npm run bench:stages`: where the CPU of one 1-row prediction goes, stage by stage.
+ * `npm run bench:stages`: where the CPU of one prediction request (1 row by default) goes, stage by stage.
  *
  * workerd's clock does not advance during CPU work (and in-process timers would perturb what they
  * measure), so stages are not timed from inside. Instead each stage is removed or bypassed in a
@@ -12,7 +12,8 @@
  * measure: several return the same answer to every request.
  *
  * Knobs: BENCH_SECONDS (3), BENCH_ROUNDS (5), BENCH_CONNECTIONS (10), BENCH_VARIANTS (comma list
- * of variant names; default all), BENCH_PORT (8840; variants use consecutive ports).
+ * of variant names; default all), BENCH_PORT (8840; variants use consecutive ports), BENCH_ROWS
+ * (1: a single-row `features` body; more: an `instances` body of that many holdout rows).
  */
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -87,7 +88,9 @@ const only = process.env.BENCH_VARIANTS?.split(",").map((s) => s.trim());
 const variants = VARIANTS.filter((v) => v.name === "full" || !only || only.includes(v.name));
 const scratch = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-stages-"));
 const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8"));
-const body = JSON.stringify({ version: "1.1.0", features: holdout.rows[0].features });
+const ROWS = Number(process.env.BENCH_ROWS ?? 1);
+const body = ROWS === 1 ? JSON.stringify({ version: "1.1.0", features: holdout.rows[0].features }) : JSON.stringify({ version: "1.1.0", instances: holdout.rows.slice(0, ROWS).map((r: { features: unknown }) => r.features) });
+if (ROWS > holdout.rows.length) throw new Error(`BENCH_ROWS ${ROWS}: the holdout has ${holdout.rows.length} rows`);
 const workers: RunningWorker[] = [];
 try {
   console.log(`building ${variants.length} variants in ${scratch}`);
@@ -139,7 +142,7 @@ try {
     console.log(`| ${v.stage} (${v.name}) | ${f(bootstrapMedian(cpu[i]))} | ${i === 0 ? "-" : f(bootstrapMedian(diff))} | ${bootstrapMedian(rps[i]).point.toFixed(0)} |`);
   }
   console.log(`| trivial worker (ceiling) | ${f(bootstrapMedian(trivialCpu))} | - | - |`);
-  console.log(`\n${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; medians over rounds [95% bootstrap interval]; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
+  console.log(`\n${ROWS} row(s) per request; ${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; medians over rounds [95% bootstrap interval]; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 } finally {
   for (const w of workers) await w.stop().catch(() => undefined);
   rmSync(scratch, { recursive: true, force: true });
