@@ -7,6 +7,7 @@ import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { predictLogistic, predictTrees } from "../scripts/lib/predict-reference";
 import { createApp } from "../src/app";
+import { onFailure, onPrediction } from "../src/serving/events";
 import { ADMIN, call, registerStem } from "./support/api";
 import { repoJson } from "./support/files";
 
@@ -131,6 +132,30 @@ describe("POST /v1/models/:name/predict", () => {
     res = await app.request("/v1/models/credit-risk/predict", { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ instances: Array(10).fill(ROW), pad: "x".repeat(3000) }) }, small);
     expect(res.status).toBe(413);
     expect(((await res.json()) as any).error.code).toBe("body_too_large");
+  });
+});
+
+describe("prediction events", () => {
+  it("reach every listener once, even when another listener throws or rejects, and never change the answer", async () => {
+    const seen: string[] = [];
+    const failed: string[] = [];
+    onPrediction(() => {
+      throw new Error("listener throws synchronously");
+    });
+    onPrediction(async () => {
+      throw new Error("listener rejects");
+    });
+    onPrediction(async (_env, event) => void seen.push(event.requestId));
+    onFailure(() => Promise.reject(new Error("failure listener rejects")));
+    onFailure(async (_env, event) => void failed.push(event.requestId));
+    const ok = await predict({ features: ROW });
+    const bad = await predict({ version: "1.0.0", features: { ...ROW, Age: "thirty" } });
+    expect([ok.status, bad.status]).toEqual([200, 422]);
+    const badId = bad.headers.get("x-request-id");
+    for (let i = 0; i < 50 && !(seen.includes(ok.json.request_id) && failed.includes(badId!)); i++) await new Promise((r) => setTimeout(r, 20));
+    expect(seen.filter((id) => id === ok.json.request_id)).toHaveLength(1);
+    expect(failed.filter((id) => id === badId)).toHaveLength(1);
+    expect(seen).not.toContain(badId);
   });
 });
 

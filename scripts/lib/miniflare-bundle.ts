@@ -58,6 +58,8 @@ async function start(port: number, options: Record<string, unknown>, persistTo?:
       log: new Log(LogLevel.WARN),
       handleStructuredLogs: () => void lines++,
       ...(persistTo ? { resourcePersistencePath: persistTo } : {}),
+      // For profiling runs only (scripts/profile.ts): the V8 inspector on this port.
+      ...(process.env.BENCH_INSPECTOR_PORT ? { inspectorPort: Number(process.env.BENCH_INSPECTOR_PORT) } : {}),
       ...options,
     } as never),
   );
