@@ -23,7 +23,7 @@ import autocannon from "autocannon";
 import { registerDemoModels, ROOT } from "./lib/dev-server.ts";
 import { startTrivialWorker, startWorker, type RunningWorker } from "./lib/miniflare-bundle.ts";
 import { bootstrapMedian } from "./lib/quantiles.ts";
-import { cpuSeconds, pin } from "./lib/workerd-process.ts";
+import { cpuSeconds, pin, systemCpuSeconds } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 3);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -115,10 +115,12 @@ try {
   // otherwise. The last round's windows end 2.5 s after the round (past a monitoring flush).
   const cpu: number[][] = variants.map(() => []);
   const rps: number[][] = variants.map(() => []);
-  const open: ({ cpu0: number; requests: number } | undefined)[] = variants.map(() => undefined);
+  const sys: number[][] = variants.map(() => []);
+  const open: ({ cpu0: number; sys0: number; requests: number } | undefined)[] = variants.map(() => undefined);
   const close = (i: number) => {
     const o = open[i];
     if (o) cpu[i].push(((cpuSeconds(workers[i].pid) - o.cpu0) * 1e6) / Math.max(1, o.requests));
+    if (o) sys[i].push(((systemCpuSeconds(workers[i].pid) - o.sys0) * 1e6) / Math.max(1, o.requests));
   };
   const trivialCpu: number[] = [];
   for (let round = 0; round < ROUNDS; round++) {
@@ -126,9 +128,10 @@ try {
       const i = (k + round) % variants.length;
       close(i);
       const cpu0 = cpuSeconds(workers[i].pid);
+      const sys0 = systemCpuSeconds(workers[i].pid);
       const r = await loadOnce(workers[i], body, SECONDS);
       if (r.errors) throw new Error(`variant ${variants[i].name}: ${r.errors} errors`);
-      open[i] = { cpu0, requests: r.requests };
+      open[i] = { cpu0, sys0, requests: r.requests };
       rps[i].push(r.rps);
     }
     const c0 = cpuSeconds(trivial.pid);
@@ -139,13 +142,14 @@ try {
   await new Promise((resolve) => setTimeout(resolve, 2500));
   variants.forEach((_, i) => close(i));
   const f = (b: { point: number; lo: number; hi: number }) => `${b.point.toFixed(0)} [${b.lo.toFixed(0)}, ${b.hi.toFixed(0)}]`;
-  console.log(`\n| stage removed (variant) | server CPU us/request | cost of the stage (full - variant) | req/s |`);
-  console.log("|---|---|---|---|");
+  console.log(`\n| stage removed (variant) | server CPU us/request | cost of the stage (full - variant) | of which kernel (system CPU) | req/s |`);
+  console.log("|---|---|---|---|---|");
   for (const [i, v] of variants.entries()) {
     const diff = cpu[0].map((x, r) => x - cpu[i][r]);
-    console.log(`| ${v.stage} (${v.name}) | ${f(bootstrapMedian(cpu[i]))} | ${i === 0 ? "-" : f(bootstrapMedian(diff))} | ${bootstrapMedian(rps[i]).point.toFixed(0)} |`);
+    const sysDiff = sys[0].map((x, r) => x - sys[i][r]);
+    console.log(`| ${v.stage} (${v.name}) | ${f(bootstrapMedian(cpu[i]))} | ${i === 0 ? "-" : f(bootstrapMedian(diff))} | ${i === 0 ? f(bootstrapMedian(sys[0])) : f(bootstrapMedian(sysDiff))} | ${bootstrapMedian(rps[i]).point.toFixed(0)} |`);
   }
-  console.log(`| trivial worker (ceiling) | ${f(bootstrapMedian(trivialCpu))} | - | - |`);
+  console.log(`| trivial worker (ceiling) | ${f(bootstrapMedian(trivialCpu))} | - | - | - |`);
   console.log(`\n${ROWS} row(s) per request; ${ROUNDS} rounds x ${SECONDS} s, ${CONNECTIONS} connections; medians over rounds [95% bootstrap interval]; load average ${loadavg().map((x) => x.toFixed(2)).join(" ")}`);
 } finally {
   for (const w of workers) await w.stop().catch(() => undefined);

@@ -337,8 +337,9 @@ type Send = { name: string; observations: number; retried: boolean } & (
   | { to: "log"; model: string; packed: PackedRequests }
 );
 
-function deliver(env: Env, s: Send): Promise<void> {
-  return s.to === "shard" ? env.MONITOR_SHARD.getByName(s.name).ingest(s.batch) : env.PREDICTION_LOG.getByName(s.name).append(s.model, s.packed);
+async function deliver(env: Env, s: Send): Promise<void> {
+  if (s.to === "shard") await env.MONITOR_SHARD.getByName(s.name).ingest(s.batch);
+  else await env.PREDICTION_LOG.getByName(s.name).append(s.model, s.packed);
 }
 
 /**

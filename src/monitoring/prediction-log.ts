@@ -10,6 +10,15 @@
  * `label_bytes` record the widths. An isolate packs a whole flush (`RequestPacker`) into one JSON
  * list of request metadata and two buffers, and one statement stores it; joined labels go to a
  * second table keyed by (request id, row).
+ * Storage: `predictions` is a WITHOUT ROWID table keyed by request id, with no other index, so
+ * logging a request writes one row (SQLite-backed Durable Objects bill rows written, and every
+ * index a write touches is one more: the table this replaces, `logged_requests`, a rowid table with
+ * an index on the id and one on the time, wrote three per request). Retention therefore purges by
+ * id range: a UUIDv7 starts with its time, so every id below the cutoff's prefix is older than the
+ * cutoff. Only UUIDv7 ids (the ones app.ts generates) are logged; any other id is skipped at
+ * append, since a range purge could not tell its age. A shard written by an older version keeps
+ * its `logged_requests` table readable (look-ups fall back to it) until its last entry ages out,
+ * then drops it.
  * Entries are kept PREDICTION_LOG_DAYS (default 30) after the prediction, labelled or not; no
  * other purge exists, so a logged prediction is never dropped while its label can still arrive.
  * Appends are idempotent (INSERT OR IGNORE on request id), so a retried flush cannot duplicate.
@@ -24,8 +33,8 @@
  * a typo), can never join and is `not_found` at once.
  * Capacity: ~100 bytes + 5 bytes a row (float32 scores), so one shard holds ~100 M single-row
  * requests within the 10 GB object limit; raise PREDICTION_LOG_SHARDS for more (changing it
- * re-homes future entries). Request ids index the table: generated ids are UUIDv7 (app.ts), so
- * the index grows at its end rather than at random pages.
+ * re-homes future entries). Request ids key the table: generated ids are UUIDv7 (app.ts), so
+ * the table grows at its end rather than at random pages.
  */
 import { DurableObject } from "cloudflare:workers";
 import type { PredictionColumns } from "../inference/outputs";
@@ -49,6 +58,15 @@ function couldStillArrive(requestId: string, now: number): boolean {
   const at = parseInt(requestId.slice(0, 8) + requestId.slice(9, 13), 16);
   return at >= now - PENDING_LABEL_MS;
 }
+
+/** The first 13 characters of a UUIDv7 made at `at` ms: every UUIDv7 made earlier sorts below it (lowercase hex, as app.ts writes them). */
+export function uuidV7Prefix(at: number): string {
+  const hex = Math.max(0, Math.floor(at)).toString(16).padStart(12, "0");
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}`;
+}
+
+/** SQL condition: `column` is shaped as a lowercase UUIDv7 (the only ids the log keeps; see the header). Short patterns: workerd caps GLOB pattern length. */
+const isUuidV7Sql = (c: string) => `(length(${c}) = 36 AND substr(${c}, 9, 1) = '-' AND substr(${c}, 14, 2) = '-7' AND NOT substr(${c}, 1, 8) || substr(${c}, 10, 4) GLOB '*[^0-9a-f]*')`;
 
 /** One logged row of a request, as /v1/feedback joins it. */
 export interface LogEntry {
@@ -302,22 +320,25 @@ const decode = (r: RequestRow): StoredRequest => ({
 });
 
 /**
- * Creates the tables, or brings an older one up to date: tables from before the width columns
- * hold Float64 scores and Uint32 labels, which is what the columns' defaults say.
+ * Creates the tables. Returns whether the shard still has the older `logged_requests` table (a
+ * rowid table with id and time indexes, from before `predictions`), which is then brought up to
+ * date: tables from before the width columns hold Float64 scores and Uint32 labels, which is what
+ * the columns' defaults say.
  */
-export function migrateLog(sql: SqlStorage) {
+export function migrateLog(sql: SqlStorage): boolean {
   sql.exec(`
-    CREATE TABLE IF NOT EXISTS logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
-      scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4, features TEXT);
-    CREATE INDEX IF NOT EXISTS logged_requests_by_time ON logged_requests (at);
+    CREATE TABLE IF NOT EXISTS predictions (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
+      scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL, label_bytes INTEGER NOT NULL, features TEXT) WITHOUT ROWID;
     CREATE TABLE IF NOT EXISTS outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, labelled_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
     CREATE TABLE IF NOT EXISTS pending_outcomes (request_id TEXT NOT NULL, row INTEGER NOT NULL, actual TEXT NOT NULL, received_at INTEGER NOT NULL, PRIMARY KEY (request_id, row));
     CREATE INDEX IF NOT EXISTS pending_outcomes_by_time ON pending_outcomes (received_at);
   `);
+  if (sql.exec("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'logged_requests'").toArray().length === 0) return false;
   const columns = new Set(sql.exec<{ name: string }>("SELECT name FROM pragma_table_info('logged_requests')").toArray().map((c) => c.name));
   if (!columns.has("score_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN score_bytes INTEGER NOT NULL DEFAULT 8");
   if (!columns.has("label_bytes")) sql.exec("ALTER TABLE logged_requests ADD COLUMN label_bytes INTEGER NOT NULL DEFAULT 4");
   if (!columns.has("features")) sql.exec("ALTER TABLE logged_requests ADD COLUMN features TEXT");
+  return true;
 }
 
 function entryOf({ r, scores, labels, classes }: StoredRequest, row: number): LogEntry {
@@ -329,12 +350,14 @@ export class PredictionLog extends DurableObject<Env> {
   private alarmSet = false;
   /** Labels waiting for their prediction (so appends skip the pending join when there are none). */
   private pending = 0;
+  /** Whether the older `logged_requests` table is still there (read as a fallback until it empties). */
+  private legacy = false;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
     this.sql = ctx.storage.sql;
     ctx.blockConcurrencyWhile(async () => {
-      migrateLog(this.sql);
+      this.legacy = migrateLog(this.sql);
       this.pending = this.countPending();
     });
   }
@@ -361,7 +384,7 @@ export class PredictionLog extends DurableObject<Env> {
       this.sql.exec("DELETE FROM pending_outcomes WHERE received_at < ?", now - PENDING_LABEL_MS);
       const waiting = this.sql
         .exec<{ request_id: string; row: number; actual: string; received_at: number }>(
-          "SELECT p.request_id, p.row, p.actual, p.received_at FROM pending_outcomes p WHERE EXISTS (SELECT 1 FROM logged_requests l WHERE l.request_id = p.request_id)",
+          `SELECT p.request_id, p.row, p.actual, p.received_at FROM pending_outcomes p WHERE EXISTS (SELECT 1 FROM predictions l WHERE l.request_id = p.request_id)${this.legacy ? " OR EXISTS (SELECT 1 FROM logged_requests l WHERE l.request_id = p.request_id)" : ""}`,
         )
         .toArray();
       const stored = new Map<string, StoredRequest | null>();
@@ -405,27 +428,34 @@ export class PredictionLog extends DurableObject<Env> {
    * jsonb_each (the list is parsed once into SQLite's binary JSON, so reading a tuple's fields
    * does not parse its text again; ~25% less CPU than json_each here) and slices each request's
    * rows out of the two buffers, so a flush costs one RPC and one statement whatever its size.
+   * Requests whose id is not a UUIDv7 are skipped (see the header). Returns the rows written: one
+   * per newly logged request.
    */
-  async append(model: string, batch: PackedRequests): Promise<void> {
-    this.sql.exec(
-      `INSERT OR IGNORE INTO logged_requests (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes, features)
+  async append(model: string, batch: PackedRequests): Promise<number> {
+    const written = this.sql.exec(
+      `INSERT OR IGNORE INTO predictions (request_id, version, deployment, variant, at, scores, score_bytes, classes, labels, label_bytes, features)
        SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4,
          substr(?2, (value ->> 5) * ?3 + 1, (value ->> 6) * ?3), ?3, json(value -> 7), substr(?4, (value ->> 5) * ?5 + 1, (value ->> 6) * ?5), ?5, value ->> 8
-       FROM jsonb_each(jsonb(?1))`,
+       FROM jsonb_each(jsonb(?1))
+       WHERE ${isUuidV7Sql("value ->> 0")}${this.legacy ? " AND NOT EXISTS (SELECT 1 FROM logged_requests l WHERE l.request_id = value ->> 0)" : ""}`,
       batch.meta,
       batch.scores,
       batch.scoreBytes,
       batch.labels,
       batch.labelBytes,
-    );
+    ).rowsWritten;
     await this.joinPending(model, Date.now());
     await this.ensureAlarm();
+    return written;
   }
 
   private request(requestId: string): StoredRequest | null {
-    const r = this.sql.exec<RequestRow>("SELECT * FROM logged_requests WHERE request_id = ?", requestId).toArray()[0];
+    const r =
+      this.sql.exec<RequestRow>("SELECT * FROM predictions WHERE request_id = ?", requestId).toArray()[0] ??
+      (this.legacy ? this.sql.exec<RequestRow>("SELECT * FROM logged_requests WHERE request_id = ?", requestId).toArray()[0] : undefined);
     return r ? decode(r) : null;
   }
+
 
   /**
    * Attaches outcomes to logged predictions. A second label for the same row is reported as a
@@ -473,14 +503,25 @@ export class PredictionLog extends DurableObject<Env> {
 
   /** Logged requests. */
   async count(): Promise<number> {
-    return this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM logged_requests").one().n;
+    const n = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM predictions").one().n;
+    return this.legacy ? n + this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM logged_requests").one().n : n;
   }
 
   async alarm(): Promise<void> {
     const now = Date.now();
     const cutoff = now - monitoringConfig(this.env).logDays * DAY;
-    this.sql.exec("DELETE FROM outcomes WHERE request_id IN (SELECT request_id FROM logged_requests WHERE at < ?)", cutoff);
-    this.sql.exec("DELETE FROM logged_requests WHERE at < ?", cutoff);
+    const below = uuidV7Prefix(cutoff);
+    // Range deletes on the keys: UUIDv7 ids below the cutoff's prefix are older than the cutoff.
+    this.sql.exec(`DELETE FROM outcomes WHERE request_id < ? AND ${isUuidV7Sql("request_id")}`, below);
+    this.sql.exec("DELETE FROM predictions WHERE request_id < ?", below);
+    if (this.legacy) {
+      this.sql.exec("DELETE FROM outcomes WHERE request_id IN (SELECT request_id FROM logged_requests WHERE at < ?)", cutoff);
+      this.sql.exec("DELETE FROM logged_requests WHERE at < ?", cutoff);
+      if (this.sql.exec("SELECT 1 FROM logged_requests LIMIT 1").toArray().length === 0) {
+        this.sql.exec("DROP TABLE logged_requests"); // and its indexes
+        this.legacy = false;
+      }
+    }
     this.sql.exec("DELETE FROM pending_outcomes WHERE received_at < ?", now - PENDING_LABEL_MS);
     this.pending = this.countPending();
     const left = (await this.count()) + this.pending;

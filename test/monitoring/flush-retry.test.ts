@@ -11,12 +11,15 @@ import type { ModelVersion } from "../../src/registry/store";
 import type { PredictionEvent } from "../../src/serving/events";
 import { columnsOf } from "../support/columns";
 import { repoJson } from "../support/files";
+import { v7 as uuidv7 } from "uuid";
 
 const MODEL = "retry-model";
+/** Request ids as app.ts makes them (the prediction log keeps only UUIDv7 ids). */
+const R = Object.fromEntries(["r1", "r2", "r3", "r4", "r5", "r6", "r7", "r8"].map((k) => [k, uuidv7()]));
 
 /** `env` whose PredictionLog appends and MonitorShard ingests fail while `down` says so. */
 function flakyEnv(down: { log: number; shard: number }): Env {
-  const unlessDown = <A extends unknown[]>(key: "log" | "shard", call: (...args: A) => Promise<void>) =>
+  const unlessDown = <A extends unknown[], R>(key: "log" | "shard", call: (...args: A) => Promise<R>) =>
     (...args: A) => {
       if (down[key] <= 0) return call(...args);
       down[key]--;
@@ -47,21 +50,21 @@ describe("flush retries", () => {
     const down = { log: 1, shard: 0 };
     const flaky = flakyEnv(down);
 
-    await collector.recordPrediction(flaky, await eventFor("r1")); // log append fails, stats land
-    expect(await logged("r1")).toEqual([]);
+    await collector.recordPrediction(flaky, await eventFor(R.r1)); // log append fails, stats land
+    expect(await logged(R.r1)).toEqual([]);
     expect((await stats.window(60_000)).aggregate.requests).toBe(1);
-    await collector.recordPrediction(flaky, await eventFor("r2")); // r1 retried with r2's flush
-    expect((await logged("r1")).map((e) => e.score)).toEqual([0.75]);
-    expect(await logged("r2")).toHaveLength(1);
+    await collector.recordPrediction(flaky, await eventFor(R.r2)); // r1 retried with r2's flush
+    expect((await logged(R.r1)).map((e) => e.score)).toEqual([0.75]);
+    expect(await logged(R.r2)).toHaveLength(1);
     expect(collector.dropped).toBe(0);
 
     down.shard = 2; // r3's stats fail, and fail again on retry with r4's flush: r3 is dropped, r4 kept
-    await collector.recordPrediction(flaky, await eventFor("r3"));
-    await collector.recordPrediction(flaky, await eventFor("r4"));
+    await collector.recordPrediction(flaky, await eventFor(R.r3));
+    await collector.recordPrediction(flaky, await eventFor(R.r4));
     expect(collector.dropped).toBe(1);
-    await collector.recordPrediction(flaky, await eventFor("r5"));
+    await collector.recordPrediction(flaky, await eventFor(R.r5));
     expect((await stats.window(60_000)).aggregate.requests).toBe(4); // r1, r2, r4, r5
-    expect(await logged("r3")).toHaveLength(1); // its log append never failed
+    expect(await logged(R.r3)).toHaveLength(1); // its log append never failed
     expect(collector.dropped).toBe(1);
   });
 });

@@ -7,6 +7,7 @@ import { env, runDurableObjectAlarm, runInDurableObject } from "cloudflare:test"
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { DAY, HOUR, MINUTE } from "../../src/monitoring/config";
+import { v7 as uuidv7 } from "uuid";
 import { migrateLog, RequestPacker, type LoggedRequest } from "../../src/monitoring/prediction-log";
 import type { MonitorShard } from "../../src/monitoring/shard";
 import { columnsOf } from "../support/columns";
@@ -112,23 +113,23 @@ describe("PredictionLog retention", () => {
   it("joins a label that arrives 29 days after the prediction and purges entries past 30 days", async () => {
     const stub = env.PREDICTION_LOG.getByName("retention-model#0");
     const now = Date.now();
-    const a = { requestId: "a", version: "1.0.0", at: now - 29 * DAY };
-    await stub.append("retention-model", packed([a, [[0.9, "1"], [0.4, "0"]]], [{ requestId: "b", version: "1.0.0", at: now - 31 * DAY }, [[0.1, "0"]]]));
+    const a = { requestId: uuidV7At(now - 29 * DAY), version: "1.0.0", at: now - 29 * DAY };
+    await stub.append("retention-model", packed([a, [[0.9, "1"], [0.4, "0"]]], [{ requestId: uuidV7At(now - 31 * DAY), version: "1.0.0", at: now - 31 * DAY }, [[0.1, "0"]]]));
     // Appends are idempotent (a retried flush cannot duplicate).
     await stub.append("retention-model", packed([a, [[0.9, "1"], [0.4, "0"]]]));
     expect(await stub.count()).toBe(2);
     await runDurableObjectAlarm(stub);
     expect(await stub.count()).toBe(1);
     const [joined, second, outOfRange] = await stub.join([
-      { requestId: "a", row: 0, actual: "1" },
-      { requestId: "a", row: 1, actual: "1" },
-      { requestId: "a", row: 2, actual: "1" },
+      { requestId: a.requestId, row: 0, actual: "1" },
+      { requestId: a.requestId, row: 1, actual: "1" },
+      { requestId: a.requestId, row: 2, actual: "1" },
     ]);
     expect(joined).toMatchObject({ status: "joined", entry: { score: 0.9, label: "1", version: "1.0.0" } });
     expect(second).toMatchObject({ status: "joined", entry: { row: 1, score: 0.4, label: "0" } });
     expect(outOfRange.status).toBe("not_found");
     // A purged prediction with a worker-generated (UUIDv7) id from 31 days ago: not_found at once.
-    const oldId = uuidV7At(now - 31 * DAY);
+    const oldId = uuidV7At(now - 31 * DAY - 1);
     await stub.append("retention-model", packed([{ requestId: oldId, version: "1.0.0", at: now - 31 * DAY }, [[0.1, "0"]]]));
     await runDurableObjectAlarm(stub);
     const [gone] = await stub.join([{ requestId: oldId, row: 0, actual: "0" }]);
@@ -159,29 +160,30 @@ describe("PredictionLog storage", () => {
     const stub = env.PREDICTION_LOG.getByName("packing-model#0");
     const now = Date.now();
     const packer = new RequestPacker();
+    const [multiId, regrId, emptyId] = [uuidv7(), uuidv7(), uuidv7()];
     // A 1,000-row multiclass batch using three of the model's four classes, a regressor, an empty request.
     const scores = Array.from({ length: 1000 }, (_, i) => Math.sin(i + 1) / 3 + 0.5);
     const labels = scores.map((_, i) => (i % 7 === 0 ? "2" : i % 3 === 0 ? "setosa" : "0"));
     const classes = ["virginica", "0", "setosa", "2"];
-    packer.add({ requestId: "multi", version: "2.0.0", deployment: "d1", variant: "b", at: now }, { scores: Float64Array.from(scores), labels: Uint32Array.from(labels, (l) => classes.indexOf(l)), classes });
-    packer.add({ requestId: "regr", version: "2.0.0", at: now + 1 }, columnsOf([{ value: -1234.5678901234567 }, { value: Number.MAX_VALUE }]));
-    packer.add({ requestId: "empty", version: "2.0.0", at: now + 2 }, columnsOf([]));
+    packer.add({ requestId: multiId, version: "2.0.0", deployment: "d1", variant: "b", at: now }, { scores: Float64Array.from(scores), labels: Uint32Array.from(labels, (l) => classes.indexOf(l)), classes });
+    packer.add({ requestId: regrId, version: "2.0.0", at: now + 1 }, columnsOf([{ value: -1234.5678901234567 }, { value: Number.MAX_VALUE }]));
+    packer.add({ requestId: emptyId, version: "2.0.0", at: now + 2 }, columnsOf([]));
     expect(packer.rows).toBe(1002);
-    await stub.append("packing-model", packer.pack());
+    expect(await stub.append("packing-model", packer.pack())).toBe(3); // one row written per request
 
-    const multi = await stub.entries("multi");
+    const multi = await stub.entries(multiId);
     expect(multi).toHaveLength(1000);
     expect(multi.map((e) => e.score)).toEqual(scores);
     expect(multi.map((e) => e.label)).toEqual(labels);
-    expect(multi[999]).toMatchObject({ requestId: "multi", row: 999, version: "2.0.0", deployment: "d1", variant: "b", at: now });
-    const regr = await stub.entries("regr");
+    expect(multi[999]).toMatchObject({ requestId: multiId, row: 999, version: "2.0.0", deployment: "d1", variant: "b", at: now });
+    const regr = await stub.entries(regrId);
     expect(regr.map((e) => [e.score, e.label, e.deployment])).toEqual([
       [-1234.5678901234567, null, undefined],
       [Number.MAX_VALUE, null, undefined],
     ]);
-    expect(await stub.entries("empty")).toEqual([]);
+    expect(await stub.entries(emptyId)).toEqual([]);
     expect(await stub.count()).toBe(3);
-    const [joined] = await stub.join([{ requestId: "multi", row: 7, actual: "2" }]);
+    const [joined] = await stub.join([{ requestId: multiId, row: 7, actual: "2" }]);
     expect(joined).toMatchObject({ status: "joined", entry: { row: 7, score: scores[7], label: "2" } });
   });
 
@@ -191,41 +193,94 @@ describe("PredictionLog storage", () => {
     // Float32-exact scores (as ONNX float outputs) with 300 classes in one request: Float32 + Uint32.
     const f32 = Array.from({ length: 300 }, (_, i) => Math.fround(i / 300));
     const classes = Array.from({ length: 300 }, (_, i) => `c${i}`);
+    const id = Object.fromEntries(["wide", "narrow", "first", "then", "after"].map((k) => [k, uuidv7()]));
     let packer = new RequestPacker();
-    packer.add({ requestId: "wide", version: "1", at: now }, { scores: Float64Array.from(f32), labels: Uint32Array.from(f32, (_, i) => 299 - i), classes });
+    packer.add({ requestId: id.wide, version: "1", at: now }, { scores: Float64Array.from(f32), labels: Uint32Array.from(f32, (_, i) => 299 - i), classes });
     let batch = packer.pack();
     expect([batch.scoreBytes, batch.labelBytes, batch.scores.byteLength, batch.labels.byteLength]).toEqual([4, 4, 1200, 1200]);
     await stub.append("layout-model", batch);
     // A score that is not a float32 keeps the flush at Float64; two classes: Uint8 labels.
     packer = new RequestPacker();
-    packer.add({ requestId: "narrow", version: "1", at: now }, columnsOf([{ score: 0.1, label: "x", probabilities: {} }, { score: 0.5, label: "y", probabilities: {} }]));
+    packer.add({ requestId: id.narrow, version: "1", at: now }, columnsOf([{ score: 0.1, label: "x", probabilities: {} }, { score: 0.5, label: "y", probabilities: {} }]));
     batch = packer.pack();
     expect([batch.scoreBytes, batch.labelBytes]).toEqual([8, 1]);
     await stub.append("layout-model", batch);
-    expect((await stub.entries("wide")).map((e) => [e.score, e.label])).toEqual(f32.map((x, i) => [x, `c${299 - i}`]));
-    expect((await stub.entries("narrow")).map((e) => [e.score, e.label])).toEqual([[0.1, "x"], [0.5, "y"]]);
+    expect((await stub.entries(id.wide)).map((e) => [e.score, e.label])).toEqual(f32.map((x, i) => [x, `c${299 - i}`]));
+    expect((await stub.entries(id.narrow)).map((e) => [e.score, e.label])).toEqual([[0.1, "x"], [0.5, "y"]]);
 
     // Widening mid-flush: a float32, two-class request, then one with a double score and 300 classes.
     packer = new RequestPacker();
-    packer.add({ requestId: "first", version: "1", at: now }, columnsOf([{ score: 0.25, label: "x", probabilities: {} }, { score: 0.75, label: "y", probabilities: {} }]));
-    packer.add({ requestId: "then", version: "1", at: now }, { scores: Float64Array.from(classes, (_, i) => i / 3), labels: Uint32Array.from(classes, (_, i) => i), classes });
+    packer.add({ requestId: id.first, version: "1", at: now }, columnsOf([{ score: 0.25, label: "x", probabilities: {} }, { score: 0.75, label: "y", probabilities: {} }]));
+    packer.add({ requestId: id.then, version: "1", at: now }, { scores: Float64Array.from(classes, (_, i) => i / 3), labels: Uint32Array.from(classes, (_, i) => i), classes });
     batch = packer.pack();
     expect([batch.scoreBytes, batch.labelBytes, batch.scores.byteLength, batch.labels.byteLength]).toEqual([8, 4, 302 * 8, 302 * 4]);
     await stub.append("layout-model", batch);
-    expect((await stub.entries("first")).map((e) => [e.score, e.label])).toEqual([[0.25, "x"], [0.75, "y"]]);
-    expect((await stub.entries("then")).map((e) => [e.score, e.label])).toEqual(classes.map((c, i) => [i / 3, c]));
+    expect((await stub.entries(id.first)).map((e) => [e.score, e.label])).toEqual([[0.25, "x"], [0.75, "y"]]);
+    expect((await stub.entries(id.then)).map((e) => [e.score, e.label])).toEqual(classes.map((c, i) => [i / 3, c]));
 
-    // A table written before score_bytes/label_bytes existed: Float64 scores, Uint32 labels.
-    await runInDurableObject(stub, (_log, state) => {
+    // A shard written by an older version: its `logged_requests` table (here from before
+    // score_bytes/label_bytes existed: Float64 scores, Uint32 labels) is still read. The object
+    // is told as a restart would (its constructor runs migrateLog).
+    await runInDurableObject(stub, (log, state) => {
       const sql = state.storage.sql;
-      sql.exec("DROP TABLE logged_requests");
       sql.exec(`CREATE TABLE logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
         scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL)`);
       sql.exec("INSERT INTO logged_requests VALUES ('legacy', '1', NULL, NULL, ?, ?, '[\"0\",\"1\"]', ?)", now, new Float64Array([0.25, 0.75]).buffer, new Uint32Array([0, 1]).buffer);
-      migrateLog(sql);
+      (log as unknown as { legacy: boolean }).legacy = migrateLog(sql);
     });
     expect((await stub.entries("legacy")).map((e) => [e.score, e.label])).toEqual([[0.25, "0"], [0.75, "1"]]);
-    await stub.append("layout-model", packed([{ requestId: "after", version: "1", at: now }, [[0.5, "1"]]]));
-    expect((await stub.entries("after")).map((e) => [e.score, e.label])).toEqual([[0.5, "1"]]);
+    await stub.append("layout-model", packed([{ requestId: id.after, version: "1", at: now }, [[0.5, "1"]]]));
+    expect((await stub.entries(id.after)).map((e) => [e.score, e.label])).toEqual([[0.5, "1"]]);
+  });
+
+  it("writes one row per logged request (no index rows), skips ids that are not UUIDv7, and drops an older table once it has aged out", async () => {
+    // The meter: SQLite-backed objects count every table and index row a statement writes, so
+    // the layout this replaced (a rowid table with an id index and a time index) wrote 3.
+    const indexed = await runInDurableObject(env.PREDICTION_LOG.getByName("meter-model#0"), (_log, state) => {
+      const sql = state.storage.sql;
+      sql.exec("CREATE TABLE scratch (request_id TEXT PRIMARY KEY, at INTEGER NOT NULL); CREATE INDEX scratch_by_time ON scratch (at)");
+      return sql.exec("INSERT INTO scratch VALUES ('x', 1)").rowsWritten;
+    });
+    expect(indexed).toBe(3);
+
+    const stub = env.PREDICTION_LOG.getByName("rows-model#0");
+    const now = Date.now();
+    const ids = [uuidv7(), uuidv7(), uuidv7()];
+    expect(await stub.append("rows-model", packed(...ids.map((requestId): [LoggedRequest, [number, string][]] => [{ requestId, version: "1", at: now }, [[0.5, "1"]]])))).toBe(3);
+    expect(await stub.append("rows-model", packed(...ids.map((requestId): [LoggedRequest, [number, string][]] => [{ requestId, version: "1", at: now }, [[0.5, "1"]]])))).toBe(0); // a retried flush
+    // A caller's own id (never what app.ts logs): skipped, so the range purge never misjudges its age.
+    expect(await stub.append("rows-model", packed([{ requestId: "client-chosen-id", version: "1", at: now }, [[0.5, "1"]]]))).toBe(0);
+    expect(await stub.entries("client-chosen-id")).toEqual([]);
+    expect(await stub.count()).toBe(3);
+
+    // An older shard: an old and a recent entry in `logged_requests`, each with a joined label.
+    const recentLegacy = uuidV7At(now - DAY);
+    await runInDurableObject(stub, (log, state) => {
+      const sql = state.storage.sql;
+      sql.exec(`CREATE TABLE logged_requests (request_id TEXT PRIMARY KEY, version TEXT NOT NULL, deployment TEXT, variant TEXT, at INTEGER NOT NULL,
+        scores BLOB NOT NULL, classes TEXT NOT NULL, labels BLOB NOT NULL, score_bytes INTEGER NOT NULL DEFAULT 8, label_bytes INTEGER NOT NULL DEFAULT 4, features TEXT);
+        CREATE INDEX logged_requests_by_time ON logged_requests (at)`);
+      const row = (rid: string, at: number) => sql.exec("INSERT INTO logged_requests (request_id, version, at, scores, classes, labels) VALUES (?, '1', ?, ?, '[\"0\",\"1\"]', ?)", rid, at, new Float64Array([0.3]).buffer, new Uint32Array([1]).buffer);
+      row("old-client-id", now - 31 * DAY);
+      row(recentLegacy, now - DAY);
+      (log as unknown as { legacy: boolean }).legacy = migrateLog(sql);
+    });
+    expect(await stub.count()).toBe(5);
+    expect((await stub.join([{ requestId: "old-client-id", row: 0, actual: "1" }, { requestId: recentLegacy, row: 0, actual: "0" }])).map((r) => r.status)).toEqual(["joined", "joined"]);
+    // A retried flush of an entry the old table holds is not logged twice.
+    expect(await stub.append("rows-model", packed([{ requestId: recentLegacy, version: "1", at: now - DAY }, [[0.3, "1"]]]))).toBe(0);
+
+    const tables = () => runInDurableObject(stub, (_log, state) => state.storage.sql.exec<{ name: string }>("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name").toArray().map((t) => t.name));
+    await runDurableObjectAlarm(stub);
+    expect(await stub.count()).toBe(4); // the 31-day-old entry is purged, with its outcome
+    expect(await stub.entries("old-client-id")).toEqual([]);
+    expect((await stub.join([{ requestId: recentLegacy, row: 0, actual: "0" }]))[0].status).toBe("duplicate"); // its outcome is kept
+    expect(await tables()).toContain("logged_requests");
+    // Once the old table's last entry ages out, the table (and its indexes) go.
+    await runInDurableObject(stub, (_log, state) => void state.storage.sql.exec("UPDATE logged_requests SET at = ?", now - 31 * DAY));
+    await runDurableObjectAlarm(stub);
+    expect(await tables()).not.toContain("logged_requests");
+    expect(await stub.count()).toBe(3);
+    expect(await stub.entries(ids[0])).toHaveLength(1);
   });
 });
