@@ -113,7 +113,7 @@ function planOf(v: ModelVersion): Plan {
   return plan;
 }
 
-/** A feature's entry in the aggregate being folded, the sampler of its reservoir and its KS cell counts (numeric). */
+/** A feature's entry in the aggregate being folded, and (numeric) its KS cell counts, or without a reference sample the sampler of its reservoir. */
 interface FeatureSlot {
   fa: FeatureAggregate;
   sampler: StreamSampler | null;
@@ -157,9 +157,13 @@ function sparse(cells: Float64Array, into: Record<string, number> = {}): Record<
  * Jensen-Shannon and missing rates are exact counts over all rows: the same data sent as 1-row or
  * 1,000-row requests gives the same statistics. KS takes every row too: each value is counted in
  * its cell of the reference sample (`KsGrid`, one binary search), which gives the exact two-sample
- * statistic against all rows. Only the reservoirs (score sample for canary analysis, feature
- * samples) sample, with a uniform stream sampler (Algorithm L: one comparison per value, a random
- * draw only for the few values it keeps). Values come from the validated row (schema order); a feature the
+ * statistic against all rows. Only the reservoirs sample, with a uniform stream sampler (Algorithm
+ * L: one comparison per value, a random draw only for the few values it keeps): the score sample
+ * (canary analysis compares raw scores) and, for a numeric feature whose reference has no sample
+ * (so no KS cells), its feature sample. A feature with KS cells keeps no values, only the count of
+ * rows (`sample.seen`): the cells already give KS on every row, and values kept beside them were
+ * never read, yet were shipped, stored, merged and parsed with every flush, compaction and window
+ * read. Values come from the validated row (schema order); a feature the
  * request left out and validation imputed counts as missing, as the raw row shows it. No
  * allocation per row.
  */
@@ -220,7 +224,8 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
     if (fa.type === "numeric") {
       const edges = f.edges;
       const counts = fa.counts;
-      const sampler = slot.sampler!;
+      const sampler = slot.sampler;
+      let counted = 0;
       const grid = f.grid;
       const cells = slot.cells;
       const cellBins = f.cellBins;
@@ -245,8 +250,10 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
             counts[bin >= 0 ? bin : binIndex(edges, x)]++;
           }
         } else if (edges) counts[binIndex(edges, x)]++;
-        sampler.offer(x);
+        if (sampler) sampler.offer(x);
+        else counted++;
       }
+      if (!sampler) fa.sample.seen += counted;
     } else {
       // Known categories are counted in a dense scratch array while the request is folded and
       // added to the aggregate's counts after it, in order of first appearance (so the counts
@@ -301,7 +308,8 @@ function featureSlots(agg: Aggregate, plan: Plan): (FeatureSlot | null)[] {
     const fa = (agg.features[f.name] ??= emptyFeature(f.kind, f.edges ? f.edges.length - 1 : 0));
     if (fa.type !== f.kind) return null;
     const numeric = fa.type === "numeric";
-    return { fa, sampler: numeric ? new StreamSampler(fa.sample, SAMPLE_CAP.flush) : null, cells: numeric && f.grid ? new Float64Array(f.grid.cells) : null };
+    const cells = numeric && f.grid ? new Float64Array(f.grid.cells) : null;
+    return { fa, sampler: numeric && !cells ? new StreamSampler(fa.sample, SAMPLE_CAP.flush) : null, cells };
   });
 }
 

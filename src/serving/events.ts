@@ -3,8 +3,11 @@
  * about each answered or failed prediction, without sitting on the response path.
  *
  * Serving calls `emitPrediction` / `emitFailure` after the response is computed; every listener
- * runs inside `ctx.waitUntil`, so a slow or throwing listener never changes the caller's response,
- * status or latency. Listeners are wired once in app.ts (isolate configuration, not request state).
+ * runs inside `ctx.waitUntil`, so a throwing listener never changes the caller's response or
+ * status, and a listener's I/O never delays it. A listener's synchronous work (monitoring's fold)
+ * does run on the isolate's thread before the runtime writes the response (a microtask, or even a
+ * 0 ms timer, runs first: checked in workerd), so it is kept small. Listeners are wired once in
+ * app.ts (isolate configuration, not request state).
  */
 import type { Context } from "hono";
 import type { ResolvedRow } from "../inference/features";

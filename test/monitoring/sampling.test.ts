@@ -1,13 +1,15 @@
 /**
- * Every row of every request counts in the feature histograms and missing counts (exact counts,
- * whatever the batching); only the KS reservoirs sample, with a uniform stream sampler
- * (Algorithm L) that gives every row the same chance, whatever its position in a batch. Reads of
- * an unchanged window draw the same sample (seeded from the window), so KS does not move.
+ * Every row of every request counts in the feature histograms, missing counts and KS cells (exact
+ * counts, whatever the batching). Only reservoirs sample (the score's, and a numeric feature's
+ * whose reference has no sample, so no KS cells), with a uniform stream sampler (Algorithm L) that
+ * gives every row the same chance, whatever its position in a batch. A feature with KS cells keeps
+ * no sample values, only its row count. Reads of an unchanged window draw the same sample (seeded
+ * from the window), so KS does not move.
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
-import { Collector, foldPrediction } from "../../src/monitoring/collector";
+import { Collector, foldPrediction, sealTarget } from "../../src/monitoring/collector";
 import { shardName } from "../../src/monitoring/config";
 import { driftReport } from "../../src/monitoring/drift";
 import type { ModelVersion } from "../../src/registry/store";
@@ -19,13 +21,17 @@ import { DDSketch } from "../../src/stats/sketch";
 import { columnsOf } from "../support/columns";
 import { repoJson } from "../support/files";
 
-async function versionOf(modelName = "m"): Promise<ModelVersion> {
+/** The demo LR's version; `withoutSamples`: its reference without the numeric features' samples (bins only: no KS cells). */
+async function versionOf(modelName = "m", withoutSamples = false): Promise<ModelVersion> {
   const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  return { modelName, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
+  const reference = withoutSamples
+    ? { ...manifest.reference, features: Object.fromEntries(Object.entries(manifest.reference.features).map(([k, f]: [string, any]) => [k, { ...f, sample: undefined }])) }
+    : manifest.reference;
+  return { modelName, version: withoutSamples ? "1.0.0-bins" : "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference } as unknown as ModelVersion;
 }
 
-async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promise<PredictionEvent> {
-  const version = await versionOf(modelName);
+async function eventOf(rows: Record<string, unknown>[], modelName = "m", withoutSamples = false): Promise<PredictionEvent> {
+  const version = await versionOf(modelName, withoutSamples);
   const predictions = rows.map((_, i) => ({ label: 0, score: (i % 10) / 10 + 0.05, probabilities: {} }));
   return {
     requestId: "r",
@@ -40,22 +46,34 @@ async function eventOf(rows: Record<string, unknown>[], modelName = "m"): Promis
   };
 }
 
-type Numeric = { counts: number[]; missing: number; sample: { seen: number; values: number[] } };
+type Numeric = { counts: number[]; missing: number; sample: { seen: number; values: number[] }; ks?: Record<string, number> };
 
 describe("every row of a large batch", () => {
-  it("counts every row's features in the histograms and missing counts; the KS reservoir samples uniformly from all of them", async () => {
+  it("counts every row's features in the histograms, missing counts and KS cells, and keeps no sample values beside the cells", async () => {
     const holdout = (await repoJson("models/credit-risk-holdout.json")).rows.map((r: any) => r.features);
     const event = await eventOf(holdout.slice(0, 800));
     const agg = emptyAggregate();
-    foldPrediction({ agg, sketch: new DDSketch(0.01) }, event);
+    const target = { agg, sketch: new DDSketch(0.01) };
+    foldPrediction(target, event);
+    sealTarget(target);
     expect(agg.rows).toBe(800);
     expect(agg.score.counts!.reduce((a: number, b: number) => a + b, 0)).toBe(800);
+    expect(agg.score.sample.values).toHaveLength(250); // the score keeps its sample (canary analysis)
     for (const name of ["Age", "Income", "Assets"]) {
       const f = agg.features[name] as Numeric;
-      expect(f.counts.reduce((a, b) => a + b, 0) + f.missing).toBe(800); // exact integers: every row
-      expect(f.sample.seen).toBe(f.counts.reduce((a, b) => a + b, 0)); // every non-missing row was offered
-      expect(f.sample.values).toHaveLength(250); // SAMPLE_CAP.flush
+      const counted = f.counts.reduce((a, b) => a + b, 0);
+      expect(counted + f.missing).toBe(800); // exact integers: every row
+      expect(Object.values(f.ks!).reduce((a, b) => a + b, 0)).toBe(counted); // every non-missing row in its KS cell
+      expect(f.sample.seen).toBe(counted);
+      expect(f.sample.values).toEqual([]); // the cells give KS on every row: no values kept beside them
     }
+    // Without a reference sample (no KS cells) the feature's reservoir samples instead.
+    const binsOnly = emptyAggregate();
+    foldPrediction({ agg: binsOnly, sketch: new DDSketch(0.01) }, await eventOf(holdout.slice(0, 800), "m", true));
+    const age = binsOnly.features.Age as Numeric;
+    expect(age.ks).toBeUndefined();
+    expect(age.sample.seen).toBe(age.counts.reduce((a, b) => a + b, 0));
+    expect(age.sample.values).toHaveLength(250); // SAMPLE_CAP.flush
     // Income is imputed when absent: rows without it are missing, as the raw row shows.
     const absent = holdout.slice(0, 800).filter((r: Record<string, unknown>) => r.Income == null).length;
     expect((agg.features.Income as Numeric).missing).toBe(absent);
@@ -66,7 +84,7 @@ describe("every row of a large batch", () => {
   it("is unbiased: every row is equally likely to enter the KS sample, even in a periodic batch", async () => {
     // Age cycles with period 80, Seniority encodes the row's position in blocks of 100.
     const rows = Array.from({ length: 1000 }, (_, i) => ({ Age: 18 + (i % 80), Seniority: Math.floor(i / 100) }));
-    const event = await eventOf(rows);
+    const event = await eventOf(rows, "m", true); // features that keep a reservoir (no KS cells)
     const trueMean = rows.reduce((s, r) => s + r.Age, 0) / rows.length;
     const trials = 100;
     const perBlock = new Array(10).fill(0);
@@ -151,9 +169,10 @@ describe("KS on an unchanged window", () => {
     const version = await versionOf(model);
     const reads = await Promise.all([0, 1, 2].map(() => shard.window(3_600_000, at + 1000)));
     const reports = reads.map((w) => driftReport(version, w.aggregate));
-    expect((reads[0].aggregate.features.Age as Numeric).sample.values.length).toBeGreaterThan(1900); // SAMPLE_CAP.window, up to rounding of the split
-    expect((reads[0].aggregate.features.Age as Numeric).sample.seen).toBe(6000);
-    for (const r of reads.slice(1)) expect((r.aggregate.features.Age as Numeric).sample.values).toEqual((reads[0].aggregate.features.Age as Numeric).sample.values);
+    expect(reads[0].aggregate.score.sample.values.length).toBeGreaterThan(1900); // SAMPLE_CAP.window, up to rounding of the split
+    expect(reads[0].aggregate.score.sample.seen).toBe(6000);
+    expect((reads[0].aggregate.features.Age as Numeric).sample).toEqual({ seen: 6000, values: [] }); // KS from cells, every row
+    for (const r of reads.slice(1)) expect(r.aggregate.score.sample.values).toEqual(reads[0].aggregate.score.sample.values);
     for (const r of reports.slice(1)) for (const name of ["Age", "Income", "Amount"]) expect(r.features[name].ks).toEqual(reports[0].features[name].ks);
   });
 });
