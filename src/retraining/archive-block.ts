@@ -1,19 +1,23 @@
 /**
  * Columnar archive blocks: what the serving isolates write to the payload archive (archive.ts).
  *
- * Serialising the buffered rows as JSON and gzipping them in the serving isolate cost ~6 µs of CPU
- * per archived row (bench:stages' archive variants, README), which is most of a 100-row request's
- * budget under the < 3% monitoring goal. A block stores each feature as one Float64 column plus one
- * byte per cell saying what the cell holds, strings through a dictionary, and is not compressed: the
- * writer does one pass over the rows with typed-array stores, and no text is built per row.
+ * Serialising the buffered rows as JSON and gzipping them in the serving isolate cost ~3.4 µs of
+ * CPU per archived row (Node, 2,000-row flushes), and in the bench harness the R2 put of each flush
+ * costs ~3.7 ms plus ~30 µs per KiB (bench:stages' archive variants; scripts/bench-r2-put.ts). A
+ * block is built in one pass over the rows with typed-array stores (~0.6 µs per row, no text per
+ * row) and is small without compression: each feature is one column stored in the narrowest type
+ * that holds all its values exactly (int8/16/32, float32, else float64), strings through a
+ * dictionary, with one kind byte per cell only for columns whose cells are not all of one kind.
+ * The credit-risk rows take ~30 bytes per row (gzip NDJSON took ~24, the Float64 columns 126).
  *
  *   bytes 0-3   "EMA1"
  *   bytes 4-7   header length H (uint32, little-endian)
- *   8..8+H      header: UTF-8 JSON {n, k, d, x, q, p, l} (below), padded with spaces to 8 bytes
- *   Float64     scores[n], then values[n] of each feature, in k's order
- *   Uint8       kinds[n] of each feature, in k's order
+ *   8..8+H      header: UTF-8 JSON {n, k, t, u, d, x, q, p, l} (below)
+ *   columns     scores[n], then values[n] of each feature in k's order, each in its type t
+ *   kinds       Uint8 kinds[n] of each feature whose u is null, in k's order
  *
- * n: rows in the columns; k: feature names; d: string dictionary; x: other JSON values (booleans,
+ * n: rows in the columns; k: feature names; t: each column's type (scores first); u: a feature's
+ * kind when all its cells share it, else null; d: string dictionary; x: other JSON values (booleans,
  * arrays, objects); q: requests [id, at, version, row numbers | null (0..count-1), count], whose rows
  * are the columns' rows in order; p: per-row prediction records for rows that are not feature
  * objects; l: labels. A cell's kind: 0 missing (absent, null or undefined: the feature schema treats
@@ -41,6 +45,10 @@ type BlockRequest = [id: string, at: number, v: string, keep: number[] | null, c
 interface BlockHeader {
   n: number;
   k: string[];
+  /** Storage type of each column: the scores, then each feature in k's order. */
+  t: ColumnType[];
+  /** Each feature's kind when all its cells have that kind (no kind bytes stored), else null. */
+  u: (number | null)[];
   d: string[];
   x: unknown[];
   q: BlockRequest[];
@@ -121,27 +129,60 @@ export function encodeBlock(requests: readonly BufferedRequest[], labels: readon
       }
     }
   }
-  const header: BlockHeader = { n, k: keys, d: dict, x: extra, q, p, l: labels as LabelRecord[] };
-  let json = new TextEncoder().encode(JSON.stringify(header));
-  const padded = Math.ceil((8 + json.length) / 8) * 8 - 8;
-  if (padded !== json.length) {
-    const spaced = new Uint8Array(padded).fill(0x20);
-    spaced.set(json);
-    json = spaced;
-  }
-  const floatsAt = 8 + json.length;
-  const kindsAt = floatsAt + 8 * n * (1 + keys.length);
-  const out = new Uint8Array(kindsAt + n * keys.length);
+  // Each column (scores first) stored in the narrowest type that holds every one of its values
+  // exactly, and its kind bytes only when its cells are not all of one kind.
+  const columns = [scores, ...values].map(narrow);
+  const kindOf = kinds.map((kk) => {
+    const first = kk[0];
+    for (let r = 1; r < n; r++) if (kk[r] !== first) return null;
+    return n ? first : MISSING;
+  });
+  const header: BlockHeader = { n, k: keys, t: columns.map((c) => c.type), u: kindOf, d: dict, x: extra, q, p, l: labels as LabelRecord[] };
+  const json = new TextEncoder().encode(JSON.stringify(header));
+  let size = 8 + json.length;
+  for (const c of columns) size += c.array.byteLength;
+  for (const u of kindOf) if (u === null) size += n;
+  const out = new Uint8Array(size);
   out.set(MAGIC, 0);
   new DataView(out.buffer).setUint32(4, json.length, true);
   out.set(json, 8);
-  const floats = new Float64Array(out.buffer, floatsAt, n * (1 + keys.length));
-  floats.set(scores, 0);
+  let at = 8 + json.length;
+  for (const c of columns) {
+    out.set(new Uint8Array(c.array.buffer, c.array.byteOffset, c.array.byteLength), at);
+    at += c.array.byteLength;
+  }
   for (let j = 0; j < keys.length; j++) {
-    floats.set(values[j], n * (1 + j));
-    out.set(kinds[j], kindsAt + n * j);
+    if (kindOf[j] !== null) continue;
+    out.set(kinds[j], at);
+    at += n;
   }
   return out;
+}
+
+type ColumnType = "i8" | "i16" | "i32" | "f32" | "f64";
+const ARRAYS = { i8: Int8Array, i16: Int16Array, i32: Int32Array, f32: Float32Array, f64: Float64Array } as const;
+
+/** A Float64 column in the narrowest type that holds each value exactly (-0 only in a float type). */
+function narrow(values: Float64Array): { type: ColumnType; array: ArrayBufferView & ArrayLike<number> } {
+  let min = 0;
+  let max = 0;
+  let integers = true;
+  let singles = true;
+  for (let r = 0; r < values.length; r++) {
+    const v = values[r];
+    if (singles && Math.fround(v) !== v) singles = false;
+    if (integers) {
+      if (!Number.isInteger(v) || (v === 0 && 1 / v < 0)) integers = false;
+      else if (v < min) min = v;
+      else if (v > max) max = v;
+    }
+    if (!integers && !singles) break;
+  }
+  const type: ColumnType = integers ? (min >= -128 && max <= 127 ? "i8" : min >= -32768 && max <= 32767 ? "i16" : min >= -2147483648 && max <= 2147483647 ? "i32" : singles ? "f32" : "f64") : singles ? "f32" : "f64";
+  if (type === "f64") return { type, array: values };
+  const array = new ARRAYS[type](values.length);
+  array.set(values);
+  return { type, array };
 }
 
 export function isBlock(bytes: Uint8Array): boolean {
@@ -154,22 +195,32 @@ export function decodeBlock(bytes: Uint8Array): { predictions: PredictionRecord[
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const h = view.getUint32(4, true);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + h))) as BlockHeader;
-  const { n, k, d, x } = header;
-  const floatsAt = 8 + h;
-  const kindsAt = floatsAt + 8 * n * (1 + k.length);
-  if (kindsAt + n * k.length !== bytes.length) throw new Error(`archive block: ${bytes.length} bytes, expected ${kindsAt + n * k.length}`);
-  // Copy to an aligned buffer (a Uint8Array's offset need not be a multiple of 8).
-  const floats = new Float64Array(bytes.slice(floatsAt, kindsAt).buffer);
-  const kinds = bytes.subarray(kindsAt);
+  const { n, k, t, u, d, x } = header;
+  let at = 8 + h;
+  // Each column copied to an aligned array of its type (its offset in the block need not be aligned).
+  const columns = t.map((type) => {
+    const Array = ARRAYS[type];
+    const end = at + n * Array.BYTES_PER_ELEMENT;
+    const array = new Array(bytes.slice(at, end).buffer);
+    at = end;
+    return array;
+  });
+  const kinds = u.map((kind) => {
+    if (kind !== null) return null;
+    at += n;
+    return bytes.subarray(at - n, at);
+  });
+  if (at !== bytes.length) throw new Error(`archive block: ${bytes.length} bytes, expected ${at}`);
+  const floats = columns[0];
   const predictions: PredictionRecord[] = [];
   let i = 0;
   for (const [id, at, v, keep, count] of header.q) {
     for (let m = 0; m < count; m++, i++) {
       const cells: [string, unknown][] = [];
       for (let j = 0; j < k.length; j++) {
-        const kind = kinds[n * j + i];
+        const kind = kinds[j]?.[i] ?? u[j]!;
         if (kind === MISSING) continue;
-        const value = floats[n * (1 + j) + i];
+        const value = columns[1 + j][i];
         cells.push([k[j], kind === NUMBER ? value : kind === STRING ? d[value] : x[value]]);
       }
       // fromEntries defines own properties (a feature named "__proto__" stays a feature).
