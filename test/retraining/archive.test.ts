@@ -10,9 +10,10 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb } from "../../src/registry/store";
-import { archivePrefix, exportTrainingData, gzip, readExport, type BufferedRequest, type ExportRow, type LabelRecord } from "../../src/retraining/archive";
+import { archivePrefix, exportTrainingData, gzip, PayloadArchive, readExport, type BufferedRequest, type ExportRow, type LabelRecord } from "../../src/retraining/archive";
 import { decodeBlock, encodeBlock, isBlock } from "../../src/retraining/archive-block";
 import { getConfig } from "../../src/retraining/store";
+import type { PredictionEvent } from "../../src/serving/events";
 import { call } from "../support/api";
 import { archived, holdout, setupModel, trafficWithLabels, type HoldoutRow } from "./helpers";
 
@@ -170,6 +171,28 @@ describe("payload archive", () => {
     expect(decodeBlock(shifted.subarray(3)).predictions).toEqual(predictions);
     expect(() => decodeBlock(block.subarray(0, block.length - 1))).toThrow(/bytes, expected/);
     expect(isBlock(new TextEncoder().encode('{"t":"p"}'))).toBe(false);
+  });
+
+  it("an isolate's buffers together are bounded: crossing RETRAINING_ARCHIVE_BUFFER_ROWS flushes the model being recorded", async () => {
+    await setupModel("ar-cap-a");
+    await setupModel("ar-cap-b");
+    const rows = (await holdout()).slice(0, 100).map((r) => r.features);
+    const event = (model: string, id: string) => ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0" } }, rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
+    const bounded = { ...env, RETRAINING_ARCHIVE_FLUSH_ROWS: "1000", RETRAINING_ARCHIVE_BUFFER_ROWS: "150" } as Env;
+    const archive = new PayloadArchive();
+    await archive.recordPrediction(bounded, event("ar-cap-a", "cap-1"));
+    expect(archive.flushes).toBe(0);
+    expect(archive.bufferedRows()).toBe(100);
+    await archive.recordPrediction(bounded, event("ar-cap-b", "cap-2"));
+    expect(archive.flushes).toBe(1);
+    expect(archive.bufferedRows()).toBe(100);
+    expect((await env.ARTIFACTS.list({ prefix: archivePrefix("ar-cap-a") })).objects).toHaveLength(0);
+    const [written] = (await env.ARTIFACTS.list({ prefix: archivePrefix("ar-cap-b") })).objects;
+    const block = decodeBlock(new Uint8Array(await (await env.ARTIFACTS.get(written.key))!.arrayBuffer()));
+    expect(block.predictions.map((p) => [p.id, p.row, p.f])).toEqual(rows.map((f, i) => ["cap-2", i, normalized(f)]));
+    await archive.flush(bounded, "ar-cap-a");
+    expect(archive.bufferedRows()).toBe(0);
+    expect((await env.ARTIFACTS.list({ prefix: archivePrefix("ar-cap-a") })).objects).toHaveLength(1);
   });
 
   it("through the worker: archived features and scores are the request's and the answer's", async () => {
