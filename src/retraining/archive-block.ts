@@ -166,19 +166,21 @@ const ARRAYS = { i8: Int8Array, i16: Int16Array, i32: Int32Array, f32: Float32Ar
 function narrow(values: Float64Array): { type: ColumnType; array: ArrayBufferView & ArrayLike<number> } {
   let min = 0;
   let max = 0;
-  let integers = true;
-  let singles = true;
-  for (let r = 0; r < values.length; r++) {
+  let r = 0;
+  // Integers first (the common case: counts, amounts, dictionary indexes), then float32.
+  for (; r < values.length; r++) {
     const v = values[r];
-    if (singles && Math.fround(v) !== v) singles = false;
-    if (integers) {
-      if (!Number.isInteger(v) || (v === 0 && 1 / v < 0)) integers = false;
-      else if (v < min) min = v;
-      else if (v > max) max = v;
-    }
-    if (!integers && !singles) break;
+    if (!Number.isInteger(v) || (v === 0 && 1 / v < 0)) break;
+    if (v < min) min = v;
+    else if (v > max) max = v;
   }
-  const type: ColumnType = integers ? (min >= -128 && max <= 127 ? "i8" : min >= -32768 && max <= 32767 ? "i16" : min >= -2147483648 && max <= 2147483647 ? "i32" : singles ? "f32" : "f64") : singles ? "f32" : "f64";
+  let type: ColumnType;
+  if (r === values.length && min >= -2147483648 && max <= 2147483647) type = min >= -128 && max <= 127 ? "i8" : min >= -32768 && max <= 32767 ? "i16" : "i32";
+  else {
+    let s = 0;
+    while (s < values.length && Math.fround(values[s]) === values[s]) s++;
+    type = s === values.length ? "f32" : "f64";
+  }
   if (type === "f64") return { type, array: values };
   const array = new ARRAYS[type](values.length);
   array.set(values);
