@@ -198,6 +198,7 @@ export function decodeBlock(bytes: Uint8Array): { predictions: PredictionRecord[
   const h = view.getUint32(4, true);
   const header = JSON.parse(new TextDecoder().decode(bytes.subarray(8, 8 + h))) as BlockHeader;
   const { n, k, t, u, d, x } = header;
+  if (t.length !== k.length + 1 || u.length !== k.length || t.some((type) => !(type in ARRAYS))) throw new Error("archive block: header does not describe its columns");
   let at = 8 + h;
   // Each column copied to an aligned array of its type (its offset in the block need not be aligned).
   const columns = t.map((type) => {

@@ -170,6 +170,18 @@ describe("payload archive", () => {
     shifted.set(block, 3);
     expect(decodeBlock(shifted.subarray(3)).predictions).toEqual(predictions);
     expect(() => decodeBlock(block.subarray(0, block.length - 1))).toThrow(/bytes, expected/);
+    // A header whose column types do not match its features (same length, so the bytes still fit).
+    const h = new DataView(block.buffer, block.byteOffset).getUint32(4, true);
+    const header = JSON.parse(new TextDecoder().decode(block.subarray(8, 8 + h)));
+    for (const change of [{ t: [...header.t, "i8"] }, { u: header.u.slice(1) }, { t: header.t.map(() => "u64") }]) {
+      const json = new TextEncoder().encode(JSON.stringify({ ...header, ...change }));
+      const forged = new Uint8Array(8 + json.length + block.length - 8 - h);
+      forged.set(block.subarray(0, 4));
+      new DataView(forged.buffer).setUint32(4, json.length, true);
+      forged.set(json, 8);
+      forged.set(block.subarray(8 + h), 8 + json.length);
+      expect(() => decodeBlock(forged), JSON.stringify(change)).toThrow(/header does not describe its columns/);
+    }
     expect(isBlock(new TextEncoder().encode('{"t":"p"}'))).toBe(false);
   });
 
