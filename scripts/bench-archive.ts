@@ -142,5 +142,5 @@ for (const [i, c] of cases.entries()) {
       `${"".padEnd(17)} cpu/request on ${mean(cpu.flat(), "on").toFixed(0)} vs off ${mean(cpu.flat(), "off").toFixed(0)} us: overhead ${pct(k.point)} (95% CI ${pct(k.lo)} .. ${pct(k.hi)}); by round: ${k.perRound.map(pct).join(", ")}; errors ${errors}`,
   );
 }
-console.log(`R2 storage after each round (on vs off; the archive's gzip NDJSON objects are the difference): ${storage.map((s) => `${s.on.files} files ${(s.on.bytes / 1024).toFixed(0)} KiB vs ${s.off.files} files ${(s.off.bytes / 1024).toFixed(0)} KiB`).join("; ")}`);
+console.log(`R2 storage after each round (on vs off; the archive's objects are the difference): ${storage.map((s) => `${s.on.files} files ${(s.on.bytes / 1024).toFixed(0)} KiB vs ${s.off.files} files ${(s.off.bytes / 1024).toFixed(0)} KiB`).join("; ")}`);
 console.log(`load average (1, 5, 15 min) at the start and after each round: ${loads.join(" | ")} on ${CORES} cores`);

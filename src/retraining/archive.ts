@@ -5,22 +5,27 @@
  * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
  * not archived), the features the request carried, its score and version, and every delayed label
  * (feedback) of those models. Each isolate buffers references to the requests' rows and scores and
- * writes them to R2 as one gzip NDJSON object (CompressionStream) once it holds
- * RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is RETRAINING_ARCHIVE_FLUSH_MS old, inside the
- * waitUntil of the request that crosses the bound: the serving path pays a buffer push (no copy, no
- * JSON), never an R2 write. Records buffered in an isolate that is evicted before its next flush are
- * lost (bounded by the two limits), as with monitoring's collector.
+ * writes them to R2 as one columnar block (archive-block.ts: a Float64 column and a kind byte per
+ * feature, strings through a dictionary, uncompressed) once it holds RETRAINING_ARCHIVE_FLUSH_ROWS
+ * rows or its oldest is RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that
+ * crosses the bound: the serving path pays a buffer push (no copy), never an R2 write. An isolate
+ * also flushes a model's buffer when all its models' buffers together hold
+ * RETRAINING_ARCHIVE_BUFFER_ROWS rows (default twice the flush rows), which bounds its memory with
+ * many archived models (~250 bytes per buffered row of 13 features). Records buffered in an isolate
+ * that is evicted before its next flush are lost (bounded by these limits), as with monitoring's
+ * collector. Flushes are 10,000 rows by default (2,000 before): in bench:r2-put a local put costs
+ * ~2.4 ms of CPU plus ~22 µs per KiB, so fewer, larger objects halve the archive's put cost there.
  *
- * Object lines (each one JSON value):
+ * Blocks replaced gzip NDJSON objects after bench:stages' archive variants showed the JSON text, its
+ * gzip and the R2 put of each flush costing ~600 µs of CPU per 100-row request at sample rate 1
+ * (README); the export still reads objects in the earlier formats, one JSON value per line:
  *   {"t":"b","k":[feature names],"q":[[request id, at, version, row indexes | null (all rows),
  *     [[values in k's order, null when absent], ...], [scores]], ...]}   a block of predictions
  *   {"t":"l","id","row","at","y"}                                       a label
- *   {"t":"p","id","row","at","v","f","s"}    one prediction per line: written before blocks existed,
- *                                            and still for rows that are not feature objects
- * Blocks name each feature once per object instead of once per row: serialising and compressing
- * the archive costs about half as much CPU (bench:archive, README). A feature that is absent and one
- * that is null are both stored as null and exported as absent: the feature schema treats both as
- * missing (src/inference/features.ts), so the model sees the same row.
+ *   {"t":"p","id","row","at","v","f","s"}                               one prediction
+ * A feature that is absent and one that is null are both stored as missing and exported as absent:
+ * the feature schema treats both as missing (src/inference/features.ts), so the model sees the same
+ * row.
  *
  * The export (run by a job's workflow) reads the model's archive objects of the last `export.days`,
  * joins labels to predictions by (request id, row), orders by prediction time, keeps the newest
@@ -31,70 +36,23 @@ import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
+import { decodeBlock, encodeBlock, isBlock, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
 import { findConfig } from "./store";
 import type { StoredConfig } from "./model";
 
-type PredictionRecord = { t: "p"; id: string; row: number; at: number; v: string; f: unknown; s: number };
-export type LabelRecord = { t: "l"; id: string; row: number; at: number; y: number | string };
-/** A block line's request: id, at, version, row indexes (null: 0..n-1), value rows, scores. */
-type BlockRequest = [string, number, string, number[] | null, (unknown[] | null)[], number[]];
-type BlockRecord = { t: "b"; k: string[]; q: BlockRequest[] };
-type ArchiveRecord = PredictionRecord | LabelRecord | BlockRecord;
+type ArchiveRecord = PredictionRecord | LabelRecord | LegacyBlockRecord;
+/** A gzip NDJSON block line's request (objects written before columnar blocks): id, at, version, row indexes (null: 0..n-1), value rows, scores. */
+type LegacyBlockRequest = [string, number, string, number[] | null, (unknown[] | null)[], number[]];
+type LegacyBlockRecord = { t: "b"; k: string[]; q: LegacyBlockRequest[] };
 
-/** A buffered prediction request: references to the event's rows and scores (nothing copied). */
-export interface BufferedRequest {
-  id: string;
-  at: number;
-  v: string;
-  /** The archived rows and their scores: the event's own arrays when every row is kept. */
-  rows: readonly unknown[];
-  scores: ArrayLike<number>;
-  /** Row numbers in the request of the sampled rows; null when every row is kept. */
-  keep: number[] | null;
-}
-
-const isFeatureObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
-
-/** The object's lines: one block for the feature-object requests, per-row lines for the rest, then labels. */
-export function archiveLines(requests: readonly BufferedRequest[], labels: readonly LabelRecord[]): string {
-  const keys: string[] = [];
-  const index = new Map<string, number>();
-  const block: BlockRequest[] = [];
-  const lines: string[] = [];
-  for (const q of requests) {
-    if (!q.rows.every(isFeatureObject)) {
-      q.rows.forEach((f, n) => lines.push(JSON.stringify({ t: "p", id: q.id, row: q.keep ? q.keep[n] : n, at: q.at, v: q.v, f, s: q.scores[n] })));
-      continue;
-    }
-    const values: unknown[][] = [];
-    const scores: number[] = [];
-    for (let i = 0; i < q.rows.length; i++) {
-      const row = q.rows[i] as Record<string, unknown>;
-      const out: unknown[] = [];
-      for (const k in row) {
-        let j = index.get(k);
-        if (j === undefined) index.set(k, (j = keys.push(k) - 1));
-        out[j] = row[k];
-      }
-      values.push(out);
-      scores.push(q.scores[i]);
-    }
-    block.push([q.id, q.at, q.v, q.keep, values, scores]);
-  }
-  // Holes (absent features) and undefined serialise as null in arrays.
-  if (block.length) lines.unshift(JSON.stringify({ t: "b", k: keys, q: block }));
-  for (const l of labels) lines.push(JSON.stringify(l));
-  return lines.join("\n") + "\n";
-}
-
-/** Every prediction of a block line as a per-row record (absent and null features both omitted). */
-function* blockPredictions(b: BlockRecord): Generator<PredictionRecord> {
+/** Every prediction of a gzip NDJSON block line as a per-row record (absent and null features both omitted). */
+function* legacyBlockPredictions(b: LegacyBlockRecord): Generator<PredictionRecord> {
   for (const [id, at, v, keep, values, scores] of b.q) {
     for (let n = 0; n < values.length; n++) {
-      const f: Record<string, unknown> = {};
+      const cells: [string, unknown][] = [];
       const row = values[n] ?? [];
-      for (let j = 0; j < b.k.length; j++) if (row[j] !== null && row[j] !== undefined) f[b.k[j]] = row[j];
-      yield { t: "p", id, row: keep ? keep[n] : n, at, v, f, s: scores[n] };
+      for (let j = 0; j < b.k.length; j++) if (row[j] !== null && row[j] !== undefined) cells.push([b.k[j], row[j]]);
+      yield { t: "p", id, row: keep ? keep[n] : n, at, v, f: Object.fromEntries(cells), s: scores[n] };
     }
   }
 }
@@ -130,7 +88,7 @@ export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): P
 }
 
 /** The per-isolate archive buffer (isolate configuration and buffered records, no request state). */
-class PayloadArchive {
+export class PayloadArchive {
   private buffers = new Map<string, { requests: BufferedRequest[]; labels: LabelRecord[]; rows: number; since: number }>();
   private configs = new Map<string, { config: StoredConfig | null; at: number }>();
   flushes = 0;
@@ -187,7 +145,16 @@ class PayloadArchive {
   private async maybeFlush(env: Env, model: string) {
     const buffer = this.buffers.get(model)!;
     const vars = env as unknown as Record<string, string | undefined>;
-    if (buffer.rows >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_ROWS, 2000) || Date.now() - buffer.since >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_MS, 60_000)) await this.flush(env, model);
+    const rows = intVar(vars.RETRAINING_ARCHIVE_FLUSH_ROWS, 10_000);
+    const full = buffer.rows >= rows || this.bufferedRows() >= intVar(vars.RETRAINING_ARCHIVE_BUFFER_ROWS, 2 * rows);
+    if (full || Date.now() - buffer.since >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_MS, 60_000)) await this.flush(env, model);
+  }
+
+  /** Rows buffered in this isolate across models. */
+  bufferedRows(): number {
+    let total = 0;
+    for (const b of this.buffers.values()) total += b.rows;
+    return total;
   }
 
   async flush(env: Env, model: string): Promise<void> {
@@ -195,12 +162,13 @@ class PayloadArchive {
     if (!buffer?.rows) return;
     this.buffers.delete(model);
     const day = new Date().toISOString().slice(0, 10);
-    const body = await gzip(archiveLines(buffer.requests, buffer.labels));
-    await env.ARTIFACTS.put(`${archivePrefix(model)}${day}/${uuidv7()}.ndjson.gz`, body, { httpMetadata: { contentType: "application/gzip" }, customMetadata: { records: String(buffer.rows) } });
+    const body = encodeBlock(buffer.requests, buffer.labels);
+    await env.ARTIFACTS.put(`${archivePrefix(model)}${day}/${uuidv7()}.block`, body, { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { records: String(buffer.rows) } });
     this.flushes++;
   }
 }
 
+export type { BufferedRequest, LabelRecord } from "./archive-block";
 export const payloadArchive = new PayloadArchive();
 
 export interface ExportSummary {
@@ -230,11 +198,18 @@ export async function exportTrainingData(env: Env, model: string, jobId: string,
       const body = await env.ARTIFACTS.get(o.key);
       if (!body) continue;
       objects++;
-      for (const line of (await gunzip(body.body)).split("\n")) {
+      const bytes = new Uint8Array(await body.arrayBuffer());
+      if (isBlock(bytes)) {
+        const block = decodeBlock(bytes);
+        for (const p of block.predictions) if (p.at >= since) predictions.set(`${p.id}#${p.row}`, p);
+        for (const l of block.labels) labels.set(`${l.id}#${l.row}`, l);
+        continue;
+      }
+      for (const line of (await gunzip(bytes)).split("\n")) {
         if (!line) continue;
         const r = JSON.parse(line) as ArchiveRecord;
         if (r.t === "b") {
-          for (const p of blockPredictions(r)) if (p.at >= since) predictions.set(`${p.id}#${p.row}`, p);
+          for (const p of legacyBlockPredictions(r)) if (p.at >= since) predictions.set(`${p.id}#${p.row}`, p);
         } else if (r.t === "p") {
           if (r.at >= since) predictions.set(`${r.id}#${r.row}`, r);
         } else labels.set(`${r.id}#${r.row}`, r);

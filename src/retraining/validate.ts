@@ -107,8 +107,6 @@ export interface ComparisonReport {
   compared_at: string;
 }
 
-const r5 = (x: number | null) => (x === null ? null : Math.round(x * 1e5) / 1e5);
-
 type ValidationConfig = StoredConfig["validation"];
 
 /** The metrics a model's validation compares: the configured ones, else AUC (RMSE) with `min_improvement`. */
@@ -176,7 +174,7 @@ export async function compareOnOot(env: Env, jobId: string): Promise<ComparisonR
     return report;
   }
   const candidateScores = await scores(env, candidate, rows);
-  if (task === "binary_classification") report.candidate.auc = r5(auc(y, candidateScores));
+  if (task === "binary_classification") report.candidate.auc = auc(y, candidateScores);
   if (!champion) {
     report.metrics = specs.map((spec) => ({ ...alone(spec, metricValue(spec, y, candidateScores)) }));
     report.passed = true;
@@ -184,12 +182,12 @@ export async function compareOnOot(env: Env, jobId: string): Promise<ComparisonR
     return report;
   }
   const championScores = await scores(env, champion, rows);
-  if (task === "binary_classification") report.champion.auc = r5(auc(y, championScores));
+  if (task === "binary_classification") report.champion.auc = auc(y, championScores);
   report.metrics = compareMetrics(specs, y, candidateScores, championScores, settings);
   const aucEntry = report.metrics.find((m) => m.name === "auc");
   if (aucEntry) {
-    report.difference.estimate = r5(aucEntry.delta);
-    report.difference.lower_95 = r5(aucEntry.interval.lower);
+    report.difference.estimate = aucEntry.delta;
+    report.difference.lower_95 = aucEntry.interval.lower;
     if ("min_improvement" in aucEntry.requirement) report.difference.min_improvement = aucEntry.requirement.min_improvement;
   }
   report.passed = report.metrics.every((m) => m.verdict === "pass");
@@ -208,7 +206,7 @@ function alone(spec: MetricSpec, value: number | null): MetricComparison {
     role: objective ? "objective" : "guardrail",
     requirement: objective ? { min_improvement: spec.min_improvement! } : { max_degradation: spec.max_degradation! },
     champion: null,
-    candidate: value === null ? null : Math.round(value * 1e6) / 1e6,
+    candidate: value,
     delta: null,
     improvement: null,
     interval: { lower: null, upper: null },

@@ -260,7 +260,7 @@ describe("champion/challenger on real models", () => {
     const s = await predictScores(model, rows);
     const ref: Record<string, number> = { auc: refAuc(y, s), ks_statistic: refKs(y, s), gini: 2 * refAuc(y, s) - 1, log_loss: refLogLoss(y, s), brier: refBrier(y, s), "precision@0.5": refAtThreshold(y, s, 0.5).precision, "recall@0.5": refAtThreshold(y, s, 0.5).recall };
     for (const m of report.metrics) {
-      expect(m.champion, m.metric).toBeCloseTo(ref[m.metric], 5);
+      expect(m.champion, m.metric).toBeCloseTo(ref[m.metric], 12);
       expect(m.candidate).toBe(m.champion);
       expect(m.delta).toBe(0);
       expect(m.interval).toEqual({ lower: 0, upper: 0 });
@@ -269,7 +269,10 @@ describe("champion/challenger on real models", () => {
     expect(report.reasons.join("\n")).toMatch(/auc improves by 0: not credibly more than 0/);
     expect(report).toMatchObject({ alpha: 0.05, bootstrap: { iterations: 1000, seed: 20261201 }, oot: { rows: 400 } });
     // The fields clients read before business metrics were configurable are still there.
-    expect(report.champion.auc).toBeCloseTo(ref.auc, 5);
+    // At full precision (issue 11: JSON carries full precision, only the CLI rounds for display).
+    expect(report.champion.auc).toBeCloseTo(ref.auc, 12);
+    expect(report.candidate.auc).toBeCloseTo(ref.auc, 12);
+    expect(report.champion.auc).toBe(report.metrics[0].champion);
     expect(report.difference).toEqual({ estimate: 0, lower_95: 0, min_improvement: 0 });
   });
 
