@@ -2,7 +2,10 @@
  * `npm run bench:shadow`: what a shadow costs the caller, printed (never asserted).
  *
  * Builds a deliberately slow copy of the demo logistic regression (scripts/lib/slow-model.ts: same
- * answers plus a ballast of SHADOW_LAYERS 512x512 MatMul+Tanh layers, tens of ms of CPU per row),
+ * answers plus a ballast of SHADOW_LAYERS 256x256 MatMul+Tanh layers (SHADOW_WIDTH) run
+ * SHADOW_LOOPS times in an ONNX Loop, defaults 8 x 800: ~420 M multiply-adds per row, meant to make
+ * a 1-row prediction >= 30 ms slower on a quiet VM; the first line printed is the measured median
+ * and runtime CPU of 40 serial 1-row requests to each, so the difference is read, not assumed),
  * starts `wrangler dev` (port BENCH_PORT, default 8873, scratch state), registers the fast model
  * as 1.0.0 (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads the
  * worker's runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with
@@ -35,8 +38,9 @@ const EXTRA_VARS: Record<string, string> = JSON.parse(process.env.BENCH_VARS ?? 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
-const LAYERS = Number(process.env.SHADOW_LAYERS ?? 120);
-const WIDTH = 512;
+const LAYERS = Number(process.env.SHADOW_LAYERS ?? 8);
+const LOOPS = Number(process.env.SHADOW_LOOPS ?? 800);
+const WIDTH = Number(process.env.SHADOW_WIDTH ?? 256);
 
 const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
 const fast = readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx"));
@@ -44,21 +48,24 @@ const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-hold
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
 /** The fast model plus a CPU ballast that does not change its outputs (scripts/lib/slow-model.ts). */
-const slowModel = (): Uint8Array => slowCopy(fast, LAYERS, WIDTH);
+const slowModel = (): Uint8Array => slowCopy(fast, LAYERS, WIDTH, 7, LOOPS);
 
 const register = (url: string, token: string, version: string, artifact: Uint8Array, aliases: string[]) =>
   registerModel(url, token, JSON.stringify({ ...manifest, name: "bench-shadow", version }), artifact, aliases, { actor: "bench-shadow", allowExisting: false });
 
-async function serial(url: string, body: (i: number) => unknown, n = 40): Promise<number> {
+/** Median wall time of `n` serial requests (and, given the runtime, its CPU ms per request). */
+async function serial(url: string, body: (i: number) => unknown, n = 40, rt?: RuntimeProcess): Promise<{ median: number; cpuMs: number }> {
   const times: number[] = [];
+  const cpu0 = rt ? cpuSeconds(rt.pid) : 0;
   for (let i = 0; i < n; i++) {
     const t = performance.now();
     const res = await fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body(i)) });
     await res.arrayBuffer();
     times.push(performance.now() - t);
   }
+  const cpuMs = rt ? ((cpuSeconds(rt.pid) - cpu0) * 1000) / n : NaN;
   times.sort((a, b) => a - b);
-  return times[Math.floor(n / 2)];
+  return { median: times[Math.floor(n / 2)], cpuMs };
 }
 
 async function load(url: string) {
@@ -121,9 +128,15 @@ try {
   await register(url, token, "1.1.0", slowModel(), []);
   await adminApi(url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
   const predict = `${rt.url}/v1/models/bench-shadow/predict`;
-  const fastMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.0.0" }));
-  const slowMs = await serial(predict, (i) => ({ features: rows[i % rows.length], version: "1.1.0" }));
-  console.log(`\nsingle request, median of 40: fast 1.0.0 ${fastMs.toFixed(1)} ms, slow 1.1.0 ${slowMs.toFixed(1)} ms (${LAYERS} ballast layers)`);
+  const body = (version: string) => (i: number) => ({ features: rows[i % rows.length], version });
+  await serial(predict, body("1.0.0"), 5);
+  await serial(predict, body("1.1.0"), 5); // sessions created
+  const f = await serial(predict, body("1.0.0"), 40, rt);
+  const s = await serial(predict, body("1.1.0"), 40, rt);
+  console.log(
+    `\nsingle 1-row request, 40 serial each (load1 ${loadavg()[0].toFixed(2)}): median fast 1.0.0 ${f.median.toFixed(1)} ms, slow 1.1.0 ${s.median.toFixed(1)} ms, slow - fast ${(s.median - f.median).toFixed(1)} ms; ` +
+      `runtime CPU per request fast ${f.cpuMs.toFixed(1)} ms, slow ${s.cpuMs.toFixed(1)} ms (ballast ${LAYERS} x ${WIDTH}x${WIDTH} layers x ${LOOPS} loops)`,
+  );
   console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on the runtime port ${rt.url}; vars ${JSON.stringify(EXTRA_VARS)})`);
   console.log("round  case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared  skipped");
   for (let round = 1; round <= ROUNDS; round++) {
