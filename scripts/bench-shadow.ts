@@ -6,22 +6,26 @@
  * SHADOW_LOOPS times in an ONNX Loop, defaults 8 x 800: ~420 M multiply-adds per row, meant to make
  * a 1-row prediction >= 30 ms slower on a quiet VM; the first line printed is the measured median
  * and runtime CPU of 40 serial 1-row requests to each, so the difference is read, not assumed),
- * starts `wrangler dev` (port BENCH_PORT, default 8873, scratch state), registers the fast model
- * as 1.0.0 (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads the
- * worker's runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with
- * autocannon at BENCH_RATE requests/s over BENCH_CONNECTIONS connections for BENCH_SECONDS, in
- * three cases: no deployment, a 100% shadow of 1.0.1 (fast), a 100% shadow of 1.1.0 (slow).
- * BENCH_ROUNDS rounds (default 2) run the cases interleaved, so drift in the shared machine's load
- * hits all cases alike; each line prints the 1-minute load average when it started.
+ * starts one `wrangler dev` per consumer setting (BENCH_SETTINGS, a JSON array of vars objects;
+ * default `[{}, {"SHADOW_CPU_SHARE":"5"}]`: the defaults, and an isolate CPU share of 5%), on ports
+ * BENCH_PORT + k (default 8873), each with scratch state, registers the fast model as 1.0.0
+ * (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads each worker's
+ * runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with autocannon at
+ * BENCH_RATE requests/s over BENCH_CONNECTIONS connections for BENCH_SECONDS, in three cases: no
+ * deployment, a 100% shadow of 1.0.1 (fast), a 100% shadow of 1.1.0 (slow). BENCH_ROUNDS rounds
+ * (default 2) run every case on every server interleaved (one server loaded at a time), so drift
+ * in the shared machine's load hits all alike; each line prints the 1-minute load average.
  * Reported: caller p50/p90/p99 (ms), and the runtime process's CPU per request (user + system,
  * from /proc, from the load's start until the shadow queue has drained: in this layout it includes
- * the consumer's scoring), and per shadow case the rows compared and skipped (budget).
+ * the consumer's scoring), and per shadow case the rows compared and skipped (budget or share).
+ * BENCH_VARS (a vars object) applies to every server, e.g. '{"SHADOW_BUDGET_MS":"500"}'.
  *
  * Layout: wrangler dev runs the queue consumer in the same workerd process and isolate as the
- * requests, so the shadow's CPU competes with callers here; the consumer's slices (SHADOW_SLICE_MS)
- * and budget (SHADOW_BUDGET_MS, set per run with BENCH_VARS='{"SHADOW_BUDGET_MS":"500"}') are
- * what bound it. On Cloudflare a queue consumer is its own invocation, which the runtime may place
- * in another isolate or machine; that layout is not reproduced here (see README, Shadow).
+ * requests, and a workerd process runs all its Workers' JavaScript on one thread (npm run
+ * probe:workerd-threads), so locally no layout takes the shadow's CPU off the callers' thread;
+ * the consumer's slices, budget and share are what bound it. On Cloudflare a queue consumer is
+ * its own invocation, which the runtime may place in another isolate or machine; that is not
+ * reproduced here (see README, Shadow).
  */
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -35,6 +39,8 @@ import { slowCopy } from "./lib/slow-model.ts";
 const PORT = Number(process.env.BENCH_PORT ?? 8873);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const EXTRA_VARS: Record<string, string> = JSON.parse(process.env.BENCH_VARS ?? "{}");
+/** Consumer settings compared, one server each: defaults, and an isolate CPU share of 5% (SHADOW_CPU_SHARE). */
+const SETTINGS: Record<string, string>[] = JSON.parse(process.env.BENCH_SETTINGS ?? '[{}, {"SHADOW_CPU_SHARE":"5"}]');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
@@ -115,18 +121,27 @@ async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) 
   return { ...l, load1, cpuMs, shadow };
 }
 
-const state = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-shadow-"));
+/** One `wrangler dev` per consumer setting (port PORT + k, its own scratch state), the versions registered. */
+async function startSetting(k: number, settingVars: Record<string, string>, token: string) {
+  const state = mkdtempSync(path.join(tmpdir(), "edge-ml-bench-shadow-"));
+  applyMigrations(state);
+  const port = PORT + k;
+  const server = await startDevServer({ port, persistTo: state, quiet: true, vars: { RATE_LIMITS_ENABLED: "false", ...EXTRA_VARS, ...settingVars } });
+  const rt = await runtimeOf(server, port);
+  await register(server.url, token, "1.0.0", fast, ["champion"]);
+  await register(server.url, token, "1.0.1", fast, []);
+  await register(server.url, token, "1.1.0", slowModel(), []);
+  await adminApi(server.url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
+  const label = Object.keys(settingVars).length ? Object.entries(settingVars).map(([k, v]) => `${k}=${v}`).join(" ") : "defaults";
+  return { server, rt, state, label };
+}
+
 const vars = ensureDevVars();
-applyMigrations(state);
-const server = await startDevServer({ port: PORT, persistTo: state, quiet: true, vars: { RATE_LIMITS_ENABLED: "false", ...EXTRA_VARS } });
+const token = vars.ADMIN_TOKEN;
+const settings: Awaited<ReturnType<typeof startSetting>>[] = [];
 try {
-  const { url } = server;
-  const rt = await runtimeOf(server, PORT);
-  const token = vars.ADMIN_TOKEN;
-  await register(url, token, "1.0.0", fast, ["champion"]);
-  await register(url, token, "1.0.1", fast, []);
-  await register(url, token, "1.1.0", slowModel(), []);
-  await adminApi(url, token, "PUT", "/admin/deployments/test-sets/bench-shadow", { rows: holdout.rows.slice(0, 50) });
+  for (const [k, v] of SETTINGS.entries()) settings.push(await startSetting(k, v, token));
+  const { rt } = settings[0];
   const predict = `${rt.url}/v1/models/bench-shadow/predict`;
   const body = (version: string) => (i: number) => ({ features: rows[i % rows.length], version });
   await serial(predict, body("1.0.0"), 5);
@@ -137,18 +152,23 @@ try {
     `\nsingle 1-row request, 40 serial each (load1 ${loadavg()[0].toFixed(2)}): median fast 1.0.0 ${f.median.toFixed(1)} ms, slow 1.1.0 ${s.median.toFixed(1)} ms, slow - fast ${(s.median - f.median).toFixed(1)} ms; ` +
       `runtime CPU per request fast ${f.cpuMs.toFixed(1)} ms, slow ${s.cpuMs.toFixed(1)} ms (ballast ${LAYERS} x ${WIDTH}x${WIDTH} layers x ${LOOPS} loops)`,
   );
-  console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on the runtime port ${rt.url}; vars ${JSON.stringify(EXTRA_VARS)})`);
-  console.log("round  case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared  skipped");
+  console.log(`layout: wrangler dev, the shadow consumer in the callers' workerd process and isolate (one server per consumer setting, loaded one at a time)`);
+  console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on each runtime port; vars for all ${JSON.stringify(EXTRA_VARS)})`);
+  console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared  skipped");
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of CASES) {
-      const r = await runCase(url, rt, token, c);
-      const s = r.shadow;
-      console.log(
-        `${String(round).padStart(5)}  ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(s?.compared_rows ?? "-").padStart(9)} ${String(s?.skipped_rows ?? "-").padStart(8)}`,
-      );
+      for (const setting of settings) {
+        const r = await runCase(setting.server.url, setting.rt, token, c);
+        const sh = r.shadow;
+        console.log(
+          `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${String(sh?.skipped_rows ?? "-").padStart(8)}`,
+        );
+      }
     }
   }
 } finally {
-  await server.stop();
-  rmSync(state, { recursive: true, force: true });
+  for (const { server, state } of settings) {
+    await server.stop();
+    rmSync(state, { recursive: true, force: true });
+  }
 }
