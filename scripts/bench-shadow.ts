@@ -17,7 +17,8 @@
  * in the shared machine's load hits all alike; each line prints the 1-minute load average.
  * Reported: caller p50/p90/p99 (ms), and the runtime process's CPU per request (user + system,
  * from /proc, from the load's start until the shadow queue has drained: in this layout it includes
- * the consumer's scoring), and per shadow case the rows compared and skipped (budget or share).
+ * the consumer's scoring), and per shadow case the rows compared (in brackets: by the end of the
+ * load, i.e. scored while callers were being served) and skipped (budget or share).
  * BENCH_VARS (a vars object) applies to every server, e.g. '{"SHADOW_BUDGET_MS":"500"}'.
  *
  * Layout: wrangler dev runs the queue consumer in the same workerd process and isolate as the
@@ -115,10 +116,12 @@ async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) 
   const load1 = loadavg()[0];
   const cpu0 = cpuSeconds(rt.pid);
   const l = await load(predict);
+  // Rows compared by the end of the load: scoring that overlapped the callers (the rest ran after it).
+  const duringLoad = id ? ((await adminApi(url, token, "GET", `/admin/deployments/${id}/results`)).shadow.compared_rows as number) : undefined;
   const shadow = id ? await drained(url, token, id) : undefined;
   const cpuMs = ((cpuSeconds(rt.pid) - cpu0) * 1000) / Math.max(1, l.n);
   if (id) await adminApi(url, token, "POST", `/admin/deployments/${id}/abort`, {});
-  return { ...l, load1, cpuMs, shadow };
+  return { ...l, load1, cpuMs, shadow, duringLoad };
 }
 
 /** One `wrangler dev` per consumer setting (port PORT + k, its own scratch state), the versions registered. */
@@ -154,14 +157,14 @@ try {
   );
   console.log(`layout: wrangler dev, the shadow consumer in the callers' workerd process and isolate (one server per consumer setting, loaded one at a time)`);
   console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on each runtime port; vars for all ${JSON.stringify(EXTRA_VARS)})`);
-  console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared  skipped");
+  console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared (by load end)  skipped");
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of CASES) {
       for (const setting of settings) {
         const r = await runCase(setting.server.url, setting.rt, token, c);
         const sh = r.shadow;
         console.log(
-          `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${String(sh?.skipped_rows ?? "-").padStart(8)}`,
+          `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${(r.duringLoad === undefined ? "" : `(${r.duringLoad})`).padStart(13)} ${String(sh?.skipped_rows ?? "-").padStart(8)}`,
         );
       }
     }
