@@ -10,8 +10,8 @@
  * default `[{}, {"SHADOW_CPU_SHARE":"5"}]`: the defaults, and an isolate CPU share of 5%), on ports
  * BENCH_PORT + k (default 8873), each with scratch state, registers the fast model as 1.0.0
  * (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads each worker's
- * runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with autocannon at
- * BENCH_RATE requests/s over BENCH_CONNECTIONS connections for BENCH_SECONDS, in three cases: no
+ * runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with an open-loop
+ * load of Poisson arrivals at BENCH_RATE requests/s (default 10) for BENCH_SECONDS, in three cases: no
  * deployment, a 100% shadow of 1.0.1 (fast), a 100% shadow of 1.1.0 (slow). BENCH_ROUNDS rounds
  * (default 2) run every case on every server interleaved (one server loaded at a time), so drift
  * in the shared machine's load hits all alike; each line prints the 1-minute load average.
@@ -31,11 +31,12 @@
 import { readFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
-import autocannon from "autocannon";
 import { loadavg } from "node:os";
 import { adminApi, applyMigrations, ensureDevVars, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
 import { cpuSeconds, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 import { slowCopy } from "./lib/slow-model.ts";
+import { mulberry32 } from "./lib/prng.ts";
+import { quantileSorted } from "./lib/quantiles.ts";
 
 const PORT = Number(process.env.BENCH_PORT ?? 8873);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
@@ -43,7 +44,6 @@ const EXTRA_VARS: Record<string, string> = JSON.parse(process.env.BENCH_VARS ?? 
 /** Consumer settings compared, one server each: defaults, and an isolate CPU share of 5% (SHADOW_CPU_SHARE). */
 const SETTINGS: Record<string, string>[] = JSON.parse(process.env.BENCH_SETTINGS ?? '[{}, {"SHADOW_CPU_SHARE":"5"}]');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
-const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 2);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
 const LAYERS = Number(process.env.SHADOW_LAYERS ?? 8);
 const LOOPS = Number(process.env.SHADOW_LOOPS ?? 800);
@@ -75,10 +75,42 @@ async function serial(url: string, body: (i: number) => unknown, n = 40, rt?: Ru
   return { median: times[Math.floor(n / 2)], cpuMs };
 }
 
-async function load(url: string) {
-  const requests = Array.from({ length: 500 }, (_, i) => ({ method: "POST" as const, body: JSON.stringify({ features: rows[i % rows.length] }) }));
-  const r = await autocannon({ url, connections: CONNECTIONS, overallRate: RATE, duration: SECONDS, headers: { "content-type": "application/json" }, requests });
-  return { n: r.requests.total, p50: r.latency.p50, p90: r.latency.p90, p99: r.latency.p99, errors: r.errors + r.timeouts + r.non2xx };
+/**
+ * Open-loop load with Poisson arrivals at RATE per second for SECONDS (exponential gaps from a
+ * seeded generator, so each round's cases see the same arrival times): every request is sent at its
+ * scheduled time whatever the earlier ones are doing, and its latency counts from that time (no
+ * coordinated omission). A fixed-rate load phase-locks with the shadow queue's batches, which the
+ * requests themselves trigger, so whether callers met the consumer's work was luck: the same slow
+ * shadow case read p90 18 ms in one round and 272 ms in another.
+ */
+async function load(url: string, seed: number) {
+  const rand = mulberry32(seed);
+  const start = performance.now();
+  const pending: Promise<void>[] = [];
+  const latencies: number[] = [];
+  let errors = 0;
+  for (let t = 0, i = 0; ; i++) {
+    t += (-Math.log(1 - rand()) / RATE) * 1000;
+    if (t > SECONDS * 1000) break;
+    const scheduled = start + t;
+    const wait = scheduled - performance.now();
+    if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    const body = JSON.stringify({ features: rows[i % rows.length] });
+    pending.push(
+      fetch(url, { method: "POST", headers: { "content-type": "application/json" }, body }).then(
+        async (res) => {
+          await res.arrayBuffer();
+          if (res.ok) latencies.push(performance.now() - scheduled);
+          else errors++;
+        },
+        () => void errors++,
+      ),
+    );
+  }
+  await Promise.all(pending);
+  latencies.sort((x, y) => x - y);
+  const q = (p: number) => (latencies.length ? Math.round(quantileSorted(latencies, p)) : NaN);
+  return { n: latencies.length + errors, p50: q(0.5), p90: q(0.9), p99: q(0.99), errors };
 }
 
 type Case = { label: string; version: string | null };
@@ -101,7 +133,7 @@ async function drained(url: string, token: string, id: string) {
   return (await adminApi(url, token, "GET", `/admin/deployments/${id}/results`)).shadow;
 }
 
-async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) {
+async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case, seed: number) {
   let id: string | undefined;
   if (c.version) {
     const { deployment } = await adminApi(url, token, "POST", "/admin/deployments", { model: "bench-shadow", strategy: "shadow", version: c.version, fraction: 100, validation: { latency_budget_ms: 10_000 } });
@@ -115,7 +147,7 @@ async function runCase(url: string, rt: RuntimeProcess, token: string, c: Case) 
   if (id) await drained(url, token, id);
   const load1 = loadavg()[0];
   const cpu0 = cpuSeconds(rt.pid);
-  const l = await load(predict);
+  const l = await load(predict, seed);
   // Rows compared by the end of the load: scoring that overlapped the callers (the rest ran after it).
   const duringLoad = id ? ((await adminApi(url, token, "GET", `/admin/deployments/${id}/results`)).shadow.compared_rows as number) : undefined;
   const shadow = id ? await drained(url, token, id) : undefined;
@@ -156,12 +188,12 @@ try {
       `runtime CPU per request fast ${f.cpuMs.toFixed(1)} ms, slow ${s.cpuMs.toFixed(1)} ms (ballast ${LAYERS} x ${WIDTH}x${WIDTH} layers x ${LOOPS} loops)`,
   );
   console.log(`layout: wrangler dev, the shadow consumer in the callers' workerd process and isolate (one server per consumer setting, loaded one at a time)`);
-  console.log(`caller latency at ${RATE} req/s, ${CONNECTIONS} connections, ${SECONDS} s per case, ${ROUNDS} rounds (autocannon on each runtime port; vars for all ${JSON.stringify(EXTRA_VARS)})`);
+  console.log(`caller latency at ${RATE} req/s (Poisson arrivals, open loop, seeded by round), ${SECONDS} s per case, ${ROUNDS} rounds (on each runtime port; vars for all ${JSON.stringify(EXTRA_VARS)})`);
   console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared (by load end)  skipped");
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of CASES) {
       for (const setting of settings) {
-        const r = await runCase(setting.server.url, setting.rt, token, c);
+        const r = await runCase(setting.server.url, setting.rt, token, c, round);
         const sh = r.shadow;
         console.log(
           `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${(r.duringLoad === undefined ? "" : `(${r.duringLoad})`).padStart(13)} ${String(sh?.skipped_rows ?? "-").padStart(8)}`,
