@@ -18,7 +18,9 @@
  * Reported: caller p50/p90/p99 (ms), and the runtime process's CPU per request (user + system,
  * from /proc, from the load's start until the shadow queue has drained: in this layout it includes
  * the consumer's scoring), and per shadow case the rows compared (in brackets: by the end of the
- * load, i.e. scored while callers were being served) and skipped (budget or share).
+ * load, i.e. scored while callers were being served) and skipped (budget or share), and the label
+ * agreement rate and largest score difference against the primary (1 and ~0: the ballast changes
+ * no answer).
  * BENCH_VARS (a vars object) applies to every server, e.g. '{"SHADOW_BUDGET_MS":"500"}'.
  *
  * Layout: wrangler dev runs the queue consumer in the same workerd process and isolate as the
@@ -189,14 +191,14 @@ try {
   );
   console.log(`layout: wrangler dev, the shadow consumer in the callers' workerd process and isolate (one server per consumer setting, loaded one at a time)`);
   console.log(`caller latency at ${RATE} req/s (Poisson arrivals, open loop, seeded by round), ${SECONDS} s per case, ${ROUNDS} rounds (on each runtime port; vars for all ${JSON.stringify(EXTRA_VARS)})`);
-  console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared (by load end)  skipped");
+  console.log("round  consumer setting         case                     load1  requests  p50 ms  p90 ms  p99 ms  errors  CPU ms/req  compared (by load end)  skipped  agreement  max |diff|");
   for (let round = 1; round <= ROUNDS; round++) {
     for (const c of CASES) {
       for (const setting of settings) {
         const r = await runCase(setting.server.url, setting.rt, token, c, round);
         const sh = r.shadow;
         console.log(
-          `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${(r.duringLoad === undefined ? "" : `(${r.duringLoad})`).padStart(13)} ${String(sh?.skipped_rows ?? "-").padStart(8)}`,
+          `${String(round).padStart(5)}  ${setting.label.padEnd(24)} ${c.label.padEnd(23)} ${r.load1.toFixed(2).padStart(6)} ${String(r.n).padStart(9)} ${String(r.p50).padStart(7)} ${String(r.p90).padStart(7)} ${String(r.p99).padStart(7)} ${String(r.errors).padStart(7)} ${r.cpuMs.toFixed(2).padStart(11)} ${String(sh?.compared_rows ?? "-").padStart(9)} ${(r.duringLoad === undefined ? "" : `(${r.duringLoad})`).padStart(13)} ${String(sh?.skipped_rows ?? "-").padStart(8)} ${String(sh?.agreement_rate ?? "-").padStart(10)} ${String(sh?.abs_score_diff?.max ?? "-").padStart(10)}`,
         );
       }
     }
