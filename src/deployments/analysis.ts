@@ -293,7 +293,7 @@ export function shadowResults(s: StatsSummary["shadow"]) {
     errors: s.errors,
     timeouts: s.timeouts,
     compared_rows: s.compared_rows,
-    /** Rows the consumer's CPU budget left unscored (SHADOW_BUDGET_MS): acknowledged, not compared. */
+    /** Rows the consumer left unscored (its budget SHADOW_BUDGET_MS or the isolate share SHADOW_CPU_SHARE): acknowledged, not compared. */
     skipped_rows: s.skipped_rows,
     agreement_rate: round(s.compared_rows ? s.agreements / s.compared_rows : null),
     abs_score_diff: { mean: round(diff.count ? diff.sum / diff.count : null, 6), p50: round(diff.count ? diff.quantile(0.5) : null, 6), p95: round(diff.count ? diff.quantile(0.95) : null, 6), max: round(diff.count ? diff.max : null, 6) },

@@ -22,6 +22,14 @@
  * - Budget: one consumer invocation spends at most SHADOW_BUDGET_MS (default 2,000 ms) on scoring.
  *   The rows it does not reach (the rest of a message and the messages after it) are acknowledged
  *   and counted as `skipped_rows` beside `compared_rows`, never dropped silently.
+ * - Share (optional, SHADOW_CPU_SHARE percent, default 100 = off): an isolate-wide token bucket of
+ *   scoring ms, refilled at share x wall time (capacity one second's share). A chunk starts only
+ *   while the bucket has credit; otherwise its rows are skipped (counted as above), never waited
+ *   for, so no backlog builds up. This bounds the fraction of the isolate's time the shadow takes
+ *   (to about the share, plus one chunk), so about that fraction of callers at most wait behind a
+ *   chunk: a slice cannot split one row's session.run, so a caller that does arrive during a
+ *   30 ms row still waits for it. The bucket is isolate state (module scope) on purpose: it
+ *   meters what every consumer invocation in this isolate takes, across invocations.
  * Timing: Workers clocks advance only across I/O, so time is read right after each yield (a timer
  *   is I/O), and a chunk's cost is the time from one yield's return to the next: CPU of the chunk
  *   plus any time other work held the isolate, an over-estimate under load, which sheds shadow
@@ -38,6 +46,7 @@ export const SHADOW_QUEUE = "edge-ml-shadow";
 export const SHADOW_TIMEOUT_MS = 5_000;
 export const DEFAULT_SHADOW_SLICE_MS = 5;
 export const DEFAULT_SHADOW_BUDGET_MS = 2_000;
+export const DEFAULT_SHADOW_CPU_SHARE = 100;
 const MAX_CHUNK_ROWS = 256;
 /** Queue messages are limited to 128 KB; keep headroom for the envelope. */
 const MAX_MESSAGE_BYTES = 120_000;
@@ -116,19 +125,64 @@ export class ShadowBudget {
   }
 }
 
+/**
+ * The share of an isolate's wall time shadow scoring may take, as a token bucket of ms: credit
+ * refills at `share` ms per ms of wall time up to `capacityMs`; a chunk's measured cost is charged
+ * after it ran, so the credit may go negative and the next chunk waits (is skipped) until it is
+ * paid back. `now` is injectable for tests; in Workers it is read right after a timer.
+ */
+export class CpuShare {
+  private credit: number;
+  private at: number;
+  constructor(
+    readonly share: number,
+    readonly capacityMs: number,
+    private readonly now: () => number = () => performance.now(),
+  ) {
+    this.credit = capacityMs;
+    this.at = now();
+  }
+
+  /** Whether a chunk may start now. */
+  allows(): boolean {
+    if (this.share >= 1) return true;
+    const t = this.now();
+    this.credit = Math.min(this.capacityMs, this.credit + (t - this.at) * this.share);
+    this.at = t;
+    return this.credit > 0;
+  }
+
+  charge(ms: number) {
+    if (this.share < 1) this.credit -= ms;
+  }
+}
+
+let isolateShare: CpuShare | undefined;
+
+/** The isolate's bucket for SHADOW_CPU_SHARE (percent, 1..100; a new bucket when the setting changes). */
+export function cpuShareOf(env: Env): CpuShare {
+  const percent = Math.min(100, intVar((env as Env & { SHADOW_CPU_SHARE?: string }).SHADOW_CPU_SHARE, DEFAULT_SHADOW_CPU_SHARE));
+  if (isolateShare?.share !== percent / 100) isolateShare = new CpuShare(percent / 100, 10 * percent);
+  return isolateShare;
+}
+
 type Scored = Awaited<ReturnType<typeof score>>["predictions"];
 
 /** Scores a message's rows chunk by chunk, yielding before each, until done or the budget is spent. */
 async function scoreInSlices(env: Env, version: Parameters<typeof score>[1], rows: unknown[], budget: ShadowBudget): Promise<Scored> {
   const predictions: Scored = [];
+  const share = cpuShareOf(env);
   while (predictions.length < rows.length && !budget.exhausted) {
     await yieldToEventLoop();
+    if (!share.allows()) break; // over the isolate's share: the rest of this message is skipped
     const start = predictions.length;
     const n = Math.min(budget.chunkRows(), rows.length - start);
     const t0 = performance.now();
     const out = await score(env, version, rows.slice(start, start + n), (i) => `shadow[${start + i}]`);
     await yieldToEventLoop(); // the clock moves only across I/O: read it on the far side of a timer
-    budget.charge(performance.now() - t0, n);
+    const ms = performance.now() - t0;
+    budget.charge(ms, n);
+    share.charge(ms);
     predictions.push(...out.predictions);
   }
   return predictions;

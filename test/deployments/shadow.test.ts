@@ -8,7 +8,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOn
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { statsFor } from "../../src/deployments/live-stats";
-import { consumeShadow, shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
+import { consumeShadow, CpuShare, shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
 import { call, register } from "../support/api";
 import { repoBytes, repoJson } from "../support/files";
 import { admin, createStarted, holdoutSet, setupModel, storeTestSet, until } from "./helpers";
@@ -110,6 +110,44 @@ describe("shadow scoring through the queue", () => {
     expect(shadow.compared_rows).toBeLessThan(20);
     expect(shadow.compared_rows + shadow.skipped_rows).toBe(60); // every row is compared or counted as skipped
     await admin("POST", `/${id}/abort`, {});
+  });
+
+  it("keeps to the isolate's SHADOW_CPU_SHARE: rows past the share are skipped and counted, not waited for", async () => {
+    const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
+    const rows = (await holdoutSet()).rows.slice(0, 20).map((r) => r.features);
+    const primary = await primaryOf(rows);
+    const message = { deployment: id, model: M, version: "1.2.0", at: Date.now(), rows, primary };
+    const batch = batchOf([message, message, message]);
+    const ctx = createExecutionContext();
+    // 1%: a 10 ms bucket refilled at 0.01 ms per ms; 60 slow rows cost far more than that, and the
+    // default budget (2 s) would have scored them all.
+    await consumeShadow(batch as MessageBatch<ShadowMessage>, { ...env, SHADOW_CPU_SHARE: "1" } as Env);
+    expect((await getQueueResult(batch, ctx)).explicitAcks.sort()).toEqual(["m0", "m1", "m2"]);
+    const shadow = (await admin("GET", `/${id}/results`)).json.shadow;
+    expect(shadow).toMatchObject({ requests: 3, errors: 0, timeouts: 0, agreement_rate: 1 });
+    expect(shadow.compared_rows).toBeGreaterThanOrEqual(1);
+    expect(shadow.skipped_rows).toBeGreaterThan(0);
+    expect(shadow.compared_rows + shadow.skipped_rows).toBe(60);
+    await admin("POST", `/${id}/abort`, {});
+  });
+
+  it("CpuShare: credit refills at share x wall time up to its capacity; a chunk's cost is paid back before the next", () => {
+    let t = 0;
+    const share = new CpuShare(0.1, 100, () => t);
+    expect(share.allows()).toBe(true); // starts full
+    share.charge(150); // one 150 ms row: 50 ms in debt
+    expect(share.allows()).toBe(false);
+    t = 499; // 49.9 ms repaid
+    expect(share.allows()).toBe(false);
+    t = 501;
+    expect(share.allows()).toBe(true);
+    t = 1_000_000; // idle for long: capped at capacity, so one capacity's worth empties it
+    expect(share.allows()).toBe(true);
+    share.charge(100);
+    expect(share.allows()).toBe(false);
+    const off = new CpuShare(1, 1000, () => t);
+    off.charge(1e9);
+    expect(off.allows()).toBe(true); // 100% never sheds
   });
 
   it("cuts a large batch to the leading rows that fit a queue message", () => {
