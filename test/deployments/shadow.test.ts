@@ -8,7 +8,7 @@ import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOn
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../../src/index";
 import { statsFor } from "../../src/deployments/live-stats";
-import { consumeShadow, CpuShare, shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
+import { consumeShadow, CpuShare, cpuShareOf, shadowMessage, SHADOW_QUEUE, type ShadowMessage } from "../../src/deployments/shadow";
 import { call, register } from "../support/api";
 import { repoBytes, repoJson } from "../support/files";
 import { admin, createStarted, holdoutSet, setupModel, storeTestSet, until } from "./helpers";
@@ -148,6 +148,9 @@ describe("shadow scoring through the queue", () => {
     const off = new CpuShare(1, 1000, () => t);
     off.charge(1e9);
     expect(off.allows()).toBe(true); // 100% never sheds
+    // On by default: 10% of the isolate's time, unless the var says otherwise (100 = off).
+    expect(cpuShareOf({ ...env, SHADOW_CPU_SHARE: undefined } as unknown as Env).share).toBe(0.1);
+    expect(cpuShareOf({ ...env, SHADOW_CPU_SHARE: "100" } as unknown as Env).share).toBe(1);
   });
 
   it("cuts a large batch to the leading rows that fit a queue message", () => {
