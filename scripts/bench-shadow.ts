@@ -7,8 +7,8 @@
  * a 1-row prediction >= 30 ms slower on a quiet VM; the first line printed is the measured median
  * and runtime CPU of 40 serial 1-row requests to each, so the difference is read, not assumed),
  * starts one `wrangler dev` per consumer setting (BENCH_SETTINGS, a JSON array of vars objects;
- * default `[{"SHADOW_CPU_SHARE":"100"}, {}, {"SHADOW_CPU_SHARE":"5"}]`: no share, the defaults (a
- * 10% share), and a share of 5%), on ports
+ * default `[{"SHADOW_CPU_SHARE":"100"}, {"SHADOW_CPU_SHARE":"10"}, {}]`: no share, a share of 10%,
+ * and the defaults (a 5% share)), on ports
  * BENCH_PORT + k (default 8873), each with scratch state, registers the fast model as 1.0.0
  * (champion) and again as 1.0.1 (a fast shadow), the slow one as 1.1.0, and loads each worker's
  * runtime port directly (not wrangler's proxy; scripts/lib/workerd-process.ts) with an open-loop
@@ -45,7 +45,7 @@ const PORT = Number(process.env.BENCH_PORT ?? 8873);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
 const EXTRA_VARS: Record<string, string> = JSON.parse(process.env.BENCH_VARS ?? "{}");
 /** Consumer settings compared, one server each: defaults, and an isolate CPU share of 5% (SHADOW_CPU_SHARE). */
-const SETTINGS: Record<string, string>[] = JSON.parse(process.env.BENCH_SETTINGS ?? '[{"SHADOW_CPU_SHARE":"100"}, {}, {"SHADOW_CPU_SHARE":"5"}]');
+const SETTINGS: Record<string, string>[] = JSON.parse(process.env.BENCH_SETTINGS ?? '[{"SHADOW_CPU_SHARE":"100"}, {"SHADOW_CPU_SHARE":"10"}, {}]');
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 15);
 const RATE = Number(process.env.BENCH_RATE ?? 10);
 const LAYERS = Number(process.env.SHADOW_LAYERS ?? 8);

@@ -81,13 +81,15 @@ describe("shadow scoring through the queue", () => {
       const from = k === 0 ? 0 : k === 1 ? 1 : 5;
       return { deployment: id, model: M, version: "1.2.0", at, rows: part, primary: primary.slice(from, from + part.length) };
     });
-    await consumeShadow(batchOf(messages) as MessageBatch<ShadowMessage>, env);
+    // Slices, not the isolate share, are what this test checks: the share off, every row compared.
+    const unshared = { ...env, SHADOW_CPU_SHARE: "100" } as Env;
+    await consumeShadow(batchOf(messages) as MessageBatch<ShadowMessage>, unshared);
     const shadow = (await admin("GET", `/${id}/results`)).json.shadow;
     expect(shadow).toMatchObject({ requests: 3, errors: 0, timeouts: 0, compared_rows: 12, skipped_rows: 0, agreement_rate: 1 });
     expect(shadow.abs_score_diff.max).toBeLessThan(1e-6);
     // A shadow that answers differently is seen row by row (the rows line up with the primary's).
     const shifted = { deployment: id, model: M, version: "1.2.0", at, rows: rows.slice(0, 6), primary: primary.slice(1, 7) };
-    await consumeShadow(batchOf([shifted]) as MessageBatch<ShadowMessage>, env);
+    await consumeShadow(batchOf([shifted]) as MessageBatch<ShadowMessage>, unshared);
     const after = (await admin("GET", `/${id}/results`)).json.shadow;
     expect(after.compared_rows).toBe(18);
     expect(after.abs_score_diff.max).toBeGreaterThan(1e-3);
@@ -148,8 +150,8 @@ describe("shadow scoring through the queue", () => {
     const off = new CpuShare(1, 1000, () => t);
     off.charge(1e9);
     expect(off.allows()).toBe(true); // 100% never sheds
-    // On by default: 10% of the isolate's time, unless the var says otherwise (100 = off).
-    expect(cpuShareOf({ ...env, SHADOW_CPU_SHARE: undefined } as unknown as Env).share).toBe(0.1);
+    // On by default: 5% of the isolate's time, unless the var says otherwise (100 = off).
+    expect(cpuShareOf({ ...env, SHADOW_CPU_SHARE: undefined } as unknown as Env).share).toBe(0.05);
     expect(cpuShareOf({ ...env, SHADOW_CPU_SHARE: "100" } as unknown as Env).share).toBe(1);
   });
 
