@@ -8,18 +8,23 @@
  */
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/http/errors";
-import { rowValidator } from "../src/inference/features";
+import { rowOf, rowValidator, type Resolved } from "../src/inference/features";
 import { predictBody, quickPredictBody } from "../src/serving/v1";
 import type { FeatureSchema } from "../src/registry/manifest";
 import { mulberry32 } from "../src/stats/random";
 import { repoJson } from "./support/files";
 
-type Outcome = { rows: unknown[][] } | { error: string; details: unknown };
+type Outcome = { columns: string[][]; missing: number[][] } | { error: string; details: unknown };
 
-function outcome(run: () => unknown[][]): Outcome {
+function outcome(run: () => Resolved): Outcome {
   try {
+    const r = run();
     // NaN !== NaN: compare resolved values through a representation that keeps NaN and -0 apart.
-    return { rows: run().map((r) => r.map((v) => (typeof v === "number" ? (Object.is(v, -0) ? "-0" : String(v)) : v))) };
+    // A row the fast path gave up on may leave a missing mask of zeros where zod alone has none.
+    return {
+      columns: r.columns.map((c) => Array.from(c, (v) => (Object.is(v, -0) ? "-0" : String(v)))),
+      missing: r.missing.map((m) => Array.from(m ?? new Uint8Array(r.n))),
+    };
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
     return { error: error.message, details: error.details };
@@ -87,7 +92,7 @@ describe("row validation fast path", () => {
         const fast = outcome(() => validator.resolve(rows, (i) => `instances[${i}]`));
         const zod = outcome(() => validator.resolve(rows, (i) => `instances[${i}]`, { zodOnly: true }));
         expect(fast).toEqual(zod);
-        if ("rows" in fast) accepted++;
+        if ("columns" in fast) accepted++;
       }
       // Both kinds of outcome were exercised.
       expect(accepted).toBeGreaterThan(1000);
@@ -103,6 +108,50 @@ describe("row validation fast path", () => {
     const withNullProto = Object.assign(Object.create(null), row);
     for (const input of [inherited, withNullProto, new Map(Object.entries(row))]) {
       expect(outcome(() => validator.resolve([input], () => "features"))).toEqual(outcome(() => validator.resolve([input], () => "features", { zodOnly: true })));
+    }
+  });
+});
+
+describe("resolved columns", () => {
+  const schema = {
+    features: [
+      { name: "x", type: "numeric", missing: { policy: "impute", value: 2.5 } },
+      { name: "y", type: "numeric", missing: { policy: "nan" } },
+      { name: "c", type: "categorical", categories: ["a", "b", "a", "c"], missing: { policy: "impute", value: "c" } },
+      { name: "d", type: "categorical", categories: ["u", "v"], missing: { policy: "nan" } },
+      { name: "flag", type: "boolean", missing: { policy: "impute", value: true } },
+    ],
+    input: { kind: "per_feature", tensors: [] },
+    output: { kind: "regressor", value: "v" },
+  } as unknown as FeatureSchema;
+  const rows = [
+    { x: 1, y: 2, c: "b", d: "v", flag: false },
+    { y: null, c: "a", flag: true },
+    { x: -0, c: null, d: "u" },
+    { x: 2.5, y: -3, c: "c", d: "v", flag: null },
+  ];
+
+  it("hold each value, the policy's fill where a row left it out, and which rows did (fast path and zod alike)", () => {
+    for (const zodOnly of [false, true]) {
+      const r = rowValidator(schema).resolve(rows, (i) => `instances[${i}]`, { zodOnly });
+      expect(r.n).toBe(4);
+      expect(Array.from(r.columns[0])).toEqual([1, 2.5, -0, 2.5]);
+      expect(Object.is(r.columns[0][2], -0)).toBe(true);
+      expect(Array.from(r.columns[1])).toEqual([2, Number.NaN, Number.NaN, -3]);
+      // A repeated category's index is its first position: "a" is 0 wherever it is listed.
+      expect(Array.from(r.columns[2])).toEqual([1, 0, 3, 3]);
+      expect(Array.from(r.columns[3])).toEqual([1, -1, 0, 1]);
+      expect(Array.from(r.columns[4])).toEqual([0, 1, 1, 1]);
+      // Missing: absent or null, even where the fill equals a value other rows send (x = 2.5, c = "c").
+      expect(r.missing.map((m) => Array.from(m ?? new Uint8Array(4)))).toEqual([
+        [0, 1, 0, 0],
+        [0, 1, 1, 0],
+        [0, 0, 1, 0],
+        [0, 1, 0, 0],
+        [0, 0, 1, 1],
+      ]);
+      expect(rowOf(schema, r, 1)).toEqual([2.5, Number.NaN, "a", Number.NaN, true]);
+      expect(rowOf(schema, r, 2)).toEqual([-0, Number.NaN, "c", "u", true]);
     }
   });
 });

@@ -12,7 +12,7 @@
  */
 import { ApiError } from "../http/errors";
 import { parseJsonText } from "../http/limits";
-import { rowValidator, type ResolvedRow } from "../inference/features";
+import { rowValidator, type Resolved } from "../inference/features";
 import type { Prediction, PredictionColumns } from "../inference/outputs";
 import { scoreResolved } from "../inference/predictor";
 import type { FeatureSpec } from "../registry/manifest";
@@ -26,7 +26,7 @@ import type { BatchJobRow } from "./tables";
 /** What a scored chunk hands to monitoring. */
 export interface ScoredChunk {
   record: PartRecord;
-  resolved: ResolvedRow[];
+  resolved: Resolved;
   raw: Record<string, unknown>[];
   predictions: Prediction[];
   columns: PredictionColumns | null;
@@ -140,34 +140,38 @@ export async function scoreChunk(env: Env, job: BatchJobRow, version: ModelVersi
 
   // Validate the whole chunk at once; only when that fails, row by row to set the bad rows aside.
   const validator = rowValidator(version.featureSchema);
-  let resolved: ResolvedRow[];
+  let resolved: Resolved;
   let keep: number[] | null = null;
   try {
     resolved = validator.resolve(raw, () => "");
   } catch (error) {
     if (!(error instanceof ApiError)) throw error;
-    resolved = [];
     keep = [];
     for (let i = 0; i < raw.length; i++) {
       try {
-        resolved.push(validator.resolve([raw[i]], () => "")[0]);
+        validator.resolve([raw[i]], () => "");
         keep.push(i);
       } catch (rowError) {
         if (!(rowError instanceof ApiError)) throw rowError;
         bad(rowNumbers[i], describeIssues(rowError));
       }
     }
+    // The good rows again, as one set of columns (only chunks that hold a bad row pay this).
+    resolved = validator.resolve(
+      keep.map((i) => raw[i]),
+      () => "",
+    );
   }
   // Errors in row order (parse errors were noted before validation errors).
   if (keep) errors.sort((a, b) => rowOf(a) - rowOf(b));
 
-  const scored = resolved.length ? await scoreResolved(env, version, resolved) : null;
+  const scored = resolved.n ? await scoreResolved(env, version, resolved) : null;
   const out = version.featureSchema.output;
   const classes = out.kind === "classifier" ? out.classes.map(String) : [];
   const csvOut = job.outputFormat === "csv";
   const csvInputColumns = job.inputFormat === "csv" ? null : features.map((f) => f.name);
   let body = "";
-  for (let k = 0; k < resolved.length; k++) {
+  for (let k = 0; k < resolved.n; k++) {
     const i = keep ? keep[k] : k;
     const p = scored!.predictions[k];
     const prediction = "label" in p ? p.label : p.value;

@@ -19,8 +19,44 @@ import { ApiError, type FieldIssue } from "../http/errors";
 import { formatPath, type FeatureSchema, type FeatureSpec } from "../registry/manifest";
 
 export type FeatureValue = number | string | boolean;
-/** One row's values in the schema's feature order. */
-export type ResolvedRow = FeatureValue[];
+
+/**
+ * Validated rows as columns, one per schema feature in schema order: what the input tensors are
+ * built from (tensors.ts) and what monitoring folds (src/monitoring/collector.ts), so neither reads
+ * the request's row objects again.
+ */
+export interface Resolved {
+  /** Rows. */
+  n: number;
+  /**
+   * Per feature: numeric and integer features a Float64Array of values; categorical and boolean
+   * features an Int32Array of indexes into `levelsOf(feature)` (boolean: 0 false, 1 true). A
+   * missing value holds what its policy resolved it to: the impute value, or NaN (index -1) under
+   * "nan".
+   */
+  columns: (Float64Array | Int32Array)[];
+  /** Per feature: 1 at each row that left the value out (absent or null), whatever the policy filled in; null when no row did. */
+  missing: (Uint8Array | null)[];
+}
+
+/** The values a categorical or boolean column's indexes refer to (a category's index is its first position in `categories`). */
+export function levelsOf(f: FeatureSpec): string[] {
+  return f.type === "categorical" ? f.categories : f.type === "boolean" ? BOOLEAN_LEVELS : [];
+}
+const BOOLEAN_LEVELS = ["false", "true"];
+
+/** Whether a feature's column holds level indexes (categorical, boolean) rather than numbers. */
+export const isLevelColumn = (f: FeatureSpec) => f.type === "categorical" || f.type === "boolean";
+
+/** One row back as schema-ordered values (tests and diagnostics; serving reads the columns). */
+export function rowOf(schema: FeatureSchema, resolved: Resolved, i: number): FeatureValue[] {
+  return schema.features.map((f, j) => {
+    const x = resolved.columns[j][i];
+    if (!isLevelColumn(f)) return x;
+    if (x < 0) return Number.NaN;
+    return f.type === "boolean" ? x === 1 : f.categories[x];
+  });
+}
 
 const MISSING = Symbol("missing");
 
@@ -72,55 +108,93 @@ function describe(value: unknown): string {
 /**
  * A check of one field that never accepts what zod would reject: finite numbers (safe integers for
  * "integer") within the bounds and float32's range, known categories, booleans; null or absent only
- * where the missing policy allows it. Returns the resolved value, or FAIL to hand the row to zod.
+ * where the missing policy allows it. It writes the resolved value into the feature's column at the
+ * row and says how: OK, FILLED (missing, filled by the policy), or FAIL (hand the row to zod).
  */
-const FAIL = Symbol("fail");
-type FieldCheck = (value: unknown) => FeatureValue | typeof FAIL;
+const OK = 0;
+const FILLED = 1;
+const FAIL = 2;
+type FieldCheck = (value: unknown, column: Float64Array | Int32Array, row: number) => number;
 
-function fieldCheck(f: FeatureSpec, float32: boolean, fill: FeatureValue | undefined): FieldCheck {
+/** A level column's index of each level (the first position of a repeated category). */
+function levelIndex(f: FeatureSpec): Map<string, number> {
+  const index = new Map<string, number>();
+  levelsOf(f).forEach((c, i) => {
+    if (!index.has(c)) index.set(c, i);
+  });
+  return index;
+}
+
+/** What the missing policy writes into the column: the impute value (as a level index for level columns), NaN (-1) under "nan". */
+function fillOf(f: FeatureSpec): number {
+  if (f.missing.policy !== "impute") return isLevelColumn(f) ? -1 : Number.NaN;
+  const v = f.missing.value;
+  if (f.type === "boolean") return v === true ? 1 : 0;
+  if (f.type === "categorical") return levelIndex(f).get(v as string) ?? -1;
+  return v as number;
+}
+
+function fieldCheck(f: FeatureSpec, float32: boolean): FieldCheck {
   const optional = f.missing.policy !== "reject";
-  let present: (v: unknown) => boolean;
+  const fill = fillOf(f);
+  const absent = (column: Float64Array | Int32Array, row: number) => {
+    if (!optional) return FAIL;
+    column[row] = fill;
+    return FILLED;
+  };
   switch (f.type) {
     case "numeric":
     case "integer": {
       const lo = f.min ?? -Infinity;
       const hi = f.max ?? Infinity;
       const integer = f.type === "integer";
-      present = (v) => typeof v === "number" && (integer ? Number.isSafeInteger(v) : Number.isFinite(v)) && v >= lo && v <= hi && (!float32 || Math.abs(v) <= FLOAT32_MAX);
-      break;
+      return (v, column, row) => {
+        if (v === undefined || v === null) return absent(column, row);
+        if (typeof v !== "number" || !(integer ? Number.isSafeInteger(v) : Number.isFinite(v)) || !(v >= lo && v <= hi) || (float32 && Math.abs(v) > FLOAT32_MAX)) return FAIL;
+        column[row] = v;
+        return OK;
+      };
     }
     case "categorical": {
-      const allowed = new Set(f.categories);
-      present = (v) => typeof v === "string" && allowed.has(v);
-      break;
+      const index = levelIndex(f);
+      return (v, column, row) => {
+        if (v === undefined || v === null) return absent(column, row);
+        const k = typeof v === "string" ? index.get(v) : undefined;
+        if (k === undefined) return FAIL;
+        column[row] = k;
+        return OK;
+      };
     }
     case "boolean":
-      present = (v) => typeof v === "boolean";
-      break;
+      return (v, column, row) => {
+        if (v === undefined || v === null) return absent(column, row);
+        if (typeof v !== "boolean") return FAIL;
+        column[row] = v ? 1 : 0;
+        return OK;
+      };
   }
-  return (v) => (v === undefined || v === null ? (optional ? (fill as FeatureValue) : FAIL) : present(v) ? (v as FeatureValue) : FAIL);
 }
 
-/** The resolved row when every field is certainly valid and no key is unknown; undefined: ask zod. */
-function fastRow(row: unknown, names: string[], known: Set<string>, checks: FieldCheck[]): ResolvedRow | undefined {
-  if (typeof row !== "object" || row === null || Array.isArray(row)) return undefined;
+/** Writes row i when every field is certainly valid and no key is unknown (true); false: ask zod. */
+function fastRow(row: unknown, i: number, names: string[], known: Set<string>, checks: FieldCheck[], out: Resolved): boolean {
+  if (typeof row !== "object" || row === null || Array.isArray(row)) return false;
   const proto = Object.getPrototypeOf(row);
-  if (proto !== Object.prototype && proto !== null) return undefined;
-  for (const key in row) if (!known.has(key)) return undefined;
+  if (proto !== Object.prototype && proto !== null) return false;
+  for (const key in row) if (!known.has(key)) return false;
   const values = row as Record<string, unknown>;
-  const out: ResolvedRow = new Array(names.length);
   for (let j = 0; j < names.length; j++) {
     const name = names[j];
-    const value = checks[j](Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined);
-    if (value === FAIL) return undefined;
-    out[j] = value;
+    const how = checks[j](Object.prototype.hasOwnProperty.call(values, name) ? values[name] : undefined, out.columns[j], i);
+    if (how === OK) continue;
+    if (how === FAIL) return false;
+    (out.missing[j] ??= new Uint8Array(out.n))[i] = 1;
   }
-  return out;
+  return true;
 }
 
 export interface RowValidator {
-  /** Validates and resolves rows; throws ApiError(invalid_input) listing every bad field. */
-  resolve(rows: unknown[], pathOf: (i: number) => string, options?: { zodOnly?: boolean }): ResolvedRow[];
+  /** Validates and resolves rows into columns; throws ApiError(invalid_input) listing every bad field. */
+  resolve(rows: unknown[], pathOf: (i: number) => string, options?: { zodOnly?: boolean }): Resolved;
 }
 
 const cache = new WeakMap<FeatureSchema, RowValidator>();
@@ -139,22 +213,22 @@ function buildValidator(schema: FeatureSchema): RowValidator {
   const float32 = float32Features(schema);
   for (const f of schema.features) shape[f.name] = fieldSchema(f, float32.has(f.name));
   const object = z.strictObject(shape, { error: (iss) => (iss.code === "unrecognized_keys" ? undefined : "expected an object of feature values") });
-  const fill = schema.features.map((f) => (f.missing.policy === "impute" ? f.missing.value : f.missing.policy === "nan" ? Number.NaN : undefined));
-  const names = schema.features.map((f) => f.name);
+  const features = schema.features;
+  const names = features.map((f) => f.name);
   const known = new Set(names);
-  const checks = schema.features.map((f, j) => fieldCheck(f, float32.has(f.name), fill[j] as FeatureValue | undefined));
+  const levelColumn = features.map(isLevelColumn);
+  const fills = features.map(fillOf);
+  const indexes = features.map((f) => (isLevelColumn(f) ? levelIndex(f) : null));
+  const checks = features.map((f) => fieldCheck(f, float32.has(f.name)));
 
   return {
     resolve(rows, pathOf, options) {
-      const out: ResolvedRow[] = new Array(rows.length);
+      const n = rows.length;
+      const out: Resolved = { n, columns: levelColumn.map((level) => (level ? new Int32Array(n) : new Float64Array(n))), missing: features.map(() => null) };
       const issues: FieldIssue[] = [];
       const fast = options?.zodOnly !== true;
-      for (let i = 0; i < rows.length; i++) {
-        const quick = fast ? fastRow(rows[i], names, known, checks) : undefined;
-        if (quick) {
-          out[i] = quick;
-          continue;
-        }
+      for (let i = 0; i < n; i++) {
+        if (fast && fastRow(rows[i], i, names, known, checks, out)) continue;
         const parsed = object.safeParse(rows[i]);
         if (!parsed.success) {
           for (const issue of parsed.error.issues) {
@@ -168,12 +242,17 @@ function buildValidator(schema: FeatureSchema): RowValidator {
           continue;
         }
         const data = parsed.data as Record<string, FeatureValue | typeof MISSING>;
-        const row: ResolvedRow = new Array(names.length);
         for (let j = 0; j < names.length; j++) {
           const value = data[names[j]];
-          row[j] = value === MISSING ? (fill[j] as FeatureValue) : (value as FeatureValue);
+          const column = out.columns[j];
+          if (value === MISSING) {
+            column[i] = fills[j];
+            (out.missing[j] ??= new Uint8Array(n))[i] = 1;
+            continue;
+          }
+          if (out.missing[j]) out.missing[j]![i] = 0; // a fast-path attempt may have marked it
+          column[i] = typeof value === "boolean" ? (value ? 1 : 0) : levelColumn[j] ? indexes[j]!.get(value as string)! : (value as number);
         }
-        out[i] = row;
       }
       if (issues.length) {
         throw new ApiError("invalid_input", `${issues.length} invalid feature value(s); first: ${issues[0].path}: ${issues[0].message}`, issues);

@@ -7,7 +7,7 @@ import type * as Ort from "onnxruntime-web";
 import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import type { ModelVersion } from "../registry/store";
-import { rowValidator, type ResolvedRow } from "./features";
+import { rowValidator, type Resolved } from "./features";
 import { assertFinite, decodeOutputs, requestedOutputs, type Prediction, type PredictionColumns } from "./outputs";
 import { getOrt } from "./ort";
 import { SessionCache, type LoadedModel } from "./sessions";
@@ -31,8 +31,8 @@ export function loadModel(env: Env, version: ModelVersion): Promise<LoadedModel>
 
 export interface RunResult {
   results: Ort.InferenceSession.OnnxValueMapType;
-  /** The validated rows in schema feature order (absent for raw tensor requests). */
-  resolved?: ResolvedRow[];
+  /** The validated rows as columns in schema feature order (absent for raw tensor requests). */
+  resolved?: Resolved;
   model: LoadedModel;
   rows: number;
   /** Milliseconds spent in tensor building + session run (0 in deployed Workers, whose clocks stop during CPU work). */
@@ -45,12 +45,12 @@ export async function runRows(env: Env, version: ModelVersion, rows: unknown[], 
 }
 
 /** Runs rows the caller already validated (batch scoring validates row by row to set bad rows aside). */
-export async function runResolved(env: Env, version: ModelVersion, resolved: ResolvedRow[]): Promise<RunResult> {
+export async function runResolved(env: Env, version: ModelVersion, resolved: Resolved): Promise<RunResult> {
   const schema = version.featureSchema;
   const [ort, model] = await Promise.all([getOrt(), loadModel(env, version)]);
   const started = performance.now();
   const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));
-  return { results, resolved, model, rows: resolved.length, inferenceMs: performance.now() - started };
+  return { results, resolved, model, rows: resolved.n, inferenceMs: performance.now() - started };
 }
 
 /** Runs already-built input tensors (Open Inference Protocol tensor requests). */
@@ -64,7 +64,7 @@ export async function runTensors(env: Env, version: ModelVersion, feeds: Record<
 export interface ScoreResult {
   predictions: Prediction[];
   columns: PredictionColumns;
-  resolved: ResolvedRow[];
+  resolved: Resolved;
   inferenceMs: number;
 }
 
@@ -74,7 +74,7 @@ export async function score(env: Env, version: ModelVersion, rows: unknown[], pa
 }
 
 /** Scores already-validated rows (see runResolved). */
-export async function scoreResolved(env: Env, version: ModelVersion, resolved: ResolvedRow[]): Promise<ScoreResult> {
+export async function scoreResolved(env: Env, version: ModelVersion, resolved: Resolved): Promise<ScoreResult> {
   return decodeRun(version, await runResolved(env, version, resolved));
 }
 

@@ -37,7 +37,7 @@ export async function profileInference(env: Env, version: ModelVersion, rows: un
   const started = await clockTick(env);
   for (let i = 0; i < iterations; i++) {
     const results = await model.run(buildFeeds(ort, schema, resolved), outputs);
-    decodeOutputs(schema.output, results, resolved.length, model.info.zipMapClasses);
+    decodeOutputs(schema.output, results, resolved.n, model.info.zipMapClasses);
   }
   const total = (await clockTick(env)) - started;
   if (total <= 0) {

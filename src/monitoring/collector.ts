@@ -26,6 +26,7 @@
 import type { FailureEvent, PredictionEvent } from "../serving/events";
 import type { ModelVersion } from "../registry/store";
 import { binIndex } from "../stats/drift";
+import { isLevelColumn, levelsOf } from "../inference/features";
 import { StreamSampler } from "../stats/reservoir";
 import { KsGrid } from "../stats/tests";
 import { DDSketch } from "../stats/sketch";
@@ -54,13 +55,8 @@ interface FeaturePlan {
   grid?: KsGrid;
   /** With both edges and a grid: the bin of each grid cell (-1: look the value up in `edges`). */
   cellBins?: Int32Array;
-  /** Categorical features: the schema's categories and each one's index (their counts are kept dense while a request is folded). */
-  categories?: string[];
-  categoryIndex?: Map<string, number>;
-  /** Missing values are imputed by validation, so only the raw row shows them as missing. */
-  imputed: boolean;
-  /** The imputed value: only a resolved value equal to it needs a look at the raw row. */
-  imputeValue?: unknown;
+  /** Categorical and boolean features: what their columns' indexes name (`levelsOf`); counts are kept dense by index while a request is folded. */
+  levels?: string[];
 }
 interface Plan {
   features: FeaturePlan[];
@@ -83,22 +79,17 @@ function planOf(v: ModelVersion): Plan {
     plan = {
       features: v.featureSchema.features.map((f): FeaturePlan => {
         const r = ref?.features?.[f.name];
-        const numeric = f.type === "numeric" || f.type === "integer";
+        const numeric = !isLevelColumn(f);
         const nr = numeric && r && r.type === "numeric" ? r : undefined;
         const edges = nr ? Float64Array.from(nr.edges) : undefined;
         const grid = nr?.sample?.length ? new KsGrid(nr.sample) : undefined;
-        // Booleans and other non-numeric kinds have no listed categories: their values take the fallback path.
-        const categories = numeric ? undefined : f.type === "categorical" ? [...new Set(f.categories)] : [];
         return {
           name: f.name,
           kind: numeric ? "numeric" : "categorical",
           edges,
           grid,
           cellBins: edges && grid ? grid.binsOfCells(edges) : undefined,
-          categories,
-          categoryIndex: categories ? new Map(categories.map((c, i) => [c, i])) : undefined,
-          imputed: f.missing.policy === "impute",
-          imputeValue: f.missing.policy === "impute" ? f.missing.value : undefined,
+          levels: numeric ? undefined : levelsOf(f),
         };
       }),
       scoreEdges: ref?.score?.edges ? Float64Array.from(ref.score.edges) : null,
@@ -163,14 +154,15 @@ function sparse(cells: Float64Array, into: Record<string, number> = {}): Record<
  * (so no KS cells), its feature sample. A feature with KS cells keeps no values, only the count of
  * rows (`sample.seen`): the cells already give KS on every row, and values kept beside them were
  * never read, yet were shipped, stored, merged and parsed with every flush, compaction and window
- * read. Values come from the validated row (schema order); a feature the
- * request left out and validation imputed counts as missing, as the raw row shows it. No
- * allocation per row.
+ * read. Values come from validation's columns (`Resolved`: numbers, or
+ * category indexes, schema order), never from the request's row objects; a value the request left
+ * out counts as missing (validation marks it), whatever its policy filled in. No allocation per
+ * row.
  */
 export function foldPrediction(target: FoldTarget, event: PredictionEvent): void {
   const { agg, sketch } = target;
   const plan = planOf(event.dispatch.version);
-  const { rows, resolved } = event;
+  const { resolved } = event;
   const { scores, labels, classes } = event.columns;
   const n = scores.length;
   // Batch chunks (route "batch") are rows, not requests: their volume and scores count, but not
@@ -210,18 +202,19 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
     }
   }
 
-  if (!resolved && !rows) return;
-  const raws = rows as (Record<string, unknown> | undefined)[] | undefined;
+  if (!resolved) return;
   const slots = (target.slots ??= featureSlots(agg, plan));
   for (let j = 0; j < slots.length; j++) {
     const slot = slots[j];
     if (!slot) continue;
     const f = plan.features[j];
     const fa = slot.fa;
-    const checkRaw = f.imputed && raws !== undefined;
-    const imputeValue = f.imputeValue;
+    // Validation's record of the rows that left this value out: they count as missing whatever
+    // the policy filled in (the model saw the impute value; the data had nothing).
+    const absent = resolved.missing[j];
     let missing = 0;
     if (fa.type === "numeric") {
+      const column = resolved.columns[j] as Float64Array;
       const edges = f.edges;
       const counts = fa.counts;
       const sampler = slot.sampler;
@@ -230,13 +223,8 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
       const cells = slot.cells;
       const cellBins = f.cellBins;
       for (let row = 0; row < n; row++) {
-        const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
-        if (value === undefined || value === null || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
-          missing++;
-          continue;
-        }
-        const x = typeof value === "number" ? value : Number(value);
-        if (x !== x) {
+        const x = column[row];
+        if ((absent !== null && absent[row] === 1) || x !== x) {
           missing++;
           continue;
         }
@@ -255,31 +243,25 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
       }
       if (!sampler) fa.sample.seen += counted;
     } else {
-      // Known categories are counted in a dense scratch array while the request is folded and
-      // added to the aggregate's counts after it, in order of first appearance (so the counts
-      // object is the one per-row increments built); any other value (booleans, or what a raw row
-      // carries) first writes out what the scratch holds, to keep that order.
-      const counts = fa.counts;
-      const index = f.categoryIndex!;
-      const categories = f.categories!;
-      if (scratch.length < categories.length) scratch = new Float64Array(categories.length);
+      // Levels are counted in a dense scratch array while the request is folded and added to the
+      // aggregate's counts after it, in order of first appearance (so the counts object is the one
+      // per-row increments would build).
+      const column = resolved.columns[j] as Int32Array;
+      const levels = f.levels!;
+      if (scratch.length < levels.length) {
+        scratch = new Float64Array(levels.length);
+        order = new Int32Array(levels.length);
+      }
       let seen = 0;
       for (let row = 0; row < n; row++) {
-        const value = resolved ? resolved[row][j] : raws?.[row]?.[f.name];
-        if (value === undefined || value === null || (typeof value === "number" && value !== value) || (checkRaw && value === imputeValue && raws![row]?.[f.name] == null)) {
+        const k = column[row];
+        if ((absent !== null && absent[row] === 1) || k < 0) {
           missing++;
           continue;
         }
-        const k = typeof value === "string" ? index.get(value) : undefined;
-        if (k !== undefined) {
-          if (scratch[k]++ === 0) order[seen++] = k;
-          continue;
-        }
-        seen = writeCategories(counts, categories, seen);
-        const key = typeof value === "string" ? value : String(value);
-        counts[key] = (counts[key] ?? 0) + 1;
+        if (scratch[k]++ === 0) order[seen++] = k;
       }
-      writeCategories(counts, categories, seen);
+      writeLevels(fa.counts, levels, seen);
     }
     fa.missing += missing;
   }
@@ -287,19 +269,18 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
 
 /** Scratch label counts per class index (zero between calls). */
 let perClass = new Float64Array(16);
-/** Scratch counts per category index of the feature being folded (zero between features), and the indexes in order of first appearance. */
+/** Scratch counts per level index of the feature being folded (zero between features), and the indexes in order of first appearance. */
 let scratch = new Float64Array(16);
-const order = new Int32Array(1000);
+let order = new Int32Array(16);
 
-/** Adds the first `seen` scratch counts (in `order`) to a categorical aggregate's counts and zeroes them; returns 0. */
-function writeCategories(counts: Record<string, number>, categories: string[], seen: number): number {
+/** Adds the first `seen` scratch counts (in `order`) to a categorical aggregate's counts and zeroes them. */
+function writeLevels(counts: Record<string, number>, levels: string[], seen: number): void {
   for (let i = 0; i < seen; i++) {
     const k = order[i];
-    const key = categories[k];
+    const key = levels[k];
     counts[key] = (counts[key] ?? 0) + scratch[k];
     scratch[k] = 0;
   }
-  return 0;
 }
 
 /** The aggregate's entry for each planned feature, created on first use (null if its kind changed). */

@@ -8,7 +8,7 @@
  */
 import type * as Ort from "onnxruntime-web";
 import { ApiError } from "../http/errors";
-import { exampleRow, rowValidator, type ResolvedRow } from "../inference/features";
+import { exampleRow, rowValidator } from "../inference/features";
 import { classifierLabels, decodeModel, type ModelInfo, type ModelProto, type OperatorClasses } from "../inference/onnx-model";
 import { decodeOutputs, requestedOutputs } from "../inference/outputs";
 import { createLoadedModel, type LoadedModel } from "../inference/sessions";
@@ -122,7 +122,7 @@ function checkOutputs(model: LoadedModel, schema: FeatureSchema) {
 async function probe(model: LoadedModel, schema: FeatureSchema) {
   const ort = await getOrt();
   const row = exampleRow(schema);
-  const rows: ResolvedRow[] = rowValidator(schema).resolve([row, row], (i) => `probe[${i}]`);
+  const rows = rowValidator(schema).resolve([row, row], (i) => `probe[${i}]`);
   let results: Ort.InferenceSession.OnnxValueMapType;
   try {
     results = await model.run(buildFeeds(ort, schema, rows), requestedOutputs(schema.output));
@@ -132,9 +132,9 @@ async function probe(model: LoadedModel, schema: FeatureSchema) {
   }
   for (const name of requestedOutputs(schema.output)) {
     const dims = results[name].dims;
-    if (dims[0] !== rows.length) fail(`output '${name}' returned ${dims[0]} rows for a batch of ${rows.length}`);
+    if (dims[0] !== rows.n) fail(`output '${name}' returned ${dims[0]} rows for a batch of ${rows.n}`);
   }
-  const { predictions } = decodeOutputs(schema.output, results, rows.length, model.info.zipMapClasses);
+  const { predictions } = decodeOutputs(schema.output, results, rows.n, model.info.zipMapClasses);
   for (const p of predictions) {
     if ("value" in p) {
       if (!Number.isFinite(p.value)) fail("model returned a non-finite regression value for the probe row");

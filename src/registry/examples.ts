@@ -25,8 +25,8 @@ export async function checkExamples(model: LoadedModel, schema: FeatureSchema, e
   let decoded;
   try {
     const results = await model.run(buildFeeds(ort, schema, resolved), requestedOutputs(schema.output));
-    decoded = decodeOutputs(schema.output, results, resolved.length, model.info.zipMapClasses);
-    assertFinite(decoded, resolved.length);
+    decoded = decodeOutputs(schema.output, results, resolved.n, model.info.zipMapClasses);
+    assertFinite(decoded, resolved.n);
   } catch (error) {
     if (error instanceof ApiError && error.code === "invalid_input") throw error;
     throw new ApiError("invalid_artifact", "model failed to score the manifest's example rows, or returned non-finite outputs for them");

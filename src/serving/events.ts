@@ -10,7 +10,7 @@
  * app.ts (isolate configuration, not request state).
  */
 import type { Context } from "hono";
-import type { ResolvedRow } from "../inference/features";
+import type { Resolved } from "../inference/features";
 import type { Prediction, PredictionColumns } from "../inference/outputs";
 import { ApiError } from "../http/errors";
 import type { Dispatch } from "./dispatch";
@@ -21,8 +21,8 @@ export interface PredictionEvent {
   /** "batch": rows scored by a batch job chunk (src/batch), not an online request. */
   route: "v1" | "v2" | "batch";
   dispatch: Dispatch;
-  /** Validated feature rows in schema order (absent for raw-tensor v2 requests). */
-  resolved?: ResolvedRow[];
+  /** The validated rows as columns in schema feature order, with which values each row left out (absent for raw-tensor v2 requests). */
+  resolved?: Resolved;
   /** Raw request rows as given (feature objects), when the request carried rows. */
   rows?: unknown[];
   predictions: Prediction[];

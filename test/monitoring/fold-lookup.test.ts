@@ -3,10 +3,12 @@
  * SortedIndex, KsGrid.cellOf / binsOfCells, the categorical scratch counts in foldPrediction), for
  * the values where a lookup table could go wrong: values equal to a reference value or a bin edge,
  * the doubles just beside them, out-of-range, infinite, -0, NaN and missing values, heavy tails,
- * spans too wide for a guide, and categories the schema does not list (raw rows, booleans).
+ * spans too wide for a guide, and in the fold values the request left out (counted missing even
+ * where the impute value is also sent) and booleans.
  * The references here are the plain searches the fold used before the lookup tables.
  */
 import { describe, expect, it } from "vitest";
+import { rowValidator } from "../../src/inference/features";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { foldPrediction, sealTarget, type FoldTarget } from "../../src/monitoring/collector";
 import type { ModelVersion } from "../../src/registry/store";
@@ -149,6 +151,8 @@ describe("foldPrediction with the lookup tables", () => {
         { name: "c", type: "categorical", categories: ["a", "b", "c"], missing: { policy: "impute", value: "b" } },
         { name: "flag", type: "boolean", missing: { policy: "reject" } },
       ],
+      input: { kind: "per_feature", tensors: [] },
+      output: { kind: "regressor", value: "v" },
     },
     reference: {
       features: { x: { type: "numeric", edges, counts: [2, 2, 2, 4], sample }, c: { type: "categorical", counts: { a: 1, b: 1, c: 1 } } },
@@ -156,8 +160,8 @@ describe("foldPrediction with the lookup tables", () => {
     },
   } as unknown as ModelVersion;
 
-  /** The fold's histograms computed row by row with plain searches (what the fold computed before the tables). */
-  function reference(rows: Record<string, unknown>[], resolved: unknown[][] | undefined, scores: number[]) {
+  /** The fold's histograms computed row by row from the request's rows with plain searches (what the fold computed before the tables and the columns). */
+  function reference(rows: Record<string, unknown>[], scores: number[]) {
     const grid = new KsGrid(sample);
     const scoreGrid = new KsGrid([0.1, 0.25, 0.5, 0.75, 0.9]);
     const x = { counts: [0, 0, 0, 0], missing: 0, ks: {} as Record<string, number> };
@@ -170,64 +174,65 @@ describe("foldPrediction with the lookup tables", () => {
       const cell = plainCell(scoreGrid.values, s);
       score.ks[cell] = (score.ks[cell] ?? 0) + 1;
     }
-    rows.forEach((raw, i) => {
-      const vx = resolved ? resolved[i][0] : raw.x;
-      if (vx == null || (vx === 10 && raw.x == null) || Number.isNaN(Number(vx))) x.missing++;
+    for (const raw of rows) {
+      if (raw.x == null) x.missing++;
       else {
-        const v = Number(vx);
+        const v = Number(raw.x);
         x.counts[binIndex(edges, v)]++;
         const cell = plainCell(grid.values, v);
         x.ks[cell] = (x.ks[cell] ?? 0) + 1;
       }
-      const vc = resolved ? resolved[i][1] : raw.c;
-      if (vc == null || (vc === "b" && raw.c == null)) catMissing++;
-      else cat[String(vc)] = (cat[String(vc)] ?? 0) + 1;
-      const vf = resolved ? resolved[i][2] : raw.flag;
-      if (vf != null) flag[String(vf)] = (flag[String(vf)] ?? 0) + 1;
-    });
+      if (raw.c == null) catMissing++;
+      else cat[String(raw.c)] = (cat[String(raw.c)] ?? 0) + 1;
+      if (raw.flag != null) flag[String(raw.flag)] = (flag[String(raw.flag)] ?? 0) + 1;
+    }
     return { x, score, cat, catMissing, flag };
   }
 
-  function fold(rows: Record<string, unknown>[], resolved: unknown[][] | undefined, scores: number[]) {
-    const target: FoldTarget = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
-    const event = {
+  function eventOf(rows: Record<string, unknown>[], scores: number[]): PredictionEvent {
+    return {
       requestId: "r",
       at: 0,
       route: "v1",
       dispatch: { version },
-      resolved,
+      resolved: rowValidator(version.featureSchema).resolve(rows, (i) => `instances[${i}]`),
       rows,
       predictions: [],
       columns: { scores: Float64Array.from(scores), labels: new Uint32Array(scores.length), classes: [] },
       latencyMs: 1,
       inferenceMs: 0,
     } as unknown as PredictionEvent;
-    foldPrediction(target, event);
+  }
+
+  function fold(rows: Record<string, unknown>[], scores: number[]) {
+    const target: FoldTarget = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
+    foldPrediction(target, eventOf(rows, scores));
     const afterFold = structuredClone(target.agg.features);
     sealTarget(target);
     return { agg: target.agg, afterFold };
   }
 
-  // Values on every edge and sample value, beside them, out of range, infinite, -0, NaN, missing,
-  // imputed; categories known, imputed, absent, and (raw rows only) unknown.
-  const xs = [0, 10, 20, 30, 40, 5, 15, 25, 35, nextTo(10, -1), nextTo(10, 1), nextTo(40, 1), -5, 45, -Infinity, Infinity, -0, 7.5, 12, 39.999];
+  // Values on every edge and sample value, beside them, out of range, -0, missing and imputed
+  // (the impute value 10 is also sent); categories known, imputed, absent.
+  const xs = [0, 10, 20, 30, 40, 5, 15, 25, 35, nextTo(10, -1), nextTo(10, 1), nextTo(40, 1), -5, 45, -1e300, 1e300, -0, 7.5, 12, 39.999];
   const cs = ["c", "a", "c", "b", "a", "c"];
 
-  it("counts bins, KS cells, missing values and categories exactly as plain searches, in first-appearance order (validated rows)", () => {
+  it("counts bins, KS cells, missing values and categories exactly as plain searches over the rows, in first-appearance order", () => {
     const rows: Record<string, unknown>[] = [];
-    const resolved: unknown[][] = [];
     for (let i = 0; i < 60; i++) {
       const raw: Record<string, unknown> = {};
       const x = xs[i % xs.length];
       if (i % 7 !== 3) raw.x = x; // absent: imputed as 10, counted missing
+      else if (i % 2) raw.x = null; // null: the same
       if (i % 5 !== 4) raw.c = cs[i % cs.length]; // absent: imputed as "b", counted missing
       raw.flag = i % 3 === 0;
       rows.push(raw);
-      resolved.push([raw.x ?? 10, raw.c ?? "b", raw.flag]);
     }
     const scores = rows.map((_, i) => [0, 0.1, 0.25, nextTo(0.25, 1), 0.5, 0.75, 0.9, 1, 0.3, 0.6][i % 10]);
-    const { agg, afterFold } = fold(rows, resolved, scores);
-    const want = reference(rows, resolved, scores);
+    const { agg, afterFold } = fold(rows, scores);
+    const want = reference(rows, scores);
+    expect(want.x.missing).toBeGreaterThan(0);
+    expect(want.catMissing).toBeGreaterThan(0);
     const x = agg.features.x as { counts: number[]; missing: number; ks: Record<string, number> };
     expect(x.counts).toEqual(want.x.counts);
     expect(x.missing).toBe(want.x.missing);
@@ -238,21 +243,9 @@ describe("foldPrediction with the lookup tables", () => {
     expect(c.counts).toEqual(want.cat);
     expect(Object.keys(c.counts)).toEqual(Object.keys(want.cat)); // same insertion order as per-row increments
     expect(c.missing).toBe(want.catMissing);
-    expect((afterFold.flag as { counts: Record<string, number> }).counts).toEqual(want.flag);
-  });
-
-  it("keeps first-appearance order when values outside the schema's categories interleave with known ones (raw rows, no validated rows)", () => {
-    const rows = [{ c: "a", x: 1 }, { c: "zz", x: Number.NaN }, { c: "a" }, { c: "b", x: "12" }, { c: 3 }, { c: "c" }, { c: "zz" }, { c: true }, { c: "a" }];
-    const { afterFold } = fold(rows, undefined, rows.map(() => 0.5));
-    const want = reference(rows, undefined, rows.map(() => 0.5));
-    const c = afterFold.c as { counts: Record<string, number>; missing: number };
-    expect(c.counts).toEqual({ a: 3, zz: 2, b: 1, 3: 1, c: 1, true: 1 });
-    expect(c.counts).toEqual(want.cat);
-    expect(Object.keys(c.counts)).toEqual(Object.keys(want.cat));
-    expect(c.missing).toBe(want.catMissing);
-    const x = afterFold.x as { counts: number[]; missing: number };
-    expect(x.counts).toEqual(want.x.counts);
-    expect(x.missing).toBe(want.x.missing);
+    const flag = afterFold.flag as { counts: Record<string, number> };
+    expect(flag.counts).toEqual(want.flag);
+    expect(Object.keys(flag.counts)).toEqual(Object.keys(want.flag));
   });
 
   it("adds to counts already in the aggregate across requests", () => {
@@ -260,19 +253,9 @@ describe("foldPrediction with the lookup tables", () => {
     const requests = [["a", "b"], ["b", "c", "c"], ["a"]];
     for (const cats of requests) {
       const rows = cats.map((c) => ({ c, x: 1, flag: false }));
-      foldPrediction(target, {
-        requestId: "r",
-        at: 0,
-        route: "v1",
-        dispatch: { version },
-        resolved: rows.map((r) => [r.x, r.c, r.flag]),
-        rows,
-        predictions: [],
-        columns: { scores: new Float64Array(rows.length).fill(0.5), labels: new Uint32Array(rows.length), classes: [] },
-        latencyMs: 1,
-        inferenceMs: 0,
-      } as unknown as PredictionEvent);
+      foldPrediction(target, eventOf(rows, rows.map(() => 0.5)));
     }
     expect((target.agg.features.c as { counts: Record<string, number> }).counts).toEqual({ a: 2, b: 2, c: 2 });
+    expect((target.agg.features.flag as { counts: Record<string, number> }).counts).toEqual({ false: 6 });
   });
 });

@@ -8,6 +8,7 @@
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
+import { rowValidator } from "../../src/inference/features";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { Collector, foldPrediction, sealTarget } from "../../src/monitoring/collector";
 import { shardName } from "../../src/monitoring/config";
@@ -38,6 +39,7 @@ async function eventOf(rows: Record<string, unknown>[], modelName = "m", without
     at: Date.now(),
     route: "v1",
     dispatch: { version },
+    resolved: rowValidator(version.featureSchema).resolve(rows, (i) => `instances[${i}]`),
     rows,
     predictions,
     columns: columnsOf(predictions),
@@ -82,8 +84,9 @@ describe("every row of a large batch", () => {
   });
 
   it("is unbiased: every row is equally likely to enter the KS sample, even in a periodic batch", async () => {
-    // Age cycles with period 80, Seniority encodes the row's position in blocks of 100.
-    const rows = Array.from({ length: 1000 }, (_, i) => ({ Age: 18 + (i % 80), Seniority: Math.floor(i / 100) }));
+    // Age cycles with period 80, Seniority encodes the row's position in blocks of 100 (the other features: one holdout row's).
+    const base = (await repoJson("models/credit-risk-holdout.json")).rows[0].features;
+    const rows = Array.from({ length: 1000 }, (_, i) => ({ ...base, Age: 18 + (i % 80), Seniority: Math.floor(i / 100) }));
     const event = await eventOf(rows, "m", true); // features that keep a reservoir (no KS cells)
     const trueMean = rows.reduce((s, r) => s + r.Age, 0) / rows.length;
     const trials = 100;
