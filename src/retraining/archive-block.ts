@@ -4,11 +4,14 @@
  * Serialising the buffered rows as JSON and gzipping them in the serving isolate cost ~3.4 µs of
  * CPU per archived row (Node, 2,000-row flushes), and in the bench harness the R2 put of each flush
  * costs ~3.7 ms plus ~30 µs per KiB (bench:stages' archive variants; scripts/bench-r2-put.ts). A
- * block is built in one pass over the rows with typed-array stores (~0.6 µs per row, no text per
- * row) and is small without compression: each feature is one column stored in the narrowest type
+ * block is small without compression: each feature is one column stored in the narrowest type
  * that holds all its values exactly (int8/16/32, float32, else float64), strings through a
  * dictionary, with one kind byte per cell only for columns whose cells are not all of one kind.
  * The credit-risk rows take ~30 bytes per row (gzip NDJSON took ~24, the Float64 columns 126).
+ * It is built from validation's columns (`Resolved`), not from the request's row objects: numbers
+ * are copied column by column and categories mapped through one small table per schema, so the
+ * build does no per-value look-up (reading row objects and looking each string up in the
+ * dictionary cost ~0.6 µs per row).
  *
  *   bytes 0-3   "EMA1"
  *   bytes 4-7   header length H (uint32, little-endian)
@@ -17,27 +20,36 @@
  *   kinds       Uint8 kinds[n] of each feature whose u is null, in k's order
  *
  * n: rows in the columns; k: feature names; t: each column's type (scores first); u: a feature's
- * kind when all its cells share it, else null; d: string dictionary; x: other JSON values (booleans,
- * arrays, objects); q: requests [id, at, version, row numbers | null (0..count-1), count], whose rows
- * are the columns' rows in order; p: per-row prediction records for rows that are not feature
- * objects; l: labels. A cell's kind: 0 missing (absent, null or undefined: the feature schema treats
+ * kind when all its cells share it, else null; d: string dictionary; x: other JSON values (booleans:
+ * [false, true]; blocks written from raw rows also held arrays and objects); q: requests [id, at,
+ * version, row numbers | null (0..count-1), count], whose rows are the columns' rows in order; p:
+ * per-row prediction records for rows that were not feature objects (written empty now that rows are
+ * validated; read for blocks written before); l: labels. A cell's kind: 0 missing (absent, null or undefined: the feature schema treats
  * both as missing, src/inference/features.ts), 1 number (the value), 2 string (the value is its index
  * in d), 3 other (the index in x). Workers run little-endian; the typed arrays are written and read
  * in the platform's order.
  */
 
+import { isLevelColumn, levelsOf, type Resolved } from "../inference/features";
+import type { FeatureSpec } from "../registry/manifest";
+
 export type PredictionRecord = { t: "p"; id: string; row: number; at: number; v: string; f: unknown; s: number };
 export type LabelRecord = { t: "l"; id: string; row: number; at: number; y: number | string };
 
-/** A buffered prediction request: references to the event's rows and scores (nothing copied). */
+/**
+ * A buffered prediction request: its validated columns (`Resolved`, src/inference/features.ts) and
+ * its schema's features, and its scores. With every row archived these are the request's own
+ * arrays (nothing copied); a sampled request holds copies of its kept rows only.
+ */
 export interface BufferedRequest {
   id: string;
   at: number;
   v: string;
-  /** The archived rows and their scores: the event's own arrays when every row is kept. */
-  rows: readonly unknown[];
+  features: readonly FeatureSpec[];
+  /** The archived rows' columns, in `features` order. */
+  resolved: Resolved;
   scores: ArrayLike<number>;
-  /** Row numbers in the request of the sampled rows; null when every row is kept. */
+  /** Row numbers in the request of the archived rows; null when every row is kept. */
   keep: number[] | null;
 }
 
@@ -62,72 +74,91 @@ const NUMBER = 1;
 const STRING = 2;
 const OTHER = 3;
 
-export const isFeatureObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
+/** The rows of `resolved` at `keep` (a sampled request's archived rows), as their own columns. */
+export function pickRows(resolved: Resolved, keep: readonly number[]): Resolved {
+  const n = keep.length;
+  return {
+    n,
+    columns: resolved.columns.map((c) => {
+      const out = c instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
+      for (let m = 0; m < n; m++) out[m] = c[keep[m]];
+      return out;
+    }),
+    missing: resolved.missing.map((mask) => (mask ? Uint8Array.from(keep, (i) => mask[i]) : null)),
+  };
+}
 
-/** Encodes buffered requests and labels as one block (see the header). */
+/**
+ * Encodes buffered requests and labels as one block (see the header). The features' columns are
+ * copied as they are: numbers into the feature's column, categories as dictionary indexes (the
+ * dictionary holds each level once, mapped once per request and feature), booleans as the two
+ * `x` values false and true, values a row left out as missing. No per-value look-up or text.
+ */
 export function encodeBlock(requests: readonly BufferedRequest[], labels: readonly LabelRecord[]): Uint8Array {
   let n = 0;
-  const objects: boolean[] = requests.map((q) => {
-    const all = q.rows.every(isFeatureObject);
-    if (all) n += q.rows.length;
-    return all;
-  });
+  for (const q of requests) n += q.resolved.n;
   const keys: string[] = [];
   const index = new Map<string, number>();
   const values: Float64Array[] = [];
   const kinds: Uint8Array[] = [];
   const dict: string[] = [];
   const dictIndex = new Map<string, number>();
-  const extra: unknown[] = [];
+  /** Per levels list (a schema's categories), the dictionary index of each level. */
+  const dictOfLevels = new Map<readonly string[], Float64Array>();
+  const extra: unknown[] = [false, true];
   const scores = new Float64Array(n);
   const q: BlockRequest[] = [];
-  const p: PredictionRecord[] = [];
-  // Rows parsed from one JSON body share their key order: the column of the key at each position is
-  // remembered and reused while the same key string sits there.
-  const seenKey: string[] = [];
-  const seenCol: number[] = [];
-  let i = 0;
-  for (let r = 0; r < requests.length; r++) {
-    const req = requests[r];
-    if (!objects[r]) {
-      for (let m = 0; m < req.rows.length; m++) p.push({ t: "p", id: req.id, row: req.keep ? req.keep[m] : m, at: req.at, v: req.v, f: req.rows[m], s: req.scores[m] });
-      continue;
-    }
-    q.push([req.id, req.at, req.v, req.keep, req.rows.length]);
-    for (let m = 0; m < req.rows.length; m++, i++) {
-      const row = req.rows[m] as Record<string, unknown>;
-      scores[i] = req.scores[m];
-      let c = 0;
-      for (const key in row) {
-        let j: number;
-        if (seenKey[c] === key) j = seenCol[c];
-        else {
-          let found = index.get(key);
-          if (found === undefined) {
-            found = keys.push(key) - 1;
-            index.set(key, found);
-            values.push(new Float64Array(n));
-            kinds.push(new Uint8Array(n));
-          }
-          seenKey[c] = key;
-          seenCol[c] = j = found;
+  let i0 = 0;
+  for (const req of requests) {
+    const { resolved, features } = req;
+    const count = resolved.n;
+    q.push([req.id, req.at, req.v, req.keep, count]);
+    for (let m = 0; m < count; m++) scores[i0 + m] = req.scores[m];
+    for (let j = 0; j < features.length; j++) {
+      const f = features[j];
+      let c = index.get(f.name);
+      if (c === undefined) {
+        c = keys.push(f.name) - 1;
+        index.set(f.name, c);
+        values.push(new Float64Array(n));
+        kinds.push(new Uint8Array(n)); // MISSING until written
+      }
+      const column = resolved.columns[j];
+      const absent = resolved.missing[j];
+      const out = values[c];
+      const kind = kinds[c];
+      if (isLevelColumn(f)) {
+        const levels = levelsOf(f);
+        let map = dictOfLevels.get(levels);
+        if (!map) {
+          dictOfLevels.set(levels, (map = new Float64Array(levels.length)));
+          if (f.type === "boolean") map.set([0, 1]); // extra[0] false, extra[1] true
+          else
+            levels.forEach((level, k) => {
+              let s = dictIndex.get(level);
+              if (s === undefined) dictIndex.set(level, (s = dict.push(level) - 1));
+              map![k] = s;
+            });
         }
-        c++;
-        const value = row[key];
-        if (typeof value === "number") {
-          values[j][i] = value;
-          kinds[j][i] = NUMBER;
-        } else if (typeof value === "string") {
-          let s = dictIndex.get(value);
-          if (s === undefined) dictIndex.set(value, (s = dict.push(value) - 1));
-          values[j][i] = s;
-          kinds[j][i] = STRING;
-        } else if (value !== null && value !== undefined) {
-          values[j][i] = extra.push(value) - 1;
-          kinds[j][i] = OTHER;
+        const present = f.type === "boolean" ? OTHER : STRING;
+        for (let m = 0; m < count; m++) {
+          const k = column[m];
+          if ((absent !== null && absent[m] === 1) || k < 0) continue;
+          out[i0 + m] = map[k];
+          kind[i0 + m] = present;
         }
+      } else {
+        out.set(column, i0);
+        kind.fill(NUMBER, i0, i0 + count);
+        if (absent !== null)
+          for (let m = 0; m < count; m++)
+            if (absent[m] === 1) {
+              out[i0 + m] = 0;
+              kind[i0 + m] = MISSING;
+            }
       }
     }
+    i0 += count;
   }
   // Each column (scores first) stored in the narrowest type that holds every one of its values
   // exactly, and its kind bytes only when its cells are not all of one kind.
@@ -137,7 +168,7 @@ export function encodeBlock(requests: readonly BufferedRequest[], labels: readon
     for (let r = 1; r < n; r++) if (kk[r] !== first) return null;
     return n ? first : MISSING;
   });
-  const header: BlockHeader = { n, k: keys, t: columns.map((c) => c.type), u: kindOf, d: dict, x: extra, q, p, l: labels as LabelRecord[] };
+  const header: BlockHeader = { n, k: keys, t: columns.map((c) => c.type), u: kindOf, d: dict, x: extra, q, p: [], l: labels as LabelRecord[] };
   const json = new TextEncoder().encode(JSON.stringify(header));
   let size = 8 + json.length;
   for (const c of columns) size += c.array.byteLength;

@@ -3,15 +3,16 @@
  *
  * The prediction log keeps scores and labels, not features. This archive keeps, for a sampled
  * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
- * not archived), the features the request carried, its score and version, and every delayed label
- * (feedback) of those models. Each isolate buffers references to the requests' rows and scores and
- * writes them to R2 as one columnar block (archive-block.ts: a Float64 column and a kind byte per
- * feature, strings through a dictionary, uncompressed) once it holds RETRAINING_ARCHIVE_FLUSH_ROWS
+ * not archived), the features the request carried (as validation resolved them, with the values it
+ * left out marked missing), its score and version, and every delayed label (feedback) of those
+ * models. Each isolate buffers references to the requests' validated columns and scores and writes
+ * them to R2 as one columnar block (archive-block.ts: a column per feature in its narrowest exact
+ * type, strings through a dictionary, uncompressed) once it holds RETRAINING_ARCHIVE_FLUSH_ROWS
  * rows or its oldest is RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that
  * crosses the bound: the serving path pays a buffer push (no copy), never an R2 write. An isolate
  * also flushes a model's buffer when all its models' buffers together hold
  * RETRAINING_ARCHIVE_BUFFER_ROWS rows (default twice the flush rows), which bounds its memory with
- * many archived models (~250 bytes per buffered row of 13 features). Records buffered in an isolate
+ * many archived models (~120 bytes per buffered row of 13 features: its Float64 and Int32 cells). Records buffered in an isolate
  * that is evicted before its next flush are lost (bounded by these limits), as with monitoring's
  * collector. Flushes are 10,000 rows by default (2,000 before): in bench:r2-put a local put costs
  * ~2.4 ms of CPU plus ~22 µs per KiB, so fewer, larger objects halve the archive's put cost there.
@@ -36,7 +37,7 @@ import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
-import { decodeBlock, encodeBlock, isBlock, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
+import { decodeBlock, encodeBlock, isBlock, pickRows, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
 import { findConfig } from "./store";
 import type { StoredConfig } from "./model";
 
@@ -108,22 +109,23 @@ export class PayloadArchive {
   }
 
   async recordPrediction(env: Env, e: PredictionEvent): Promise<void> {
-    if (!e.rows?.length) return; // raw-tensor v2 requests carry no feature objects
+    const resolved = e.resolved;
+    if (!resolved?.n) return; // raw-tensor v2 requests carry no validated rows
     const model = e.dispatch.version.modelName;
     const cfg = await this.configOf(env, model);
     const rate = cfg?.sample_rate ?? 0;
     if (rate <= 0) return;
-    const request: BufferedRequest = { id: e.requestId, at: e.at, v: e.dispatch.version.version, rows: e.rows, scores: e.columns.scores, keep: null };
+    const request: BufferedRequest = { id: e.requestId, at: e.at, v: e.dispatch.version.version, features: e.dispatch.version.featureSchema.features, resolved, scores: e.columns.scores, keep: null };
     if (rate < 1) {
       // Sampled: keep copies of the chosen rows only, not references to the whole request.
       const keep: number[] = [];
-      for (let i = 0; i < e.rows.length; i++) if (Math.random() < rate) keep.push(i);
+      for (let i = 0; i < resolved.n; i++) if (Math.random() < rate) keep.push(i);
       if (!keep.length) return;
-      Object.assign(request, { keep, rows: keep.map((i) => e.rows![i]), scores: keep.map((i) => e.columns.scores[i]) });
+      Object.assign(request, { keep, resolved: pickRows(resolved, keep), scores: keep.map((i) => e.columns.scores[i]) });
     }
     const buffer = this.bufferOf(model);
     buffer.requests.push(request);
-    buffer.rows += request.rows.length;
+    buffer.rows += request.resolved.n;
     await this.maybeFlush(env, model);
   }
 

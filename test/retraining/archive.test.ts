@@ -4,14 +4,18 @@
  * score, row number, version and label. The serving isolates write columnar blocks
  * (src/retraining/archive-block.ts); objects written in the earlier formats (gzip NDJSON blocks and
  * one JSON object per prediction) must still export, and the same predictions export identically
- * whichever format holds them. Rows that are not feature objects, sampled requests keeping their row
- * numbers, string, boolean and nested values, and missing cells are all covered.
+ * whichever format holds them. Blocks are written from validated columns; sampled requests keeping
+ * their row numbers, categories, booleans, values a row left out (absent or null), and rows that
+ * were not feature objects in the earlier formats are all covered.
  */
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb } from "../../src/registry/store";
 import { archivePrefix, exportTrainingData, gzip, PayloadArchive, readExport, type BufferedRequest, type ExportRow, type LabelRecord } from "../../src/retraining/archive";
-import { decodeBlock, encodeBlock, isBlock } from "../../src/retraining/archive-block";
+import { decodeBlock, encodeBlock, isBlock, pickRows } from "../../src/retraining/archive-block";
+import { rowValidator } from "../../src/inference/features";
+import type { FeatureSchema } from "../../src/registry/manifest";
+import { repoJson } from "../support/files";
 import { getConfig } from "../../src/retraining/store";
 import type { PredictionEvent } from "../../src/serving/events";
 import { call } from "../support/api";
@@ -20,12 +24,22 @@ import { archived, holdout, setupModel, trafficWithLabels, type HoldoutRow } fro
 /** The features as the model sees them: null and absent are both missing (omitted). */
 const normalized = (f: Record<string, unknown>) => Object.fromEntries(Object.entries(f).filter(([, v]) => v !== null && v !== undefined));
 
+/** A request as the earlier writers took it: the raw rows. */
+interface RawRequest {
+  id: string;
+  at: number;
+  v: string;
+  rows: readonly unknown[];
+  scores: ArrayLike<number>;
+  keep: number[] | null;
+}
+
 /**
  * The gzip NDJSON writer the serving isolates used before columnar blocks (kept here, verbatim, to
  * write objects in that format): one block line naming each feature once, per-row lines for rows
  * that are not feature objects, then the labels.
  */
-function legacyArchiveLines(requests: readonly BufferedRequest[], labels: readonly LabelRecord[]): string {
+function legacyArchiveLines(requests: readonly RawRequest[], labels: readonly LabelRecord[]): string {
   const isFeatureObject = (x: unknown): x is Record<string, unknown> => typeof x === "object" && x !== null && !Array.isArray(x);
   const keys: string[] = [];
   const index = new Map<string, number>();
@@ -56,6 +70,23 @@ function legacyArchiveLines(requests: readonly BufferedRequest[], labels: readon
   return lines.join("\n") + "\n";
 }
 
+/** A raw request as the serving isolate buffers it: its rows validated into columns against `schema`. */
+function buffered(schema: FeatureSchema, q: RawRequest): BufferedRequest {
+  return { id: q.id, at: q.at, v: q.v, features: schema.features, resolved: rowValidator(schema).resolve([...q.rows], (i) => `rows[${i}]`), scores: q.scores, keep: q.keep };
+}
+
+/** A schema of numeric features (missing: "nan"), accepting any finite double. */
+function numericSchema(names: string[], categorical: Record<string, string[]> = {}): FeatureSchema {
+  return {
+    features: [
+      ...names.map((name) => ({ name, type: "numeric", missing: { policy: "nan" } })),
+      ...Object.entries(categorical).map(([name, categories]) => ({ name, type: "categorical", categories, missing: { policy: "nan" } })),
+    ],
+    input: { kind: "per_feature", tensors: [] },
+    output: { kind: "regressor", value: "v" },
+  } as unknown as FeatureSchema;
+}
+
 /** A feature object as text with its keys sorted (the formats may order keys differently). */
 const canonical = (f: unknown) => JSON.stringify(Object.entries(f as Record<string, unknown>).sort(([x], [y]) => (x < y ? -1 : 1)));
 
@@ -67,58 +98,64 @@ async function exported(model: string, jobId: string): Promise<ExportRow[]> {
 
 describe("payload archive", () => {
   it("the same predictions export identically from a columnar block and from the earlier gzip NDJSON formats", async () => {
+    // The demo model's schema, plus a boolean and a number the model does not take (monitorOnly).
+    const demo = (await repoJson("models/credit-risk-lr.manifest.json")).featureSchema as FeatureSchema;
+    const schema = { ...demo, features: [...demo.features, { name: "Flag", type: "boolean", missing: { policy: "nan" }, monitorOnly: true }, { name: "Late", type: "numeric", missing: { policy: "nan" }, monitorOnly: true }] } as FeatureSchema;
     const rows = (await holdout()).slice(0, 30).map((r) => ({ ...r.features }) as Record<string, unknown>);
-    delete rows[1].Income; // absent
-    rows[2].Home = null; // null
+    delete rows[1].Income; // absent: imputed for the model, archived as missing
+    rows[2].Home = null; // null: the same
     delete rows[3].Assets;
     rows[3].Debt = null;
     rows[4] = Object.fromEntries(Object.entries(rows[4]).reverse()); // another key order
-    rows[5].Flag = true; // a boolean and a nested value (stored aside, not in the columns)
-    rows[6].Tags = ["a", { b: 1 }];
-    rows[7].Job = ""; // an empty string is a value, not missing
-    rows[8].Late = 0.1 + 0.2; // a feature first seen mid-block: missing in the rows before it
-    rows[9].Income = -1.5e-300;
+    rows[5].Flag = true; // a boolean
+    rows[6].Flag = false;
+    rows[8].Late = 0.1 + 0.2; // a feature first sent mid-block: missing in the rows before it
+    rows[9].Late = -1.5e-300;
     const now = Date.now();
-    const requests: BufferedRequest[] = [
+    const raw: RawRequest[] = [
       { id: "req-batch", at: now - 4000, v: "1.0.0", rows: rows.slice(0, 10), scores: Float32Array.from({ length: 10 }, (_, i) => i / 10 + 0.01), keep: null },
       { id: "req-one", at: now - 3000, v: "1.1.0", rows: [rows[10]], scores: [0.5], keep: null },
       // Sampled: rows 3 and 7 of a request, kept as copies with their row numbers.
       { id: "req-sampled", at: now - 2000, v: "1.0.0", rows: [rows[13], rows[17]], scores: [0.25, 0.75], keep: [3, 7] },
-      // Not feature objects: kept as per-row records.
-      { id: "req-odd", at: now - 1000, v: "1.0.0", rows: [[1, 2, 3], "x"], scores: [0.1, 0.2], keep: null },
     ];
     const expected: ExportRow[] = [
       ...rows.slice(0, 10).map((f, i) => ({ request_id: "req-batch", row: i, at: now - 4000, version: "1.0.0", features: normalized(f), score: Math.fround(i / 10 + 0.01), label: i % 2 })),
       { request_id: "req-one", row: 0, at: now - 3000, version: "1.1.0", features: normalized(rows[10]), score: 0.5, label: 1 },
       { request_id: "req-sampled", row: 3, at: now - 2000, version: "1.0.0", features: normalized(rows[13]), score: 0.25, label: 0 },
       { request_id: "req-sampled", row: 7, at: now - 2000, version: "1.0.0", features: normalized(rows[17]), score: 0.75, label: 1 },
-      { request_id: "req-odd", row: 0, at: now - 1000, version: "1.0.0", features: [1, 2, 3], score: 0.1, label: 0 },
-      { request_id: "req-odd", row: 1, at: now - 1000, version: "1.0.0", features: "x", score: 0.2, label: 1 },
     ];
     const labels: LabelRecord[] = expected.map((e) => ({ t: "l", id: e.request_id, row: e.row, at: now, y: e.label }));
-    // An object written before blocks existed: one JSON object per prediction.
+    // An object written before blocks existed: one JSON object per prediction, and rows that were
+    // not feature objects (archived as they came before rows were validated).
     const perRow = [
       { t: "p", id: "req-old", row: 0, at: now - 5000, v: "0.9.0", f: rows[20], s: 0.3 },
       { t: "p", id: "req-old", row: 1, at: now - 5000, v: "0.9.0", f: rows[21], s: 0.6 },
+      { t: "p", id: "req-odd", row: 0, at: now - 5000, v: "0.9.0", f: [1, 2, 3], s: 0.1 },
       { t: "l", id: "req-old", row: 0, at: now, y: 1 },
       { t: "l", id: "req-old", row: 1, at: now, y: 0 },
+      { t: "l", id: "req-odd", row: 0, at: now, y: 0 },
     ];
     expected.unshift(
+      { request_id: "req-odd", row: 0, at: now - 5000, version: "0.9.0", features: [1, 2, 3], score: 0.1, label: 0 },
       { request_id: "req-old", row: 0, at: now - 5000, version: "0.9.0", features: rows[20], score: 0.3, label: 1 },
       { request_id: "req-old", row: 1, at: now - 5000, version: "0.9.0", features: rows[21], score: 0.6, label: 0 },
     );
     const day = new Date(now).toISOString().slice(0, 10);
 
-    const block = encodeBlock(requests, labels);
+    const block = encodeBlock(
+      raw.map((q) => buffered(schema, q)),
+      labels,
+    );
     expect(isBlock(block)).toBe(true);
-    // Feature names and values are not written as text per row: 9 bytes per cell, 8 per score.
+    // Feature names and values are not written as text per row.
     const text = new TextDecoder().decode(block);
     expect(text.split('"Seniority"')).toHaveLength(2);
+    expect(text.split('"rent"').length).toBeLessThanOrEqual(2);
     await setupModel("ar-columnar");
     await env.ARTIFACTS.put(`${archivePrefix("ar-columnar")}${day}/a.block`, block);
     await env.ARTIFACTS.put(`${archivePrefix("ar-columnar")}${day}/old.ndjson.gz`, await gzip(perRow.map((r) => JSON.stringify(r)).join("\n") + "\n"));
 
-    const legacy = legacyArchiveLines(requests, labels);
+    const legacy = legacyArchiveLines(raw, labels);
     expect(legacy.split("\n")[0]).toMatch(/^\{"t":"b"/);
     await setupModel("ar-legacy");
     await env.ARTIFACTS.put(`${archivePrefix("ar-legacy")}${day}/block.ndjson.gz`, await gzip(legacy));
@@ -142,8 +179,9 @@ describe("payload archive", () => {
       big: [2 ** 53, -(2 ** 31) - 1, 0],
       intThenFraction: [16777217, 0.5, 0], // an integer float32 cannot hold, then a fraction: float64
     };
+    const schema = numericSchema(Object.keys(values));
     const rows = [0, 1, 2].map((r) => Object.fromEntries(Object.entries(values).map(([k, v]) => [k, v[r]])));
-    const block = encodeBlock([{ id: "r", at: 1, v: "1", rows, scores: [0.1, 0.2, 0.3], keep: null }], []);
+    const block = encodeBlock([buffered(schema, { id: "r", at: 1, v: "1", rows, scores: [0.1, 0.2, 0.3], keep: null })], []);
     const decoded = decodeBlock(block).predictions;
     decoded.forEach((p, r) => {
       for (const [k, v] of Object.entries(values)) expect(Object.is((p.f as Record<string, number>)[k], v[r]), `${k} row ${r}: ${(p.f as Record<string, number>)[k]}`).toBe(true);
@@ -154,14 +192,15 @@ describe("payload archive", () => {
     expect(header.u).toEqual(Object.keys(values).map(() => 1)); // all numbers: no kind bytes
     // 1,000 rows of one small integer feature and float32 scores: ~5 bytes a row.
     const many = Array.from({ length: 1000 }, (_, i) => ({ a: i % 100 }));
-    const small = encodeBlock([{ id: "m", at: 1, v: "1", rows: many, scores: Float32Array.from(many, (_, i) => i / 1000), keep: null }], []);
+    const small = encodeBlock([buffered(numericSchema(["a"]), { id: "m", at: 1, v: "1", rows: many, scores: Float32Array.from(many, (_, i) => i / 1000), keep: null })], []);
     expect(small.length).toBeLessThan(1000 * 5 + 200);
     expect(decodeBlock(small).predictions.map((p) => p.f)).toEqual(many);
   });
 
   it("a block decodes to exactly its rows; damaged blocks are refused, not misread", () => {
-    const rows: Record<string, unknown>[] = [{ a: 1, b: "x" }, { b: "y", c: null }, {}, { a: -0.5, b: "x", d: [1] }];
-    const block = encodeBlock([{ id: "r", at: 5, v: "1", rows, scores: [0.1, 0.2, 0.3, 0.4], keep: null }], [{ t: "l", id: "r", row: 2, at: 6, y: "yes" }]);
+    const schema = numericSchema(["a", "c"], { b: ["x", "y"] });
+    const rows: Record<string, unknown>[] = [{ a: 1, b: "x" }, { b: "y", c: null }, {}, { a: -0.5, b: "x" }];
+    const block = encodeBlock([buffered(schema, { id: "r", at: 5, v: "1", rows, scores: [0.1, 0.2, 0.3, 0.4], keep: null })], [{ t: "l", id: "r", row: 2, at: 6, y: "yes" }]);
     const { predictions, labels } = decodeBlock(block);
     expect(predictions).toEqual(rows.map((f, row) => ({ t: "p", id: "r", row, at: 5, v: "1", f: normalized(f), s: [0.1, 0.2, 0.3, 0.4][row] })));
     expect(labels).toEqual([{ t: "l", id: "r", row: 2, at: 6, y: "yes" }]);
@@ -185,11 +224,25 @@ describe("payload archive", () => {
     expect(isBlock(new TextEncoder().encode('{"t":"p"}'))).toBe(false);
   });
 
+  it("a sampled request archives copies of its kept rows, with their row numbers", () => {
+    const schema = numericSchema(["a"], { b: ["x", "y"] });
+    const rows = [{ a: 1, b: "x" }, { b: "y" }, { a: 3 }, { a: 4, b: "y" }];
+    const all = rowValidator(schema).resolve(rows, (i) => `rows[${i}]`);
+    const kept = pickRows(all, [1, 3]);
+    const block = encodeBlock([{ id: "s", at: 1, v: "1", features: schema.features, resolved: kept, scores: [0.2, 0.4], keep: [1, 3] }], []);
+    expect(decodeBlock(block).predictions.map((p) => [p.row, p.f, p.s])).toEqual([
+      [1, { b: "y" }, 0.2],
+      [3, { a: 4, b: "y" }, 0.4],
+    ]);
+  });
+
   it("an isolate's buffers together are bounded: crossing RETRAINING_ARCHIVE_BUFFER_ROWS flushes the model being recorded", async () => {
     await setupModel("ar-cap-a");
     await setupModel("ar-cap-b");
+    const schema = (await repoJson("models/credit-risk-lr.manifest.json")).featureSchema as FeatureSchema;
     const rows = (await holdout()).slice(0, 100).map((r) => r.features);
-    const event = (model: string, id: string) => ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0" } }, rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
+    const resolved = rowValidator(schema).resolve(rows, (i) => `rows[${i}]`);
+    const event = (model: string, id: string) => ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0", featureSchema: schema } }, resolved, rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
     const bounded = { ...env, RETRAINING_ARCHIVE_FLUSH_ROWS: "1000", RETRAINING_ARCHIVE_BUFFER_ROWS: "150" } as Env;
     const archive = new PayloadArchive();
     await archive.recordPrediction(bounded, event("ar-cap-a", "cap-1"));
