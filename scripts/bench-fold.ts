@@ -20,6 +20,10 @@
  *     difference by the requests folded (startup, warm-up and JIT compilation cancel out).
  *     BENCH_CALLGRIND_BRANCHES=1 adds callgrind's branch simulation and prints mispredicted
  *     conditional branches too: a binary search costs more in mispredictions than in instructions.
+ *   - `--workerd`: the same fold in workerd (the runtime that serves it, through Miniflare): a small
+ *     worker bundles the same modules and rows, folds BENCH_WORKERD_CYCLES flush cycles per request,
+ *     and the CPU time of its workerd process (from /proc, Linux) is divided by the requests folded.
+ *     workerd's own clock does not advance during CPU work, so the time is read from outside.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -210,5 +214,65 @@ if (process.argv.includes("--callgrind")) {
     }
   } finally {
     rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (process.argv.includes("--workerd")) {
+  const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = await import("miniflare");
+  const { cpuSeconds, descendants } = await import("./lib/workerd-process.ts");
+  const cycles = Number(process.env.BENCH_WORKERD_CYCLES ?? 30);
+  // The rows and scores the Node figures used, embedded in the worker; it validates and folds them as served.
+  const data = Object.fromEntries(BATCHES.map((n) => [n, requests(all, n, flushRequests(n)).map((e) => ({ rows: e.rows, scores: Array.from(e.columns.scores) }))]));
+  const entry = `
+import { foldPrediction, sealTarget } from "./src/monitoring/collector";
+import { emptyAggregate } from "./src/monitoring/aggregate";
+import { rowValidator } from "./src/inference/features";
+import { DDSketch } from "./src/stats/sketch";
+const DATA = ${JSON.stringify(data)};
+const version = ${JSON.stringify({ modelName: version.modelName, version: version.version, sha256: version.sha256, featureSchema: version.featureSchema, reference: version.reference })};
+const events = {};
+function eventsOf(n) {
+  return (events[n] ??= DATA[n].map((q, r) => {
+    const scores = Float32Array.from(q.scores);
+    const labels = Uint32Array.from(q.scores, (s) => (s >= 0.5 ? 1 : 0));
+    return { requestId: "r" + r, at: 0, route: "v1", dispatch: { version }, resolved: rowValidator(version.featureSchema).resolve(q.rows, (i) => "instances[" + i + "]"), rows: q.rows, predictions: [], columns: { scores, labels, classes: ["0", "1"] }, latencyMs: 1, inferenceMs: 0.5 };
+  }));
+}
+export default {
+  fetch(request) {
+    const url = new URL(request.url);
+    const list = eventsOf(url.searchParams.get("n"));
+    let rows = 0;
+    for (let c = 0; c < Number(url.searchParams.get("cycles")); c++) {
+      const target = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
+      for (const e of list) foldPrediction(target, e);
+      sealTarget(target);
+      rows += target.agg.rows;
+    }
+    return new Response(String(rows));
+  },
+};`;
+  const out = await build({ stdin: { contents: entry, resolveDir: ROOT, loader: "js" }, bundle: true, format: "esm", platform: "neutral", mainFields: ["module", "main"], external: ["cloudflare:*"], write: false, logLevel: "error" });
+  const before = new Set(descendants(process.pid));
+  const mf = new Miniflare(convertV4MiniflareOptions({ name: "fold", modules: true, script: out.outputFiles[0].text, compatibilityDate: "2026-11-01", host: "127.0.0.1", port: 0, cf: false, log: new Log(LogLevel.WARN) } as never));
+  const url = (await mf.ready).href;
+  const pid = descendants(process.pid).find((p) => !before.has(p) && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("workerd"));
+  if (pid === undefined) throw new Error("could not find the workerd process Miniflare started");
+  console.log(`\nthe same fold in workerd (Miniflare, one process; CPU from /proc), ${cycles} flush cycles per request`);
+  try {
+    for (const n of BATCHES) {
+      const count = flushRequests(n);
+      await (await fetch(`${url}?n=${n}&cycles=${WARM_CYCLES}`)).text();
+      const perRequest: number[] = [];
+      for (let rep = 0; rep < Math.min(REPS, 9); rep++) {
+        const c0 = cpuSeconds(pid);
+        await (await fetch(`${url}?n=${n}&cycles=${cycles}`)).text();
+        perRequest.push(((cpuSeconds(pid) - c0) * 1e9) / (cycles * count));
+      }
+      const ns = median(perRequest);
+      console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${count} requests per flush: ${(ns / 1000).toFixed(2).padStart(7)} us cpu/request, ${(ns / n).toFixed(0).padStart(6)} ns cpu/row (median of ${perRequest.length}; range ${(Math.min(...perRequest) / n).toFixed(0)}-${(Math.max(...perRequest) / n).toFixed(0)} ns/row)`);
+    }
+  } finally {
+    await mf.dispose();
   }
 }

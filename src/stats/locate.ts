@@ -63,6 +63,27 @@ export class SortedIndex {
     return t > 0 ? (t < this.buckets ? t | 0 : this.buckets - 1) : 0;
   }
 
+  /**
+   * The cell of x among the values (not NaN), as KsGrid numbers them: 2i + 1 when x equals
+   * values[i], 2i when it lies strictly between values[i - 1] and values[i] (2m past the last).
+   * A bucket holding at most one value (most of them: there are ~4 buckets per value) needs no
+   * search and no data-dependent branch: with g = guide[b] and u = values[g] (NaN past the end,
+   * which compares false), the cell is 2g + (x >= u) + (x > u), since every value before g is < x
+   * and every value after g is > x. Fuller buckets take the search.
+   */
+  cellOf(x: number): number {
+    if (this.buckets) {
+      const b = this.bucketOf(x);
+      const g = this.guide[b];
+      if (this.guide[b + 1] - g <= 1) {
+        const u = g < this.values.length ? this.values[g] : Number.NaN;
+        return 2 * g + (x >= u ? 1 : 0) + (x > u ? 1 : 0);
+      }
+    }
+    const lo = this.lowerBound(x);
+    return lo < this.values.length && this.values[lo] === x ? 2 * lo + 1 : 2 * lo;
+  }
+
   /** The first position whose value is >= x (values.length if none); x not NaN. */
   lowerBound(x: number): number {
     const u = this.values;

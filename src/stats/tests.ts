@@ -88,9 +88,7 @@ export class KsGrid {
 
   /** The cell of x (not NaN). */
   cellOf(x: number): number {
-    const u = this.values;
-    const lo = this.index.lowerBound(x); // first index with u[i] >= x
-    return lo < u.length && u[lo] === x ? 2 * lo + 1 : 2 * lo;
+    return this.index.cellOf(x);
   }
 
   /**
