@@ -20,10 +20,14 @@
  *     difference by the requests folded (startup, warm-up and JIT compilation cancel out).
  *     BENCH_CALLGRIND_BRANCHES=1 adds callgrind's branch simulation and prints mispredicted
  *     conditional branches too: a binary search costs more in mispredictions than in instructions.
- *   - `--workerd`: the same fold in workerd (the runtime that serves it, through Miniflare): a small
- *     worker bundles the same modules and rows, folds BENCH_WORKERD_CYCLES flush cycles per request,
- *     and the CPU time of its workerd process (from /proc, Linux) is divided by the requests folded.
- *     workerd's own clock does not advance during CPU work, so the time is read from outside.
+ *   - `--workerd`: monitoring's parts in workerd (the runtime that serves it, through Miniflare): a
+ *     small worker bundles the same modules and rows with the monitoring Durable Objects, and each
+ *     part runs BENCH_WORKERD_CYCLES flush cycles per measure: the fold; the fold then the flush's
+ *     MonitorShard.ingest; the prediction-log packing; the packing then PredictionLog.append. The CPU
+ *     time of the workerd process (from /proc, Linux; the objects run in it, with their SQLite on
+ *     local disk) is divided by the requests. workerd's clock does not advance during CPU work, so
+ *     the time is read from outside. These are the parts `bench:monitoring` measures together,
+ *     without its HTTP load and its noise.
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -219,15 +223,18 @@ if (process.argv.includes("--callgrind")) {
 
 if (process.argv.includes("--workerd")) {
   const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = await import("miniflare");
-  const { cpuSeconds, descendants } = await import("./lib/workerd-process.ts");
+  const { cpuSeconds, descendants, systemCpuSeconds } = await import("./lib/workerd-process.ts");
   const cycles = Number(process.env.BENCH_WORKERD_CYCLES ?? 30);
   // The rows and scores the Node figures used, embedded in the worker; it validates and folds them as served.
   const data = Object.fromEntries(BATCHES.map((n) => [n, requests(all, n, flushRequests(n)).map((e) => ({ rows: e.rows, scores: Array.from(e.columns.scores) }))]));
   const entry = `
+import { v7 } from "uuid";
 import { foldPrediction, sealTarget } from "./src/monitoring/collector";
+import { RequestPacker } from "./src/monitoring/prediction-log";
 import { emptyAggregate } from "./src/monitoring/aggregate";
 import { rowValidator } from "./src/inference/features";
 import { DDSketch } from "./src/stats/sketch";
+export { ModelControl, MonitorShard, PredictionLog } from "./src/monitoring/index";
 const DATA = ${JSON.stringify(data)};
 const version = ${JSON.stringify({ modelName: version.modelName, version: version.version, sha256: version.sha256, featureSchema: version.featureSchema, reference: version.reference })};
 const events = {};
@@ -238,39 +245,81 @@ function eventsOf(n) {
     return { requestId: "r" + r, at: 0, route: "v1", dispatch: { version }, resolved: rowValidator(version.featureSchema).resolve(q.rows, (i) => "instances[" + i + "]"), rows: q.rows, predictions: [], columns: { scores, labels, classes: ["0", "1"] }, latencyMs: 1, inferenceMs: 0.5 };
   }));
 }
+let logShard = 0;
 export default {
-  fetch(request) {
+  async fetch(request, env) {
     const url = new URL(request.url);
     const list = eventsOf(url.searchParams.get("n"));
-    let rows = 0;
+    const stage = url.searchParams.get("stage");
     for (let c = 0; c < Number(url.searchParams.get("cycles")); c++) {
-      const target = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
-      for (const e of list) foldPrediction(target, e);
-      sealTarget(target);
-      rows += target.agg.rows;
+      const at = Date.now();
+      if (stage === "fold" || stage === "ingest") {
+        const target = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
+        for (const e of list) {
+          e.at = at;
+          foldPrediction(target, e);
+        }
+        sealTarget(target);
+        if (stage === "ingest") await env.MONITOR_SHARD.getByName("credit-risk@bench#0").ingest({ id: crypto.randomUUID(), model: "credit-risk", version: "bench", buckets: { [String(Math.floor(at / 60000) * 60000)]: target.agg } });
+      } else {
+        // Request ids as the worker assigns them (UUIDv7: the log keeps only those).
+        const packer = new RequestPacker();
+        for (const e of list) packer.add({ requestId: v7(), version: "bench", at }, e.columns);
+        const packed = packer.pack();
+        if (stage === "append") await env.PREDICTION_LOG.getByName("credit-risk#" + (logShard++ % 4)).append("credit-risk", packed);
+      }
     }
-    return new Response(String(rows));
+    return new Response("ok");
   },
 };`;
-  const out = await build({ stdin: { contents: entry, resolveDir: ROOT, loader: "js" }, bundle: true, format: "esm", platform: "neutral", mainFields: ["module", "main"], external: ["cloudflare:*"], write: false, logLevel: "error" });
+  const out = await build({ stdin: { contents: entry, resolveDir: ROOT, loader: "js" }, bundle: true, format: "esm", platform: "neutral", mainFields: ["module", "main"], conditions: ["workerd", "worker", "browser"], external: ["cloudflare:*", "node:*"], write: false, logLevel: "error" });
   const before = new Set(descendants(process.pid));
-  const mf = new Miniflare(convertV4MiniflareOptions({ name: "fold", modules: true, script: out.outputFiles[0].text, compatibilityDate: "2026-11-01", host: "127.0.0.1", port: 0, cf: false, log: new Log(LogLevel.WARN) } as never));
+  const mf = new Miniflare(
+    convertV4MiniflareOptions({
+      name: "fold",
+      modules: true,
+      script: out.outputFiles[0].text,
+      compatibilityDate: "2026-11-01",
+      compatibilityFlags: ["nodejs_compat"],
+      durableObjects: { MONITOR_SHARD: { className: "MonitorShard", useSQLite: true }, PREDICTION_LOG: { className: "PredictionLog", useSQLite: true }, MODEL_CONTROL: { className: "ModelControl", useSQLite: true } },
+      bindings: { MONITORING_ENABLED: "true", PREDICTION_LOG_DAYS: "30" },
+      host: "127.0.0.1",
+      port: 0,
+      cf: false,
+      log: new Log(LogLevel.WARN),
+    } as never),
+  );
   const url = (await mf.ready).href;
   const pid = descendants(process.pid).find((p) => !before.has(p) && readFileSync(`/proc/${p}/cmdline`, "utf8").includes("workerd"));
   if (pid === undefined) throw new Error("could not find the workerd process Miniflare started");
-  console.log(`\nthe same fold in workerd (Miniflare, one process; CPU from /proc), ${cycles} flush cycles per request`);
+  console.log(`\nin workerd (Miniflare, one process with the Durable Objects, storage on local disk; CPU from /proc), ${cycles} flush cycles per measure:`);
+  console.log("  fold: the fold and seal, as above; packing: the prediction-log packing of the same requests (with their UUIDv7 ids)");
+  console.log("  + ingest: the fold, then the flush's MonitorShard.ingest; + append: the packing, then the flush's PredictionLog.append");
+  const stages = ["fold", "ingest", "pack", "append"] as const;
   try {
     for (const n of BATCHES) {
       const count = flushRequests(n);
-      await (await fetch(`${url}?n=${n}&cycles=${WARM_CYCLES}`)).text();
-      const perRequest: number[] = [];
-      for (let rep = 0; rep < Math.min(REPS, 9); rep++) {
-        const c0 = cpuSeconds(pid);
-        await (await fetch(`${url}?n=${n}&cycles=${cycles}`)).text();
-        perRequest.push(((cpuSeconds(pid) - c0) * 1e9) / (cycles * count));
+      const figures: Record<string, { us: number; kernel: number; range: string }> = {};
+      for (const stage of stages) {
+        await (await fetch(`${url}?n=${n}&stage=${stage}&cycles=${Math.ceil(WARM_CYCLES / 4)}`)).text();
+        const perRequest: number[] = [];
+        const kernel: number[] = [];
+        for (let rep = 0; rep < Math.min(REPS, 9); rep++) {
+          const c0 = cpuSeconds(pid);
+          const k0 = systemCpuSeconds(pid);
+          await (await fetch(`${url}?n=${n}&stage=${stage}&cycles=${cycles}`)).text();
+          perRequest.push(((cpuSeconds(pid) - c0) * 1e6) / (cycles * count));
+          kernel.push(((systemCpuSeconds(pid) - k0) * 1e6) / (cycles * count));
+        }
+        figures[stage] = { us: median(perRequest), kernel: median(kernel), range: `${Math.min(...perRequest).toFixed(1)}-${Math.max(...perRequest).toFixed(1)}` };
       }
-      const ns = median(perRequest);
-      console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${count} requests per flush: ${(ns / 1000).toFixed(2).padStart(7)} us cpu/request, ${(ns / n).toFixed(0).padStart(6)} ns cpu/row (median of ${perRequest.length}; range ${(Math.min(...perRequest) / n).toFixed(0)}-${(Math.max(...perRequest) / n).toFixed(0)} ns/row)`);
+      const f = figures;
+      const line = (name: string, us: number, note: string) => console.log(`  ${String(n).padStart(3)} row${n === 1 ? " " : "s"}/request, ${name.padEnd(26)} ${us.toFixed(2).padStart(7)} us cpu/request  ${note}`);
+      line("fold", f.fold.us, `(median of ${Math.min(REPS, 9)}, range ${f.fold.range})`);
+      line("MonitorShard.ingest", f.ingest.us - f.fold.us, `(fold + ingest ${f.ingest.us.toFixed(2)}, kernel ${f.ingest.kernel.toFixed(2)})`);
+      line("log packing", f.pack.us, `(range ${f.pack.range})`);
+      line("PredictionLog.append", f.append.us - f.pack.us, `(packing + append ${f.append.us.toFixed(2)}, kernel ${f.append.kernel.toFixed(2)})`);
+      line("all four", f.ingest.us + f.append.us, `(${count} requests per flush)`);
     }
   } finally {
     await mf.dispose();
