@@ -27,7 +27,8 @@
  *     time of the workerd process (from /proc, Linux; the objects run in it, with their SQLite on
  *     local disk) is divided by the requests. workerd's clock does not advance during CPU work, so
  *     the time is read from outside. These are the parts `bench:monitoring` measures together,
- *     without its HTTP load and its noise.
+ *     without its HTTP load and its noise. Also the retraining payload archive at sample rate 1
+ *     (what `bench:archive` measures): its block per flush, and the block's R2 put (local R2).
  */
 import { execFileSync } from "node:child_process";
 import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
@@ -225,6 +226,7 @@ if (process.argv.includes("--workerd")) {
   const { Miniflare, Log, LogLevel, convertV4MiniflareOptions } = await import("miniflare");
   const { cpuSeconds, descendants, systemCpuSeconds } = await import("./lib/workerd-process.ts");
   const cycles = Number(process.env.BENCH_WORKERD_CYCLES ?? 30);
+  // (Also the retraining payload archive's block and put, which run beside monitoring on every prediction when archived.)
   // The rows and scores the Node figures used, embedded in the worker; it validates and folds them as served.
   const data = Object.fromEntries(BATCHES.map((n) => [n, requests(all, n, flushRequests(n)).map((e) => ({ rows: e.rows, scores: Array.from(e.columns.scores) }))]));
   const entry = `
@@ -234,6 +236,7 @@ import { RequestPacker } from "./src/monitoring/prediction-log";
 import { emptyAggregate } from "./src/monitoring/aggregate";
 import { rowValidator } from "./src/inference/features";
 import { DDSketch } from "./src/stats/sketch";
+import { encodeBlock } from "./src/retraining/archive-block";
 export { ModelControl, MonitorShard, PredictionLog } from "./src/monitoring/index";
 const DATA = ${JSON.stringify(data)};
 const version = ${JSON.stringify({ modelName: version.modelName, version: version.version, sha256: version.sha256, featureSchema: version.featureSchema, reference: version.reference })};
@@ -253,7 +256,12 @@ export default {
     const stage = url.searchParams.get("stage");
     for (let c = 0; c < Number(url.searchParams.get("cycles")); c++) {
       const at = Date.now();
-      if (stage === "fold" || stage === "ingest") {
+      if (stage === "block" || stage === "put") {
+        // The payload archive at sample rate 1: a reference to each request's columns, one block per flush, its R2 put.
+        const buffered = list.map((e) => ({ id: v7(), at, v: "bench", features: version.featureSchema.features, resolved: e.resolved, scores: e.columns.scores, keep: null }));
+        const body = encodeBlock(buffered, []);
+        if (stage === "put") await env.ARTIFACTS.put("retraining/archive/bench/" + v7() + ".block", body);
+      } else if (stage === "fold" || stage === "ingest") {
         const target = { agg: emptyAggregate(), sketch: new DDSketch(0.01) };
         for (const e of list) {
           e.at = at;
@@ -283,6 +291,7 @@ export default {
       compatibilityFlags: ["nodejs_compat"],
       durableObjects: { MONITOR_SHARD: { className: "MonitorShard", useSQLite: true }, PREDICTION_LOG: { className: "PredictionLog", useSQLite: true }, MODEL_CONTROL: { className: "ModelControl", useSQLite: true } },
       bindings: { MONITORING_ENABLED: "true", PREDICTION_LOG_DAYS: "30" },
+      r2Buckets: ["ARTIFACTS"],
       host: "127.0.0.1",
       port: 0,
       cf: false,
@@ -295,7 +304,8 @@ export default {
   console.log(`\nin workerd (Miniflare, one process with the Durable Objects, storage on local disk; CPU from /proc), ${cycles} flush cycles per measure:`);
   console.log("  fold: the fold and seal, as above; packing: the prediction-log packing of the same requests (with their UUIDv7 ids)");
   console.log("  + ingest: the fold, then the flush's MonitorShard.ingest; + append: the packing, then the flush's PredictionLog.append");
-  const stages = ["fold", "ingest", "pack", "append"] as const;
+  console.log("  archive block: the payload archive's buffering and block of the same requests (sample rate 1); + put: then its R2 put");
+  const stages = ["fold", "ingest", "pack", "append", "block", "put"] as const;
   try {
     for (const n of BATCHES) {
       const count = flushRequests(n);
@@ -320,6 +330,8 @@ export default {
       line("log packing", f.pack.us, `(range ${f.pack.range})`);
       line("PredictionLog.append", f.append.us - f.pack.us, `(packing + append ${f.append.us.toFixed(2)}, kernel ${f.append.kernel.toFixed(2)})`);
       line("all four", f.ingest.us + f.append.us, `(${count} requests per flush)`);
+      line("archive block (rate 1)", f.block.us, `(range ${f.block.range}; one block per flush)`);
+      line("archive R2 put (local)", f.put.us - f.block.us, `(block + put ${f.put.us.toFixed(2)}, kernel ${f.put.kernel.toFixed(2)}; Miniflare's R2 in the same process)`);
     }
   } finally {
     await mf.dispose();
