@@ -8,7 +8,7 @@
  */
 import { describe, expect, it } from "vitest";
 import { ApiError } from "../src/http/errors";
-import { rowOf, rowValidator, type Resolved } from "../src/inference/features";
+import { rowValidator, type Resolved } from "../src/inference/features";
 import { predictBody, quickPredictBody } from "../src/serving/v1";
 import type { FeatureSchema } from "../src/registry/manifest";
 import { mulberry32 } from "../src/stats/random";
@@ -111,6 +111,16 @@ describe("row validation fast path", () => {
     }
   });
 });
+
+/** One row of the columns back as schema-ordered values (level indexes as their category or boolean; -1 as NaN). */
+function rowOf(schema: FeatureSchema, resolved: Resolved, i: number): unknown[] {
+  return schema.features.map((f, j) => {
+    const x = resolved.columns[j][i];
+    if (f.type !== "categorical" && f.type !== "boolean") return x;
+    if (x < 0) return Number.NaN;
+    return f.type === "boolean" ? x === 1 : f.categories[x];
+  });
+}
 
 describe("resolved columns", () => {
   const schema = {

@@ -1,5 +1,6 @@
 /**
- * From request rows to validated feature values, per a version's feature schema.
+ * From request rows to validated feature values, per a version's feature schema: `Resolved`, one
+ * column per feature (numbers, or category indexes) with a mask of the values each row left out.
  *
  * A zod object is built once per schema (cached by the schema object) and checks every field:
  * type, bounds, categories, unknown fields, and the missing-value policy. Missing means absent or
@@ -47,16 +48,6 @@ const BOOLEAN_LEVELS = ["false", "true"];
 
 /** Whether a feature's column holds level indexes (categorical, boolean) rather than numbers. */
 export const isLevelColumn = (f: FeatureSpec) => f.type === "categorical" || f.type === "boolean";
-
-/** One row back as schema-ordered values (tests and diagnostics; serving reads the columns). */
-export function rowOf(schema: FeatureSchema, resolved: Resolved, i: number): FeatureValue[] {
-  return schema.features.map((f, j) => {
-    const x = resolved.columns[j][i];
-    if (!isLevelColumn(f)) return x;
-    if (x < 0) return Number.NaN;
-    return f.type === "boolean" ? x === 1 : f.categories[x];
-  });
-}
 
 const MISSING = Symbol("missing");
 
