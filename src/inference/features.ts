@@ -116,18 +116,18 @@ function levelIndex(f: FeatureSpec): Map<string, number> {
   return index;
 }
 
-/** What the missing policy writes into the column: the impute value (as a level index for level columns), NaN (-1) under "nan". */
-function fillOf(f: FeatureSpec): number {
-  if (f.missing.policy !== "impute") return isLevelColumn(f) ? -1 : Number.NaN;
+/** What the missing policy writes into the column: the impute value (a level index, through `index`, for level columns), NaN (-1) under "nan". */
+function fillOf(f: FeatureSpec, index: Map<string, number> | null): number {
+  if (f.missing.policy !== "impute") return index ? -1 : Number.NaN;
   const v = f.missing.value;
   if (f.type === "boolean") return v === true ? 1 : 0;
-  if (f.type === "categorical") return levelIndex(f).get(v as string) ?? -1;
+  if (index) return index.get(v as string) ?? -1;
   return v as number;
 }
 
-function fieldCheck(f: FeatureSpec, float32: boolean): FieldCheck {
+/** `index`: the feature's `levelIndex` for level columns, else null; `fill`: its `fillOf`. */
+function fieldCheck(f: FeatureSpec, float32: boolean, index: Map<string, number> | null, fill: number): FieldCheck {
   const optional = f.missing.policy !== "reject";
-  const fill = fillOf(f);
   const absent = (column: Float64Array | Int32Array, row: number) => {
     if (!optional) return FAIL;
     column[row] = fill;
@@ -147,10 +147,10 @@ function fieldCheck(f: FeatureSpec, float32: boolean): FieldCheck {
       };
     }
     case "categorical": {
-      const index = levelIndex(f);
+      const levels = index!;
       return (v, column, row) => {
         if (v === undefined || v === null) return absent(column, row);
-        const k = typeof v === "string" ? index.get(v) : undefined;
+        const k = typeof v === "string" ? levels.get(v) : undefined;
         if (k === undefined) return FAIL;
         column[row] = k;
         return OK;
@@ -208,9 +208,9 @@ function buildValidator(schema: FeatureSchema): RowValidator {
   const names = features.map((f) => f.name);
   const known = new Set(names);
   const levelColumn = features.map(isLevelColumn);
-  const fills = features.map(fillOf);
   const indexes = features.map((f) => (isLevelColumn(f) ? levelIndex(f) : null));
-  const checks = features.map((f) => fieldCheck(f, float32.has(f.name)));
+  const fills = features.map((f, j) => fillOf(f, indexes[j]));
+  const checks = features.map((f, j) => fieldCheck(f, float32.has(f.name), indexes[j], fills[j]));
 
   return {
     resolve(rows, pathOf, options) {
