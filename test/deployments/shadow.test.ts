@@ -35,6 +35,15 @@ function batchOf(messages: ShadowMessage[]) {
   return createMessageBatch<ShadowMessage>(SHADOW_QUEUE, messages.map((body, i) => ({ id: `m${i}`, timestamp: new Date(), attempts: 1, body })));
 }
 
+/** A started shadow deployment of the slow copy (1.2.0) and a batch of three messages of the same 20 rows (60 slow rows). */
+async function slowShadowBatch() {
+  const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
+  const rows = (await holdoutSet()).rows.slice(0, 20).map((r) => r.features);
+  const primary = await primaryOf(rows);
+  const message = { deployment: id, model: M, version: "1.2.0", at: Date.now(), rows, primary };
+  return { id, batch: batchOf([message, message, message]), ctx: createExecutionContext() };
+}
+
 describe("shadow scoring through the queue", () => {
   it("the caller's invocation ends without scoring the shadow; the consumer scores and records it", async () => {
     const id = await createStarted({ strategy: "shadow", model: M, version: "1.1.0", fraction: 100 });
@@ -97,12 +106,7 @@ describe("shadow scoring through the queue", () => {
   });
 
   it("stops at the invocation's CPU budget and counts the rows it did not score as skipped_rows", async () => {
-    const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
-    const rows = (await holdoutSet()).rows.slice(0, 20).map((r) => r.features);
-    const primary = await primaryOf(rows);
-    const message = { deployment: id, model: M, version: "1.2.0", at: Date.now(), rows, primary };
-    const batch = batchOf([message, message, message]);
-    const ctx = createExecutionContext();
+    const { id, batch, ctx } = await slowShadowBatch();
     // A 1 ms budget: the first chunk (one slow row) spends it; everything after is skipped and counted.
     await consumeShadow(batch as MessageBatch<ShadowMessage>, { ...env, SHADOW_BUDGET_MS: "1" } as Env);
     expect((await getQueueResult(batch, ctx)).explicitAcks.sort()).toEqual(["m0", "m1", "m2"]); // acknowledged, not retried
@@ -115,12 +119,7 @@ describe("shadow scoring through the queue", () => {
   });
 
   it("keeps to the isolate's SHADOW_CPU_SHARE: rows past the share are skipped and counted, not waited for", async () => {
-    const id = await createStarted({ strategy: "shadow", model: M, version: "1.2.0", fraction: 100 });
-    const rows = (await holdoutSet()).rows.slice(0, 20).map((r) => r.features);
-    const primary = await primaryOf(rows);
-    const message = { deployment: id, model: M, version: "1.2.0", at: Date.now(), rows, primary };
-    const batch = batchOf([message, message, message]);
-    const ctx = createExecutionContext();
+    const { id, batch, ctx } = await slowShadowBatch();
     // 1%: a 10 ms bucket refilled at 0.01 ms per ms; 60 slow rows cost far more than that, and the
     // default budget (2 s) would have scored them all.
     await consumeShadow(batch as MessageBatch<ShadowMessage>, { ...env, SHADOW_CPU_SHARE: "1" } as Env);
