@@ -1,22 +1,35 @@
 /**
  * `npm run bench:monitoring`: predict throughput with monitoring on vs off, in the same run.
  *
- * Two `wrangler dev` servers run side by side on scratch state: one with MONITORING_ENABLED=true
- * (port 8791, or BENCH_PORT), one with false (the next port), both with the demo models registered. autocannon drives
- * POST /v1/models/credit-risk/predict (one row, and 100-row batches) in short loads, alternating
- * servers in ABBA order, so slow drift in the machine's speed (this is a shared VM) hits both
- * sides equally.
+ * Two modes (BENCH_MODE):
+ * - "isolate" (default): one `wrangler dev` server on scratch state (port 8791, or BENCH_PORT) with
+ *   the demo models and a byte-identical copy of credit-risk 1.0.0 named credit-risk-unmonitored,
+ *   which MONITORING_EXCLUDE_MODELS serves without monitoring. "On" loads POST to
+ *   /v1/models/credit-risk/predict, "off" loads to the copy: the same isolate, JIT state and heap
+ *   serve both, so the difference is monitoring's work (the fold, packing, flushes, and the Durable
+ *   Objects' ingest and log writes, which run in this process locally) and not the difference
+ *   between two processes. What it cannot charge to "on": GC time spent tracing memory that
+ *   monitoring holds while an "off" load runs.
+ * - "servers": two servers side by side, one with MONITORING_ENABLED=true (port 8791, or
+ *   BENCH_PORT), one with false (the next port): monitoring's whole footprint, including its memory,
+ *   but each round's figure also carries the two processes' difference.
+ * autocannon drives one row, and 100-row batches, in short loads alternating sides in ABBA order, so
+ * slow drift in the machine's speed (this is a shared VM) hits both sides equally.
  *
- * Rounds: the pair of servers is started afresh BENCH_ROUNDS times. Two processes running the same
+ * Rounds: the server (or pair) is started afresh BENCH_ROUNDS times. Two processes running the same
  * code differ by several percent for the whole of their lives (what the JIT chose to optimize, heap
  * layout), which no number of blocks within one pair averages out; so the interval is a cluster
  * bootstrap over rounds (rounds drawn with replacement, then blocks within each), and each round's
  * own figure is printed to show that spread.
  *
- * Load goes straight to each server's workerd runtime, not through wrangler's dev proxy and
- * request logger (scripts/lib/workerd-process.ts): those cost more CPU than the worker itself and
- * do not exist when deployed. Where the machine has two or more cores, both runtimes are pinned to
- * one core and this process (the load generator) to another, so the two never compete.
+ * Harness (BENCH_HARNESS): "bundle" (default) runs the deployable bundle (`wrangler deploy --dry-run`)
+ * in workerd through Miniflare with wrangler.toml's bindings, no inspector and request logs off, as
+ * bench:compare and bench:stages do (scripts/lib/miniflare-bundle.ts): what deploys, and with the
+ * smallest per-request cost to compare monitoring against. "dev" loads `wrangler dev`'s runtime
+ * directly (scripts/lib/workerd-process.ts), bypassing its proxy and request logger (those cost more
+ * CPU than the worker itself and do not exist when deployed); it has wrangler's inspector attached
+ * and logs every request. Where the machine has two or more cores, the runtimes are pinned to one
+ * core and this process (the load generator) to another, so the two never compete.
  *
  * Reported, per request shape: throughput on/off and the overhead 1 - on/off; and the runtime's CPU
  * time per request, read from /proc from the start of a load until its last monitoring flush has
@@ -29,6 +42,7 @@
  * of the runtime's busiest thread groups (main thread, V8 background GC, ...). Figures are printed,
  * never asserted (target < 3%).
  *
+ * BENCH_MODE: "isolate" (default) or "servers"; BENCH_HARNESS: "bundle" (default) or "dev";
  * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_ROUNDS of fresh
  * server pairs (default 3), BENCH_BLOCKS of ABBA per round (default 4), BENCH_CONNECTIONS (10),
  * BENCH_BATCHES: rows per request, one case each (default "1,100");
@@ -41,7 +55,8 @@ import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
+import { applyMigrations, ensureDevVars, registerDemoModels, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
+import { buildBundle, startWorker } from "./lib/miniflare-bundle.ts";
 import { clusterBootstrapMedian } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, systemCpuSeconds, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
@@ -54,6 +69,14 @@ const SETTLE_MS = Number(ON_VARS.MONITORING_FLUSH_MS ?? 2000) + 500;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const PORT = Number(process.env.BENCH_PORT ?? 8791);
 const PORTS = { on: PORT, off: PORT + 1 };
+const MODE = process.env.BENCH_MODE ?? "isolate";
+const HARNESS = process.env.BENCH_HARNESS ?? "bundle";
+if (HARNESS !== "bundle" && HARNESS !== "dev") throw new Error(`BENCH_HARNESS must be "bundle" or "dev", not ${JSON.stringify(HARNESS)}`);
+const BUNDLE_ADMIN = "bench-admin-token";
+if (MODE !== "isolate" && MODE !== "servers") throw new Error(`BENCH_MODE must be "isolate" or "servers", not ${JSON.stringify(MODE)}`);
+/** The unmonitored copy of credit-risk 1.0.0 in "isolate" mode. */
+const UNMONITORED = "credit-risk-unmonitored";
+const MODELS = { on: "credit-risk", off: MODE === "isolate" ? UNMONITORED : "credit-risk" };
 /** Inspector ports only when the caller chose ports (wrangler's default otherwise). */
 const inspectorArgs = (mode: "on" | "off") => (process.env.BENCH_PORT ? ["--inspector-port", String(PORT + (mode === "on" ? 2 : 3))] : []);
 
@@ -68,11 +91,11 @@ const emptyUse = (): ThreadUse => ({ cpu: new Map(), requests: 0, afterLoad: 0, 
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
  * `settleMs` after it (long enough for the load's last monitoring flush to run).
  */
-async function load(rt: RuntimeProcess, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
+async function load(rt: RuntimeProcess, model: string, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
   const threads0 = threadCpuSeconds(rt.pid);
   const cpu0 = cpuSeconds(rt.pid);
   const system0 = systemCpuSeconds(rt.pid);
-  const r = await autocannon({ url: `${rt.url}/v1/models/credit-risk/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
+  const r = await autocannon({ url: `${rt.url}/v1/models/${model}/predict`, connections: CONNECTIONS, duration: SECONDS, method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify(body) });
   const loaded = cpuSeconds(rt.pid);
   if (settleMs) await new Promise((resolve) => setTimeout(resolve, settleMs));
   use.afterLoad += cpuSeconds(rt.pid) - loaded;
@@ -82,13 +105,36 @@ async function load(rt: RuntimeProcess, body: unknown, settleMs: number, use: Th
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
 }
 
-async function server(mode: "on" | "off", port: number, dirs: string[], adminToken: string): Promise<DevServer> {
+/** Vars of the "on" or "off" side's runtime (one runtime serves both in "isolate" mode). */
+const monitoringVars = (mode: "on" | "off"): Record<string, string> => ({
+  ...(MODE === "isolate" ? { MONITORING_ENABLED: "true", MONITORING_EXCLUDE_MODELS: UNMONITORED } : { MONITORING_ENABLED: mode === "on" ? "true" : "false" }),
+  RATE_LIMITS_ENABLED: "false",
+  ...(mode === "on" ? ON_VARS : {}),
+});
+
+/** The demo models, and in "isolate" mode the unmonitored copy of credit-risk 1.0.0. */
+async function registerModels(url: string, adminToken: string): Promise<void> {
+  await registerDemoModels(url, adminToken);
+  if (MODE !== "isolate") return;
+  const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
+  await registerModel(url, adminToken, JSON.stringify({ ...manifest, name: UNMONITORED }), readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx")), ["champion"]);
+}
+
+/** One side's runtime, started on scratch state with the models registered. */
+async function runtime(mode: "on" | "off", port: number, dirs: string[], stops: (() => Promise<void>)[]): Promise<RuntimeProcess> {
   const persistTo = mkdtempSync(path.join(tmpdir(), `edge-ml-bench-monitoring-${mode}-`));
   dirs.push(persistTo);
+  if (HARNESS === "bundle") {
+    const w = await startWorker({ bundleDir: bundleDir!, port, persistTo, vars: { ADMIN_TOKEN: BUNDLE_ADMIN, API_KEYS: "bench-key", METRICS_TOKEN: "", REQUEST_LOGS: "false", ...monitoringVars(mode) } });
+    stops.push(() => w.stop());
+    await registerModels(w.url, BUNDLE_ADMIN);
+    return { pid: w.pid, url: w.url };
+  }
   applyMigrations(persistTo);
-  const s = await startDevServer({ port, persistTo, quiet: true, extraArgs: inspectorArgs(mode), vars: { MONITORING_ENABLED: mode === "on" ? "true" : "false", RATE_LIMITS_ENABLED: "false", ...(mode === "on" ? ON_VARS : {}) } });
-  await registerDemoModels(s.url, adminToken);
-  return s;
+  const s = await startDevServer({ port, persistTo, quiet: true, extraArgs: inspectorArgs(mode), vars: monitoringVars(mode) });
+  stops.push(() => s.stop());
+  await registerModels(s.url, devVars.ADMIN_TOKEN);
+  return runtimeOf(s, port);
 }
 
 type Pair = { on: number; off: number };
@@ -105,7 +151,7 @@ function overhead(rounds: Pair[][], diff: (b: Pair) => number) {
 const mean = (bs: Pair[], k: keyof Pair) => bs.reduce((s, b) => s + b[k], 0) / bs.length;
 const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
 
-const vars = ensureDevVars();
+const devVars = ensureDevVars();
 // Read before this process pins itself: availableParallelism() follows the CPU affinity, which
 // children (the next round's servers) inherit until they are pinned themselves.
 const CORES = availableParallelism();
@@ -113,21 +159,21 @@ const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}
 type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
 const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: emptyUse(), off: emptyUse() } }));
 let monitored = "n/a";
-console.log(`\nmonitoring on vs off, straight to each workerd runtime: ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
+/** The deployable bundle ("bundle" harness), built once for every round. */
+const bundleDir = HARNESS === "bundle" ? mkdtempSync(path.join(tmpdir(), "edge-ml-bench-monitoring-bundle-")) : undefined;
+if (bundleDir) buildBundle(bundleDir);
+console.log(`\nmonitoring on vs off (${MODE === "isolate" ? `one runtime: credit-risk monitored vs ${UNMONITORED} excluded` : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
   const dirs: string[] = [];
-  const servers: DevServer[] = [];
+  const stops: (() => Promise<void>)[] = [];
   try {
-    const on = await server("on", PORTS.on, dirs, vars.ADMIN_TOKEN);
-    servers.push(on);
-    const off = await server("off", PORTS.off, dirs, vars.ADMIN_TOKEN);
-    servers.push(off);
-    const rt = { on: await runtimeOf(on, PORTS.on), off: await runtimeOf(off, PORTS.off) };
+    const onRuntime = await runtime("on", PORTS.on, dirs, stops);
+    const rt = { on: onRuntime, off: MODE === "isolate" ? onRuntime : await runtime("off", PORTS.off, dirs, stops) };
     const pinned = CORES >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
-    console.log(`round ${round + 1}: servers started (${pinned ? "runtimes pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
+    console.log(`round ${round + 1}: ${MODE === "isolate" ? "server" : "servers"} started (${pinned ? "runtime pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
-    for (const r of [rt.on, rt.off]) for (let i = 0; i < 50; i++) await fetch(`${r.url}/v1/models/credit-risk/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
-    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], c.body, 0, emptyUse());
+    for (const side of ["on", "off"] as const) for (let i = 0; i < 50; i++) await fetch(`${rt[side].url}/v1/models/${MODELS[side]}/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
+    for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], MODELS[side], c.body, 0, emptyUse());
     for (const [i, c] of cases.entries()) {
       const res = results[i];
       const throughput: Pair[] = [];
@@ -140,7 +186,7 @@ for (let round = 0; round < ROUNDS; round++) {
         const t = { on: 0, off: 0 };
         const u = { on: 0, off: 0 };
         for (const side of ["on", "off", "off", "on"] as const) {
-          const r = await load(rt[side], c.body, SETTLE_MS, res.use[side]);
+          const r = await load(rt[side], MODELS[side], c.body, SETTLE_MS, res.use[side]);
           t[side] += r.rps / 2;
           u[side] += r.cpuUs / 2;
           res.errors += r.errors;
@@ -155,7 +201,7 @@ for (let round = 0; round < ROUNDS; round++) {
     const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
     monitored = /edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a";
   } finally {
-    for (const s of servers) await s.stop();
+    for (const stop of stops) await stop();
     for (const d of dirs) rmSync(d, { recursive: true, force: true });
   }
 }
@@ -177,3 +223,4 @@ for (const [i, c] of cases.entries()) {
   console.log(`${"".padEnd(17)} of which kernel time (syscalls: sockets, local storage writes), per request: on ${system(use.on)} vs off ${system(use.off)} us`);
 }
 console.log(`monitored requests in the last round (fleet counter on the monitoring server): ${monitored}`);
+if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });

@@ -15,7 +15,9 @@
  * Knobs: BENCH_ROWS (1: a `features` body; more: `instances` of that many holdout rows),
  * BENCH_SECONDS (5), BENCH_CONNECTIONS (10), BENCH_PORT (8860; the inspector uses BENCH_PORT + 1),
  * PROFILE_VARS (extra vars as JSON, e.g. '{"MONITORING_ENABLED":"false"}'), PROFILE_TOP (30),
- * PROFILE_OUT (a directory to keep the .cpuprofile files in, for Chrome DevTools).
+ * PROFILE_OUT (a directory to keep the .cpuprofile files in, for Chrome DevTools), PROFILE_WINDOW
+ * ("load": the load and the 2.5 s after it, default; "after": only the 2.5 s after the load, where
+ * the last monitoring flush and V8's post-load garbage collection run).
  */
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -29,6 +31,8 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 5);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
 const PORT = Number(process.env.BENCH_PORT ?? 8860);
 const TOP = Number(process.env.PROFILE_TOP ?? 30);
+const WINDOW = process.env.PROFILE_WINDOW ?? "load";
+if (WINDOW !== "load" && WINDOW !== "after") throw new Error(`PROFILE_WINDOW must be "load" or "after", not ${JSON.stringify(WINDOW)}`);
 const ADMIN = "profile-admin-token";
 
 interface CallFrame { functionName: string; url: string; lineNumber: number }
@@ -91,12 +95,16 @@ try {
   await new Promise((r) => setTimeout(r, 2500)); // the warm-up's last monitoring flush
   const targets = (await (await fetch(`http://127.0.0.1:${PORT + 1}/json`)).json()) as { title?: string; webSocketDebuggerUrl: string }[];
   const sessions = await Promise.all(targets.map(async (t) => ({ title: t.title ?? "?", s: await connect(t.webSocketDebuggerUrl) })));
-  for (const { s } of sessions) {
-    await s.call("Profiler.enable");
-    await s.call("Profiler.setSamplingInterval", { interval: 100 });
-    await s.call("Profiler.start");
-  }
+  const start = async () => {
+    for (const { s } of sessions) {
+      await s.call("Profiler.enable");
+      await s.call("Profiler.setSamplingInterval", { interval: 100 });
+      await s.call("Profiler.start");
+    }
+  };
+  if (WINDOW === "load") await start();
   const r = await load(SECONDS);
+  if (WINDOW === "after") await start();
   await new Promise((res) => setTimeout(res, 2500)); // take in the load's last monitoring flush
   const bySource = new Map<string, number>();
   const byFunction = new Map<string, number>();
@@ -117,7 +125,7 @@ try {
     }
   }
   const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
-  console.log(`\n${r.requests.total} requests of ${ROWS} row(s) in ${SECONDS} s; ${total} busy samples over ${sessions.length} isolates\n\nby source file:`);
+  console.log(`\n${r.requests.total} requests of ${ROWS} row(s) in ${SECONDS} s; ${total} busy samples (${WINDOW === "after" ? "after the load" : "during and after the load"}; ${((total * 100) / r.requests.total).toFixed(1)} us per request) over ${sessions.length} isolates\n\nby source file:`);
   for (const [k, n] of [...bySource].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(n)}  ${k}`);
   console.log("\nby function (self time):");
   for (const [k, n] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(n)}  ${k}`);

@@ -370,8 +370,8 @@ export class Collector {
 
   async recordPrediction(env: Env, event: PredictionEvent): Promise<void> {
     const cfg = monitoringConfig(env);
-    if (!cfg.enabled) return;
     const { version: v, deployment, variant } = event.dispatch;
+    if (!cfg.enabled || cfg.excluded.has(v.modelName)) return;
     // Batch rows are not logged for delayed feedback: the job's output file holds them.
     if (event.route !== "batch") this.logRequest(cfg, event, v, deployment, variant);
     foldPrediction(this.bucketOf(cfg, v.modelName, v.version, event.at), event);
@@ -389,7 +389,7 @@ export class Collector {
 
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {
     const cfg = monitoringConfig(env);
-    if (!cfg.enabled || !event.version) return; // failures before a version was chosen belong to no shard
+    if (!cfg.enabled || !event.version || cfg.excluded.has(event.model)) return; // failures before a version was chosen belong to no shard
     foldFailure(this.bucketOf(cfg, event.model, event.version, event.at), event);
     return this.afterRecord(env, cfg);
   }

@@ -3,6 +3,8 @@ import { intVar } from "../http/limits";
 
 export interface MonitoringConfig {
   enabled: boolean;
+  /** Models served without monitoring (MONITORING_EXCLUDE_MODELS): no statistics, no prediction log. */
+  excluded: ReadonlySet<string>;
   flushMs: number;
   flushEvents: number;
   flushRows: number;
@@ -23,6 +25,7 @@ export function monitoringConfig(env: Env): MonitoringConfig {
 function parse(vars: Record<string, string | undefined>): MonitoringConfig {
   return {
     enabled: vars.MONITORING_ENABLED !== "false",
+    excluded: new Set((vars.MONITORING_EXCLUDE_MODELS ?? "").split(",").map((name) => name.trim()).filter(Boolean)),
     flushMs: intVar(vars.MONITORING_FLUSH_MS, 2000),
     flushEvents: intVar(vars.MONITORING_FLUSH_EVENTS, 5000),
     flushRows: intVar(vars.MONITORING_FLUSH_ROWS, 250000),
