@@ -19,6 +19,9 @@
  * out of range, infinite or -0. Values that are not all finite, or all equal, get no guide (plain
  * binary search).
  */
+/** Integer values get a direct cell table when their span is at most this many integers per value (Uint16 entries: 32 bytes per value). */
+const DIRECT_SPAN_PER_VALUE = 16;
+
 export class SortedIndex {
   /** Buckets (0 without a guide). */
   private readonly buckets: number;
@@ -26,6 +29,12 @@ export class SortedIndex {
   private readonly scale: number;
   /** guide[b]: first position whose value's bucket is >= b (length buckets + 1); 16-bit while positions fit (reference samples hold at most 5,000 values). */
   private readonly guide: Uint16Array | Int32Array;
+  /**
+   * When every value is an integer and they span at most DIRECT_SPAN_PER_VALUE per value (counts,
+   * ages, amounts in whole units: most tabular features): direct[k] is the cell of the integer
+   * values[0] + k, so an integer x finds its cell with one subtraction and one read.
+   */
+  private readonly direct: Uint16Array | Int32Array | null = null;
 
   /** `values` ascending (not NaN); not copied, not to be changed. */
   constructor(
@@ -36,25 +45,30 @@ export class SortedIndex {
     const min = m ? values[0] : 0;
     const max = m ? values[m - 1] : 0;
     const span = max - min;
+    this.min = min;
     if (m < 8 || !(span > 0 && span < Infinity)) {
       this.buckets = 0;
-      this.min = 0;
       this.scale = 0;
       this.guide = new Uint16Array(0);
-      return;
+    } else {
+      let b = 16;
+      while (b < bucketsPerValue * m && b < 1 << 16) b *= 2;
+      this.buckets = b;
+      this.scale = b / span;
+      const guide = m <= 0xffff ? new Uint16Array(b + 1) : new Int32Array(b + 1);
+      let i = 0;
+      for (let k = 0; k <= b; k++) {
+        while (i < m && this.bucketOf(values[i]) < k) i++;
+        guide[k] = i;
+      }
+      this.guide = guide;
     }
-    let b = 16;
-    while (b < bucketsPerValue * m && b < 1 << 16) b *= 2;
-    this.buckets = b;
-    this.min = min;
-    this.scale = b / span;
-    const guide = m <= 0xffff ? new Uint16Array(b + 1) : new Int32Array(b + 1);
-    let i = 0;
-    for (let k = 0; k <= b; k++) {
-      while (i < m && this.bucketOf(values[i]) < k) i++;
-      guide[k] = i;
+    if (m > 0 && span <= DIRECT_SPAN_PER_VALUE * m && values.every((v) => Number.isInteger(v))) {
+      // Built with the search cellOf (this.direct is still null), one entry per integer in range.
+      const direct = 2 * m + 1 <= 0xffff ? new Uint16Array(span + 1) : new Int32Array(span + 1);
+      for (let k = 0; k <= span; k++) direct[k] = this.cellOf(min + k);
+      this.direct = direct;
     }
-    this.guide = guide;
   }
 
   /** The bucket of x: floor((x - min) * scale) clamped to [0, buckets - 1]; monotone in x. */
@@ -72,6 +86,16 @@ export class SortedIndex {
    * and every value after g is > x. Fuller buckets take the search.
    */
   cellOf(x: number): number {
+    const direct = this.direct;
+    // An integer x (or ±Infinity): x - values[0] is exact (a difference of two integers, exact below
+    // 2^53; above, it is far outside the table with its sign kept), so the table read is the cell
+    // a search would give. A fraction takes the guide.
+    if (direct !== null && x === Math.trunc(x)) {
+      const d = x - this.min;
+      if (d < 0) return 0;
+      if (d >= direct.length) return 2 * this.values.length;
+      return direct[d];
+    }
     if (this.buckets) {
       const b = this.bucketOf(x);
       const g = this.guide[b];

@@ -57,7 +57,7 @@ function plainCell(u: ArrayLike<number>, x: number): number {
 
 /** Every stored value, the doubles beside it, midpoints, and values outside and at infinity. */
 function probes(values: ArrayLike<number>, random: () => number): number[] {
-  const out = [-Infinity, Infinity, 0, -0, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, -Number.MIN_VALUE];
+  const out = [-Infinity, Infinity, 0, -0, Number.MAX_VALUE, -Number.MAX_VALUE, Number.MIN_VALUE, -Number.MIN_VALUE, 2 ** 53, -(2 ** 53), 2 ** 53 + 2, 1 + 2 ** -52, 1 - 2 ** -53];
   for (let i = 0; i < values.length; i++) {
     const v = values[i];
     out.push(v);
@@ -84,6 +84,13 @@ function sortedSamples(): { name: string; values: number[] }[] {
     { name: "all equal (no guide)", values: Array.from({ length: 50 }, () => 7) },
     { name: "short (no guide)", values: [1, 2, 3] },
     { name: "single", values: [42] },
+    // Integer values within 16 per value get a direct cell table: integers in and beyond range, the
+    // doubles beside each one and fractions take exactly the searches' answers too.
+    { name: "integers far from zero (direct table)", values: Array.from({ length: 500 }, () => 1e15 + Math.floor(r() * 200)) },
+    { name: "negative integers up to 1 (direct table, wide span)", values: Array.from({ length: 6001 }, (_, i) => i * 10 - 60_000 + (i === 6000 ? -9 : 0)) },
+    { name: "binary 0/1 (direct table, no guide)", values: Array.from({ length: 100 }, (_, i) => i % 2) },
+    { name: "sparse integers at the direct table's limit", values: Array.from({ length: 64 }, (_, i) => i * 16) },
+    { name: "integers just past the direct table's limit", values: Array.from({ length: 64 }, (_, i) => i * 17) },
   ].map((s) => ({ ...s, values: s.values.sort((a, b) => a - b) }));
 }
 
