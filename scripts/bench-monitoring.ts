@@ -42,6 +42,7 @@
  * of the runtime's busiest thread groups (main thread, V8 background GC, ...). Figures are printed,
  * never asserted (target < 3%).
  *
+ * BENCH_PAIRS: interleaved request pairs per round for the latency impact ("isolate" mode; default 1000, 0: none);
  * BENCH_MODE: "isolate" (default) or "servers"; BENCH_HARNESS: "bundle" (default) or "dev";
  * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_ROUNDS of fresh
  * server pairs (default 3), BENCH_BLOCKS of ABBA per round (default 4), BENCH_CONNECTIONS (10),
@@ -54,10 +55,11 @@
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
+import http from "node:http";
 import autocannon from "autocannon";
 import { applyMigrations, ensureDevVars, registerDemoModels, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
 import { buildBundle, startWorker } from "./lib/miniflare-bundle.ts";
-import { clusterBootstrapMedian } from "./lib/quantiles.ts";
+import { clusterBootstrapMedian, median, quantileSorted } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, systemCpuSeconds, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 2);
@@ -67,6 +69,7 @@ const BATCHES = (process.env.BENCH_BATCHES ?? "1,100").split(",").map(Number);
 const ON_VARS: Record<string, string> = JSON.parse(process.env.BENCH_ON_VARS ?? "{}");
 const SETTLE_MS = Number(ON_VARS.MONITORING_FLUSH_MS ?? 2000) + 500;
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 10);
+const PAIRS = Number(process.env.BENCH_PAIRS ?? 1000);
 const PORT = Number(process.env.BENCH_PORT ?? 8791);
 const PORTS = { on: PORT, off: PORT + 1 };
 const MODE = process.env.BENCH_MODE ?? "isolate";
@@ -103,6 +106,43 @@ async function load(rt: RuntimeProcess, model: string, body: unknown, settleMs: 
   use.requests += r.requests.total;
   use.system += systemCpuSeconds(rt.pid) - system0;
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
+}
+
+/** One POST on a kept-alive connection: its latency in µs, from writing the request to the response's last byte. */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+function timedPost(url: string, body: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.request(url, { method: "POST", agent, headers: { "content-type": "application/json", "content-length": Buffer.byteLength(body) } }, (res) => {
+      res.on("data", () => {});
+      res.on("end", () => (res.statusCode === 200 ? resolve((performance.now() - t0) * 1000) : reject(new Error(`${url}: status ${res.statusCode}`))));
+    });
+    req.on("error", reject);
+    req.end(body);
+  });
+}
+
+/**
+ * Latency impact ("isolate" mode): PAIRS pairs of one monitored and one unmonitored request, back to
+ * back on one connection, in alternating order. The two requests of a pair are a millisecond apart,
+ * so the machine's speed, which drifts by tens of percent over seconds on a shared VM, is the same for
+ * both, and the paired difference is what monitoring adds to a request's latency (its synchronous
+ * part: the fold and log packing run before the response is written). Flushes run in idle time between
+ * requests or delay whichever request they meet.
+ */
+async function pairedLatency(url: string, body: string): Promise<{ on: number[]; off: number[] }> {
+  const on: number[] = [];
+  const off: number[] = [];
+  for (let i = 0; i < PAIRS; i++) {
+    if (i % 2 === 0) {
+      on.push(await timedPost(`${url}/v1/models/${MODELS.on}/predict`, body));
+      off.push(await timedPost(`${url}/v1/models/${MODELS.off}/predict`, body));
+    } else {
+      off.push(await timedPost(`${url}/v1/models/${MODELS.off}/predict`, body));
+      on.push(await timedPost(`${url}/v1/models/${MODELS.on}/predict`, body));
+    }
+  }
+  return { on, off };
 }
 
 /** Vars of the "on" or "off" side's runtime (one runtime serves both in "isolate" mode). */
@@ -156,8 +196,8 @@ const devVars = ensureDevVars();
 // children (the next round's servers) inherit until they are pinned themselves.
 const CORES = availableParallelism();
 const cases = BATCHES.map((n) => ({ name: `predict ${n} row${n === 1 ? "" : "s"}`, body: n === 1 ? { features: rows[0] } : { instances: rows.slice(0, n) } }));
-type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse> };
-const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: emptyUse(), off: emptyUse() } }));
+type CaseResult = { throughput: Pair[][]; cpu: Pair[][]; errors: number; use: Record<"on" | "off", ThreadUse>; latency: { on: number[]; off: number[] }[] };
+const results: CaseResult[] = cases.map(() => ({ throughput: [], cpu: [], errors: 0, use: { on: emptyUse(), off: emptyUse() }, latency: [] }));
 let monitored = "n/a";
 /** The deployable bundle ("bundle" harness), built once for every round. */
 const bundleDir = HARNESS === "bundle" ? mkdtempSync(path.join(tmpdir(), "edge-ml-bench-monitoring-bundle-")) : undefined;
@@ -197,6 +237,10 @@ for (let round = 0; round < ROUNDS; round++) {
       }
       res.throughput.push(throughput);
       res.cpu.push(cpu);
+      if (MODE === "isolate" && PAIRS > 0) {
+        res.latency.push(await pairedLatency(rt.on.url, JSON.stringify(c.body)));
+        await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
+      }
     }
     const m = await fetch(`${rt.on.url}/metrics`).then((r) => r.text());
     monitored = /edge_ml_model_requests_total\{[^}]*version="1.0.0"[^}]*\} (\d+)/.exec(m)?.[1] ?? "n/a";
@@ -221,6 +265,31 @@ for (const [i, c] of cases.entries()) {
   console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
   const system = (u: ThreadUse) => ((u.system * 1e6) / u.requests).toFixed(1);
   console.log(`${"".padEnd(17)} of which kernel time (syscalls: sockets, local storage writes), per request: on ${system(use.on)} vs off ${system(use.off)} us`);
+  if (results[i].latency.length) {
+    const { latency } = results[i];
+    const offMedian = median(latency.flatMap((l) => l.off));
+    const diffs = latency.map((l) => l.on.map((x, k) => x - l.off[k]));
+    const d = clusterBootstrapMedian(diffs);
+    // The mean counts what the median does not: the requests that fold a held batch. Pairs with a
+    // request above the 99th percentile of all latencies here (VM pauses of 5-100 ms on this machine,
+    // GC pauses, a flush's Durable Object writes running in this process) are left out: such a
+    // pause falls on either side and swamps the mean; the flush's work is measured by bench:fold.
+    const ons = latency.flatMap((l) => l.on);
+    const offs = latency.flatMap((l) => l.off);
+    const cut = quantileSorted([...ons, ...offs].sort((a, b) => a - b), 0.99);
+    const kept = ons.map((x, k) => [x, offs[k]]).filter(([a, b]) => a <= cut && b <= cut);
+    const meanDiff = kept.reduce((sum, [a, b]) => sum + a - b, 0) / kept.length;
+    const us = (x: number) => `${x.toFixed(1)} us`;
+    console.log(
+      `${"".padEnd(17)} latency, ${PAIRS} interleaved pairs per round on one connection: median off ${us(offMedian)}, on ${us(median(latency.flatMap((l) => l.on)))}; ` +
+        `paired difference: median ${us(d.point)} (95% CI ${us(d.lo)} .. ${us(d.hi)}; by round ${d.perGroup.map(us).join(", ")}): ${pct(d.point / offMedian)} of the request; mean ${us(meanDiff)} (${pct(meanDiff / offMedian)}; ${ons.length - kept.length} of ${ons.length} pairs with a request above ${us(cut)} left out)`,
+    );
+    const tail = (xs: number[]) => {
+      const sorted = [...xs].sort((a, b) => a - b);
+      return [0.9, 0.99, 0.999].map((q) => us(quantileSorted(sorted, q))).join(" / ") + ` / max ${us(sorted[sorted.length - 1])}`;
+    };
+    console.log(`${"".padEnd(17)} latency p90 / p99 / p99.9: on ${tail(latency.flatMap((l) => l.on))}; off ${tail(latency.flatMap((l) => l.off))}`);
+  }
 }
 console.log(`monitored requests in the last round (fleet counter on the monitoring server): ${monitored}`);
 if (bundleDir) rmSync(bundleDir, { recursive: true, force: true });

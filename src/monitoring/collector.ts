@@ -53,8 +53,8 @@ interface FeaturePlan {
   edges?: Float64Array;
   /** The cells of the reference sample for exact KS (numeric features whose reference has a sample). */
   grid?: KsGrid;
-  /** With both edges and a grid: the bin of each grid cell (-1: look the value up in `edges`). */
-  cellBins?: Int32Array;
+  /** With both edges and a grid: the bin of each grid cell (-1: look the value up in `edges`). One byte per cell when the bins allow. */
+  cellBins?: CellBins;
   /** Categorical and boolean features: what their columns' indexes name (`levelsOf`); counts are kept dense by index while a request is folded. */
   levels?: string[];
 }
@@ -62,8 +62,12 @@ interface Plan {
   features: FeaturePlan[];
   scoreEdges: Float64Array | null;
   scoreGrid: KsGrid | null;
-  scoreCellBins: Int32Array | null;
+  scoreCellBins: CellBins | null;
 }
+
+/** Bins by KS cell (`KsGrid.binsOfCells`), in bytes when there are at most 127 bins: the fold reads it for every value, so smaller is fewer cache lines. */
+type CellBins = Int8Array | Int32Array;
+const compactBins = (table: Int32Array, edges: ArrayLike<number>): CellBins => (edges.length - 1 <= 127 ? Int8Array.from(table) : table);
 
 const plans = new Map<string, Plan>();
 /** By version object too: the resolver hands out the same object for seconds at a time. */
@@ -88,7 +92,7 @@ function planOf(v: ModelVersion): Plan {
           kind: numeric ? "numeric" : "categorical",
           edges,
           grid,
-          cellBins: edges && grid ? grid.binsOfCells(edges) : undefined,
+          cellBins: edges && grid ? compactBins(grid.binsOfCells(edges), edges) : undefined,
           levels: numeric ? undefined : levelsOf(f),
         };
       }),
@@ -96,7 +100,7 @@ function planOf(v: ModelVersion): Plan {
       scoreGrid: ref?.score?.sample?.length ? new KsGrid(ref.score.sample) : null,
       scoreCellBins: null,
     };
-    if (plan.scoreEdges && plan.scoreGrid) plan.scoreCellBins = plan.scoreGrid.binsOfCells(plan.scoreEdges);
+    if (plan.scoreEdges && plan.scoreGrid) plan.scoreCellBins = compactBins(plan.scoreGrid.binsOfCells(plan.scoreEdges), plan.scoreEdges);
     if (plans.size > 200) plans.delete(plans.keys().next().value!);
     plans.set(key, plan);
   }
@@ -108,8 +112,12 @@ function planOf(v: ModelVersion): Plan {
 interface FeatureSlot {
   fa: FeatureAggregate;
   sampler: StreamSampler | null;
-  /** Dense counts per KsGrid cell while folding; written to `fa.ks` (sparse) by `sealTarget`. */
-  cells: Float64Array | null;
+  /**
+   * Dense counts per KsGrid cell while folding; written to `fa.ks` (sparse) by `sealTarget`, which
+   * also adds them to the histogram bins (`cellBins`) of the cells no bin edge splits.
+   */
+  cells: Uint32Array | null;
+  cellBins: CellBins | null;
 }
 
 /**
@@ -122,21 +130,34 @@ export interface FoldTarget {
   sketch: DDSketch;
   slots?: (FeatureSlot | null)[];
   scoreSampler?: StreamSampler;
-  scoreCells?: Float64Array | null;
+  scoreCells?: Uint32Array | null;
+  scoreCellBins?: CellBins | null;
 }
 
-/** Writes the dense KS cell counts of a target into its aggregate (sparse), before it is shipped. */
+/**
+ * Writes the dense KS cell counts of a target into its aggregate (sparse) and their histogram bins,
+ * before it is shipped (the aggregate's counts are complete only after this).
+ */
 export function sealTarget(target: FoldTarget) {
   target.agg.latency = target.sketch.toJSON();
-  if (target.scoreCells) target.agg.score.ks = sparse(target.scoreCells, target.agg.score.ks);
-  for (const slot of target.slots ?? []) if (slot?.cells && slot.fa.type === "numeric") slot.fa.ks = sparse(slot.cells, slot.fa.ks);
+  if (target.scoreCells) target.agg.score.ks = seal(target.scoreCells, target.scoreCellBins ?? null, target.agg.score.counts, target.agg.score.ks);
+  for (const slot of target.slots ?? []) if (slot?.cells && slot.fa.type === "numeric") slot.fa.ks = seal(slot.cells, slot.cellBins, slot.fa.counts, slot.fa.ks);
 }
 
-function sparse(cells: Float64Array, into: Record<string, number> = {}): Record<string, number> {
-  for (let i = 0; i < cells.length; i++) if (cells[i] !== 0) into[i] = (into[i] ?? 0) + cells[i];
+/** Adds dense cell counts to sparse KS counts and, for cells with a bin, to the histogram; zeroes them. */
+function seal(cells: Uint32Array, cellBins: CellBins | null, counts: number[] | null | undefined, into: Record<string, number> = {}): Record<string, number> {
+  for (let i = 0; i < cells.length; i++) {
+    const c = cells[i];
+    if (c === 0) continue;
+    into[i] = (into[i] ?? 0) + c;
+    if (cellBins !== null && counts != null && cellBins[i] >= 0) counts[cellBins[i]] += c;
+  }
   cells.fill(0);
   return into;
 }
+
+/** What the fold reads of a prediction event (all of it fresh per request: validation's columns and the decoder's score arrays are never reused). */
+export type FoldInput = Pick<PredictionEvent, "route" | "resolved" | "columns" | "latencyMs"> & { dispatch: { version: ModelVersion } };
 
 /**
  * Folds one answered request into an aggregate (exported for tests and the benchmark).
@@ -159,7 +180,7 @@ function sparse(cells: Float64Array, into: Record<string, number> = {}): Record<
  * out counts as missing (validation marks it), whatever its policy filled in. No allocation per
  * row.
  */
-export function foldPrediction(target: FoldTarget, event: PredictionEvent): void {
+export function foldPrediction(target: FoldTarget, event: FoldInput): void {
   const { agg, sketch } = target;
   const plan = planOf(event.dispatch.version);
   const { resolved } = event;
@@ -178,17 +199,19 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
   const scoreSampler = (target.scoreSampler ??= new StreamSampler(agg.score.sample, SAMPLE_CAP.flush));
   const scoreGrid = plan.scoreGrid;
   const scoreCellBins = plan.scoreCellBins;
-  const scoreCells = target.scoreCells === undefined ? (target.scoreCells = scoreGrid ? new Float64Array(scoreGrid.cells) : null) : target.scoreCells;
+  if (target.scoreCells === undefined) {
+    target.scoreCells = scoreGrid ? new Uint32Array(scoreGrid.cells) : null;
+    target.scoreCellBins = scoreCounts ? scoreCellBins : null;
+  }
+  const scoreCells = target.scoreCells;
   for (let row = 0; row < n; row++) {
     const x = scores[row];
     if (x - x !== 0) continue; // not finite
     if (scoreCells) {
+      // The cell's count reaches its bin at seal; a value in a cell an edge splits is binned now.
       const cell = scoreGrid!.cellOf(x);
       scoreCells[cell]++;
-      if (scoreCounts) {
-        const bin = scoreCellBins![cell];
-        scoreCounts[bin >= 0 ? bin : binIndex(scoreEdges!, x)]++;
-      }
+      if (scoreCounts && scoreCellBins![cell] < 0) scoreCounts[binIndex(scoreEdges!, x)]++;
     } else if (scoreCounts) scoreCounts[binIndex(scoreEdges!, x)]++;
     scoreSampler.offer(x);
   }
@@ -229,14 +252,11 @@ export function foldPrediction(target: FoldTarget, event: PredictionEvent): void
           continue;
         }
         if (cells) {
-          // One lookup gives the KS cell and, through it, the histogram bin (binIndex only for the
-          // few cells an edge splits).
+          // One lookup gives the KS cell, whose count reaches its histogram bin at seal (binIndex
+          // now only for a value in one of the few cells an edge splits).
           const cell = grid!.cellOf(x);
           cells[cell]++;
-          if (edges) {
-            const bin = cellBins![cell];
-            counts[bin >= 0 ? bin : binIndex(edges, x)]++;
-          }
+          if (edges && cellBins![cell] < 0) counts[binIndex(edges, x)]++;
         } else if (edges) counts[binIndex(edges, x)]++;
         if (sampler) sampler.offer(x);
         else counted++;
@@ -289,8 +309,8 @@ function featureSlots(agg: Aggregate, plan: Plan): (FeatureSlot | null)[] {
     const fa = (agg.features[f.name] ??= emptyFeature(f.kind, f.edges ? f.edges.length - 1 : 0));
     if (fa.type !== f.kind) return null;
     const numeric = fa.type === "numeric";
-    const cells = numeric && f.grid ? new Float64Array(f.grid.cells) : null;
-    return { fa, sampler: numeric && !cells ? new StreamSampler(fa.sample, SAMPLE_CAP.flush) : null, cells };
+    const cells = numeric && f.grid ? new Uint32Array(f.grid.cells) : null;
+    return { fa, sampler: numeric && !cells ? new StreamSampler(fa.sample, SAMPLE_CAP.flush) : null, cells, cellBins: cells && f.edges ? f.cellBins! : null };
   });
 }
 
@@ -329,6 +349,21 @@ type Send = { name: string; observations: number; retried: boolean } & (
 async function deliver(env: Env, s: Send): Promise<void> {
   if (s.to === "shard") await env.MONITOR_SHARD.getByName(s.name).ingest(s.batch);
   else await env.PREDICTION_LOG.getByName(s.name).append(s.model, s.packed);
+}
+
+/** Predictions held before they are logged and folded together (see `Collector.foldHeld`): rows, and requests. */
+const HOLD_ROWS = 4096;
+const HOLD_REQUESTS = 128;
+
+/** A prediction held for `Collector.foldHeld`: its aggregate, what the fold reads, and what its log entry records. */
+interface Held {
+  bucket: Bucket;
+  event: FoldInput;
+  requestId: string;
+  at: number;
+  deployment: string | undefined;
+  variant: string | undefined;
+  features: PredictionEvent["features"];
 }
 
 /**
@@ -372,19 +407,29 @@ export class Collector {
     const cfg = monitoringConfig(env);
     const { version: v, deployment, variant } = event.dispatch;
     if (!cfg.enabled || cfg.excluded.has(v.modelName)) return;
-    // Batch rows are not logged for delayed feedback: the job's output file holds them.
-    if (event.route !== "batch") this.logRequest(cfg, event, v, deployment, variant);
-    foldPrediction(this.bucketOf(cfg, v.modelName, v.version, event.at), event);
+    // Held, then logged and folded with others (`foldHeld`): only what those read, not the request's rows.
+    this.held.push({
+      bucket: this.bucketOf(cfg, v.modelName, v.version, event.at),
+      event: { route: event.route, resolved: event.resolved, columns: event.columns, latencyMs: event.latencyMs, dispatch: { version: v } },
+      requestId: event.requestId,
+      at: event.at,
+      deployment,
+      variant,
+      features: event.features,
+    });
+    this.heldRows += event.columns.scores.length;
+    if (this.heldRows >= HOLD_ROWS || this.held.length >= HOLD_REQUESTS) this.foldHeld(cfg);
     this.pending.rows += event.columns.scores.length;
     return this.afterRecord(env, cfg);
   }
 
-  private logRequest(cfg: MonitoringConfig, event: PredictionEvent, v: ModelVersion, deployment: string | undefined, variant: string | undefined) {
+  private logRequest(cfg: MonitoringConfig, h: Held) {
+    const v = h.event.dispatch.version;
     let logs = this.pending.logs.get(v.modelName);
     if (!logs) this.pending.logs.set(v.modelName, (logs = []));
-    const shard = logShardOf(event.requestId, cfg.logShards);
+    const shard = logShardOf(h.requestId, cfg.logShards);
     const packer = (logs[shard] ??= this.packers.get(logShardNameAt(v.modelName, shard)) ?? new RequestPacker());
-    packer.add({ requestId: event.requestId, version: v.version, deployment, variant, at: event.at, features: event.features && JSON.stringify(event.features) }, event.columns);
+    packer.add({ requestId: h.requestId, version: v.version, deployment: h.deployment, variant: h.variant, at: h.at, features: h.features && JSON.stringify(h.features) }, h.event.columns);
   }
 
   async recordFailure(env: Env, event: FailureEvent): Promise<void> {
@@ -404,8 +449,30 @@ export class Collector {
     if (this.pending.events > 0) await this.flush(env);
   }
 
+  /**
+   * Predictions are logged and folded in batches, not one by one: a request handled on its own
+   * finds the fold's tables (reference cells and bins, counts) and the log's buffers out of the
+   * CPU's caches after parsing, inference and serialization, and measured in the worker that costs
+   * several times what handling the same requests back to back does (`bench:monitoring`'s latency
+   * pairs; `bench:fold` folds back to back). What is held is each request's id, version and
+   * validation's and the decoder's typed arrays, at most HOLD_ROWS rows or HOLD_REQUESTS requests;
+   * every flush takes what is held first, so what ships and when is unchanged.
+   */
+  private held: Held[] = [];
+  private heldRows = 0;
+
+  private foldHeld(cfg: MonitoringConfig): void {
+    const held = this.held;
+    this.held = [];
+    this.heldRows = 0;
+    // Batch rows are not logged for delayed feedback: the job's output file holds them.
+    for (const h of held) if (h.event.route !== "batch") this.logRequest(cfg, h);
+    for (const h of held) foldPrediction(h.bucket, h.event);
+  }
+
   /** Ships everything buffered now, and retries what failed last time. Called from waitUntil (and by tests). */
   async flush(env: Env): Promise<void> {
+    this.foldHeld(monitoringConfig(env));
     const batch = this.pending;
     this.pending = emptyPending();
     for (const b of batch.buckets.values()) sealTarget(b);
