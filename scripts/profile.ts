@@ -106,6 +106,7 @@ try {
   const r = await load(SECONDS);
   if (WINDOW === "after") await start();
   await new Promise((res) => setTimeout(res, 2500)); // take in the load's last monitoring flush
+  const byIsolate = new Map<string, number>();
   const bySource = new Map<string, number>();
   const byFunction = new Map<string, number>();
   let total = 0;
@@ -120,6 +121,7 @@ try {
       const source = f.url.endsWith("index.js") ? fileOf(f.lineNumber) : f.url.includes("wasm") || f.functionName.startsWith("wasm") ? "(onnxruntime WebAssembly)" : `(${f.functionName || "native"})`;
       const key = `${f.functionName || "(anonymous)"}  ${source}${f.url.endsWith("index.js") ? `:${f.lineNumber + 1}` : ""}`;
       bySource.set(source, (bySource.get(source) ?? 0) + 1);
+      byIsolate.set(title, (byIsolate.get(title) ?? 0) + 1);
       byFunction.set(key, (byFunction.get(key) ?? 0) + 1);
       total++;
     }
@@ -127,6 +129,9 @@ try {
   const pct = (n: number) => `${((100 * n) / total).toFixed(1).padStart(5)}%`;
   console.log(`\n${r.requests.total} requests of ${ROWS} row(s) in ${SECONDS} s; ${total} busy samples (${WINDOW === "after" ? "after the load" : "during and after the load"}; ${((total * 100) / r.requests.total).toFixed(1)} us per request) over ${sessions.length} isolates\n\nby source file:`);
   for (const [k, n] of [...bySource].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(n)}  ${k}`);
+  // Isolates: the worker's, and one per Durable Object instance (what runs apart from the serving isolates when deployed).
+  console.log("\nby isolate (busy samples per request, µs):");
+  for (const [k, n] of [...byIsolate].sort((a, b) => b[1] - a[1]).slice(0, 8)) console.log(`${pct(n)}  ${((n * 100) / r.requests.total).toFixed(1).padStart(7)} µs  ${k}`);
   console.log("\nby function (self time):");
   for (const [k, n] of [...byFunction].sort((a, b) => b[1] - a[1]).slice(0, TOP)) console.log(`${pct(n)}  ${k}`);
 } finally {
