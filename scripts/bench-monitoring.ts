@@ -43,7 +43,7 @@
  * never asserted (target < 3%).
  *
  * BENCH_PAIRS: interleaved request pairs per round for the latency impact ("isolate" mode; default 1000, 0: none);
- * BENCH_MODE: "isolate" (default) or "servers"; BENCH_HARNESS: "bundle" (default) or "dev";
+ * BENCH_MODE: "isolate" (default) or "servers"; BENCH_COMPARE: "monitoring" (default) or "archive"; BENCH_HARNESS: "bundle" (default) or "dev";
  * BENCH_SECONDS per load (default 2: short loads cancel the VM's drift better), BENCH_ROUNDS of fresh
  * server pairs (default 3), BENCH_BLOCKS of ABBA per round (default 4), BENCH_CONNECTIONS (10),
  * BENCH_BATCHES: rows per request, one case each (default "1,100");
@@ -77,8 +77,16 @@ const HARNESS = process.env.BENCH_HARNESS ?? "bundle";
 if (HARNESS !== "bundle" && HARNESS !== "dev") throw new Error(`BENCH_HARNESS must be "bundle" or "dev", not ${JSON.stringify(HARNESS)}`);
 const BUNDLE_ADMIN = "bench-admin-token";
 if (MODE !== "isolate" && MODE !== "servers") throw new Error(`BENCH_MODE must be "isolate" or "servers", not ${JSON.stringify(MODE)}`);
-/** The unmonitored copy of credit-risk 1.0.0 in "isolate" mode. */
-const UNMONITORED = "credit-risk-unmonitored";
+/**
+ * What "on" adds (BENCH_COMPARE): "monitoring" (default), or "archive": both models monitored, the
+ * retraining payload archive at sample rate 1 for credit-risk and 0 for the copy (issue 16's
+ * measure in this harness; "isolate" mode only).
+ */
+const COMPARE = process.env.BENCH_COMPARE ?? "monitoring";
+if (COMPARE !== "monitoring" && COMPARE !== "archive") throw new Error(`BENCH_COMPARE must be "monitoring" or "archive", not ${JSON.stringify(COMPARE)}`);
+if (COMPARE === "archive" && MODE !== "isolate") throw new Error('BENCH_COMPARE=archive runs in BENCH_MODE=isolate (two servers: npm run bench:archive)');
+/** The copy of credit-risk 1.0.0 in "isolate" mode: unmonitored, or (archive) archived at rate 0. */
+const UNMONITORED = COMPARE === "archive" ? "credit-risk-unarchived" : "credit-risk-unmonitored";
 const MODELS = { on: "credit-risk", off: MODE === "isolate" ? UNMONITORED : "credit-risk" };
 /** Inspector ports only when the caller chose ports (wrangler's default otherwise). */
 const inspectorArgs = (mode: "on" | "off") => (process.env.BENCH_PORT ? ["--inspector-port", String(PORT + (mode === "on" ? 2 : 3))] : []);
@@ -147,7 +155,7 @@ async function pairedLatency(url: string, body: string): Promise<{ on: number[];
 
 /** Vars of the "on" or "off" side's runtime (one runtime serves both in "isolate" mode). */
 const monitoringVars = (mode: "on" | "off"): Record<string, string> => ({
-  ...(MODE === "isolate" ? { MONITORING_ENABLED: "true", MONITORING_EXCLUDE_MODELS: UNMONITORED } : { MONITORING_ENABLED: mode === "on" ? "true" : "false" }),
+  ...(MODE === "isolate" ? { MONITORING_ENABLED: "true", MONITORING_EXCLUDE_MODELS: COMPARE === "archive" ? "" : UNMONITORED } : { MONITORING_ENABLED: mode === "on" ? "true" : "false" }),
   RATE_LIMITS_ENABLED: "false",
   ...(mode === "on" ? ON_VARS : {}),
 });
@@ -158,6 +166,12 @@ async function registerModels(url: string, adminToken: string): Promise<void> {
   if (MODE !== "isolate") return;
   const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
   await registerModel(url, adminToken, JSON.stringify({ ...manifest, name: UNMONITORED }), readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx")), ["champion"]);
+  if (COMPARE !== "archive") return;
+  for (const [model, rate] of [["credit-risk", 1], [UNMONITORED, 0]] as const) {
+    const config = { trainer_url: "https://trainer.example/train", trainer_secret: "bench-secret-0123456789abcdef0123456789", worker_url: "https://worker.example", sample_rate: rate };
+    const res = await fetch(`${url}/admin/retraining/${model}/config`, { method: "PUT", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify(config) });
+    if (!res.ok) throw new Error(`retraining config of ${model}: ${res.status} ${await res.text()}`);
+  }
 }
 
 /** One side's runtime, started on scratch state with the models registered. */
@@ -202,7 +216,7 @@ let monitored = "n/a";
 /** The deployable bundle ("bundle" harness), built once for every round. */
 const bundleDir = HARNESS === "bundle" ? mkdtempSync(path.join(tmpdir(), "edge-ml-bench-monitoring-bundle-")) : undefined;
 if (bundleDir) buildBundle(bundleDir);
-console.log(`\nmonitoring on vs off (${MODE === "isolate" ? `one runtime: credit-risk monitored vs ${UNMONITORED} excluded` : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
+console.log(`\n${COMPARE} on vs off (${MODE === "isolate" ? (COMPARE === "archive" ? `one runtime: credit-risk archived at sample rate 1 vs ${UNMONITORED} at 0, both monitored` : `one runtime: credit-risk monitored vs ${UNMONITORED} excluded`) : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
   const dirs: string[] = [];
   const stops: (() => Promise<void>)[] = [];
