@@ -7,17 +7,7 @@ import { describe, expect, it } from "vitest";
 import { v7 as uuidv7 } from "uuid";
 import { Collector } from "../../src/monitoring/collector";
 import { logShardName, shardName } from "../../src/monitoring/config";
-import type { ModelVersion } from "../../src/registry/store";
-import type { PredictionEvent } from "../../src/serving/events";
-import { columnsOf } from "../support/columns";
-import { repoJson } from "../support/files";
-
-async function eventFor(model: string, requestId: string): Promise<PredictionEvent> {
-  const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  const version = { modelName: model, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
-  const predictions = [{ label: 1, score: 0.75, probabilities: {} }];
-  return { requestId, at: Date.now(), route: "v1", dispatch: { version }, predictions, columns: columnsOf(predictions), latencyMs: 2, inferenceMs: 0.1 };
-}
+import { oneRowEvent } from "../support/events";
 
 describe("MONITORING_EXCLUDE_MODELS", () => {
   it("skips the named models' predictions and failures and monitors the others", async () => {
@@ -29,9 +19,9 @@ describe("MONITORING_EXCLUDE_MODELS", () => {
     const quiet = uuidv7();
     const loud = uuidv7();
 
-    await collector.recordPrediction(excluding, await eventFor("quiet-model", quiet));
+    await collector.recordPrediction(excluding, await oneRowEvent("quiet-model", quiet));
     await collector.recordFailure(excluding, { requestId: uuidv7(), at: Date.now(), route: "v1", model: "quiet-model", version: "1.0.0", status: 500, code: "inference_failed", latencyMs: 1 });
-    await collector.recordPrediction(excluding, await eventFor("loud-model", loud));
+    await collector.recordPrediction(excluding, await oneRowEvent("loud-model", loud));
 
     expect(collector.flushes).toBe(1); // only the monitored model's prediction was sent
     expect((await stats("quiet-model")).aggregate.requests).toBe(0);

@@ -7,10 +7,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { Collector } from "../../src/monitoring/collector";
 import { logShardName, shardName } from "../../src/monitoring/config";
-import type { ModelVersion } from "../../src/registry/store";
-import type { PredictionEvent } from "../../src/serving/events";
-import { columnsOf } from "../support/columns";
-import { repoJson } from "../support/files";
+import { oneRowEvent } from "../support/events";
 import { v7 as uuidv7 } from "uuid";
 
 const MODEL = "retry-model";
@@ -34,13 +31,6 @@ function flakyEnv(down: { log: number; shard: number }): Env {
   } as unknown as Env;
 }
 
-async function eventFor(requestId: string): Promise<PredictionEvent> {
-  const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  const version = { modelName: MODEL, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
-  const predictions = [{ label: 1, score: 0.75, probabilities: {} }];
-  return { requestId, at: Date.now(), route: "v1", dispatch: { version }, predictions, columns: columnsOf(predictions), latencyMs: 2, inferenceMs: 0.1 };
-}
-
 const logged = (requestId: string) => env.PREDICTION_LOG.getByName(logShardName(MODEL, requestId, 4)).entries(requestId);
 
 describe("flush retries", () => {
@@ -50,19 +40,19 @@ describe("flush retries", () => {
     const down = { log: 1, shard: 0 };
     const flaky = flakyEnv(down);
 
-    await collector.recordPrediction(flaky, await eventFor(R.r1)); // log append fails, stats land
+    await collector.recordPrediction(flaky, await oneRowEvent(MODEL, R.r1)); // log append fails, stats land
     expect(await logged(R.r1)).toEqual([]);
     expect((await stats.window(60_000)).aggregate.requests).toBe(1);
-    await collector.recordPrediction(flaky, await eventFor(R.r2)); // r1 retried with r2's flush
+    await collector.recordPrediction(flaky, await oneRowEvent(MODEL, R.r2)); // r1 retried with r2's flush
     expect((await logged(R.r1)).map((e) => e.score)).toEqual([0.75]);
     expect(await logged(R.r2)).toHaveLength(1);
     expect(collector.dropped).toBe(0);
 
     down.shard = 2; // r3's stats fail, and fail again on retry with r4's flush: r3 is dropped, r4 kept
-    await collector.recordPrediction(flaky, await eventFor(R.r3));
-    await collector.recordPrediction(flaky, await eventFor(R.r4));
+    await collector.recordPrediction(flaky, await oneRowEvent(MODEL, R.r3));
+    await collector.recordPrediction(flaky, await oneRowEvent(MODEL, R.r4));
     expect(collector.dropped).toBe(1);
-    await collector.recordPrediction(flaky, await eventFor(R.r5));
+    await collector.recordPrediction(flaky, await oneRowEvent(MODEL, R.r5));
     expect((await stats.window(60_000)).aggregate.requests).toBe(4); // r1, r2, r4, r5
     expect(await logged(R.r3)).toHaveLength(1); // its log append never failed
     expect(collector.dropped).toBe(1);

@@ -11,17 +11,7 @@ import { Collector, type ShardBatch } from "../../src/monitoring/collector";
 import { emptyAggregate } from "../../src/monitoring/aggregate";
 import { MINUTE, shardName } from "../../src/monitoring/config";
 import type { MonitorShard } from "../../src/monitoring/shard";
-import type { ModelVersion } from "../../src/registry/store";
-import type { PredictionEvent } from "../../src/serving/events";
-import { columnsOf } from "../support/columns";
-import { repoJson } from "../support/files";
-
-async function eventFor(model: string, requestId: string): Promise<PredictionEvent> {
-  const manifest = await repoJson("models/credit-risk-lr.manifest.json");
-  const version = { modelName: model, version: "1.0.0", sha256: "s", featureSchema: manifest.featureSchema, reference: manifest.reference } as unknown as ModelVersion;
-  const predictions = [{ label: 1, score: 0.75, probabilities: {} }];
-  return { requestId, at: Date.now(), route: "v1", dispatch: { version }, predictions, columns: columnsOf(predictions), latencyMs: 2, inferenceMs: 0.1 };
-}
+import { oneRowEvent } from "../support/events";
 
 /** Every event flushes at once (no timer), so each recordPrediction is one flush. */
 const eager = (overrides: Partial<Record<keyof Env, unknown>> = {}) => ({ ...env, MONITORING_FLUSH_EVENTS: "1", ...overrides }) as unknown as Env;
@@ -41,8 +31,8 @@ describe("MonitorShard.ingest", () => {
         }),
       },
     });
-    await collector.recordPrediction(lossy, await eventFor(model, "a1"));
-    await collector.recordPrediction(lossy, await eventFor(model, "a2")); // re-sends a1's batch with a2's
+    await collector.recordPrediction(lossy, await oneRowEvent(model, "a1"));
+    await collector.recordPrediction(lossy, await oneRowEvent(model, "a2")); // re-sends a1's batch with a2's
     expect(collector.dropped).toBe(0);
     const stats = env.MONITOR_SHARD.getByName(shardName(model, "1.0.0", collector.shardSeed % 1));
     expect((await stats.totals()).requests).toBe(2);
@@ -61,8 +51,8 @@ describe("MonitorShard.ingest", () => {
         throw new Error("control object overloaded");
       };
     });
-    await collector.recordPrediction(eager(), await eventFor(model, "b1")); // committed, then the control call threw
-    await collector.recordPrediction(eager(), await eventFor(model, "b2"));
+    await collector.recordPrediction(eager(), await oneRowEvent(model, "b1")); // committed, then the control call threw
+    await collector.recordPrediction(eager(), await oneRowEvent(model, "b2"));
     expect(collector.dropped).toBe(0);
     expect((await stub.totals()).requests).toBe(2);
     expect((await stub.window(5 * MINUTE)).aggregate.requests).toBe(2);
