@@ -19,7 +19,7 @@ import { mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from "node:f
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, startDevServer, type DevServer } from "./lib/dev-server.ts";
+import { applyMigrations, ensureDevVars, registerDemoModels, ROOT, setArchiveSampleRate, startDevServer, type DevServer } from "./lib/dev-server.ts";
 import { clusterBootstrapMedian } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, type RuntimeProcess } from "./lib/workerd-process.ts";
 
@@ -51,14 +51,7 @@ async function server(side: Side, port: number, dirs: string[], adminToken: stri
   applyMigrations(persistTo);
   const s = await startDevServer({ port, persistTo, quiet: true, vars: { MONITORING_ENABLED: "true", RATE_LIMITS_ENABLED: "false", ...VARS } });
   await registerDemoModels(s.url, adminToken);
-  const config = {
-    trainer_url: "https://trainer.example/train",
-    trainer_secret: "bench-secret-0123456789abcdef0123456789",
-    worker_url: "https://worker.example",
-    sample_rate: side === "on" ? 1 : 0,
-  };
-  const res = await fetch(`${s.url}/admin/retraining/credit-risk/config`, { method: "PUT", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify(config) });
-  if (!res.ok) throw new Error(`retraining config: ${res.status} ${await res.text()}`);
+  await setArchiveSampleRate(s.url, adminToken, "credit-risk", side === "on" ? 1 : 0);
   return s;
 }
 

@@ -2,8 +2,8 @@
  * `npm run bench:monitoring`: predict throughput with monitoring on vs off, in the same run.
  *
  * Two modes (BENCH_MODE):
- * - "isolate" (default): one `wrangler dev` server on scratch state (port 8791, or BENCH_PORT) with
- *   the demo models and a byte-identical copy of credit-risk 1.0.0 named credit-risk-unmonitored,
+ * - "isolate" (default): one server on scratch state (port 8791, or BENCH_PORT) with the demo
+ *   models and a byte-identical copy of credit-risk 1.0.0 named credit-risk-unmonitored,
  *   which MONITORING_EXCLUDE_MODELS serves without monitoring. "On" loads POST to
  *   /v1/models/credit-risk/predict, "off" loads to the copy: the same isolate, JIT state and heap
  *   serve both, so the difference is monitoring's work (the fold, packing, flushes, and the Durable
@@ -13,6 +13,9 @@
  * - "servers": two servers side by side, one with MONITORING_ENABLED=true (port 8791, or
  *   BENCH_PORT), one with false (the next port): monitoring's whole footprint, including its memory,
  *   but each round's figure also carries the two processes' difference.
+ * Servers run the harness BENCH_HARNESS names (below). BENCH_COMPARE=archive compares the payload
+ * archive instead ("isolate" mode): both models monitored, credit-risk archived at sample rate 1
+ * and the copy (credit-risk-unarchived) at 0.
  * autocannon drives one row, and 100-row batches, in short loads alternating sides in ABBA order, so
  * slow drift in the machine's speed (this is a shared VM) hits both sides equally.
  *
@@ -57,7 +60,7 @@ import { availableParallelism, tmpdir } from "node:os";
 import path from "node:path";
 import http from "node:http";
 import autocannon from "autocannon";
-import { applyMigrations, ensureDevVars, registerDemoModels, registerModel, ROOT, startDevServer } from "./lib/dev-server.ts";
+import { applyMigrations, ensureDevVars, registerDemoModels, registerModel, ROOT, setArchiveSampleRate, startDevServer } from "./lib/dev-server.ts";
 import { buildBundle, startWorker } from "./lib/miniflare-bundle.ts";
 import { clusterBootstrapMedian, median, quantileSorted } from "./lib/quantiles.ts";
 import { cpuSeconds, pin, runtimeOf, systemCpuSeconds, threadCpuSeconds, type RuntimeProcess } from "./lib/workerd-process.ts";
@@ -167,11 +170,8 @@ async function registerModels(url: string, adminToken: string): Promise<void> {
   const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
   await registerModel(url, adminToken, JSON.stringify({ ...manifest, name: UNMONITORED }), readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx")), ["champion"]);
   if (COMPARE !== "archive") return;
-  for (const [model, rate] of [["credit-risk", 1], [UNMONITORED, 0]] as const) {
-    const config = { trainer_url: "https://trainer.example/train", trainer_secret: "bench-secret-0123456789abcdef0123456789", worker_url: "https://worker.example", sample_rate: rate };
-    const res = await fetch(`${url}/admin/retraining/${model}/config`, { method: "PUT", headers: { authorization: `Bearer ${adminToken}`, "content-type": "application/json" }, body: JSON.stringify(config) });
-    if (!res.ok) throw new Error(`retraining config of ${model}: ${res.status} ${await res.text()}`);
-  }
+  await setArchiveSampleRate(url, adminToken, "credit-risk", 1);
+  await setArchiveSampleRate(url, adminToken, UNMONITORED, 0);
 }
 
 /** One side's runtime, started on scratch state with the models registered. */

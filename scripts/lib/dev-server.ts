@@ -116,3 +116,9 @@ export async function adminApi(url: string, token: string, method: string, pathn
   if (!res.ok) throw new Error(`${method} ${pathname}: ${res.status} ${JSON.stringify(json)}`);
   return json;
 }
+
+/** Gives `model` a retraining config whose payload archive keeps `sampleRate` of its predicted rows (benchmarks of the archive; the trainer is never called). */
+export async function setArchiveSampleRate(url: string, token: string, model: string, sampleRate: number): Promise<void> {
+  const config = { trainer_url: "https://trainer.example/train", trainer_secret: "bench-secret-0123456789abcdef0123456789", worker_url: "https://worker.example", sample_rate: sampleRate };
+  await adminApi(url, token, "PUT", `/admin/retraining/${model}/config`, config);
+}

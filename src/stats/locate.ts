@@ -19,10 +19,9 @@
  * out of range, infinite or -0. Values that are not all finite, or all equal, get no guide (plain
  * binary search).
  */
-/** Integer values get a direct cell table when their span is at most this many integers per value (Uint16 entries: 32 bytes per value). */
-const DIRECT_SPAN_PER_VALUE = 16;
-
 export class SortedIndex {
+  /** Integer values get a direct cell table when their span is at most this many integers per value (Uint16 entries: 32 bytes per value). */
+  private static readonly DIRECT_SPAN_PER_VALUE = 16;
   /** Buckets (0 without a guide). */
   private readonly buckets: number;
   private readonly min: number;
@@ -30,7 +29,7 @@ export class SortedIndex {
   /** guide[b]: first position whose value's bucket is >= b (length buckets + 1); 16-bit while positions fit (reference samples hold at most 5,000 values). */
   private readonly guide: Uint16Array | Int32Array;
   /**
-   * When every value is an integer and they span at most DIRECT_SPAN_PER_VALUE per value (counts,
+   * When every value is an integer and they span at most DIRECT_SPAN_PER_VALUE integers per value (counts,
    * ages, amounts in whole units: most tabular features): direct[k] is the cell of the integer
    * values[0] + k, so an integer x finds its cell with one subtraction and one read.
    */
@@ -63,7 +62,7 @@ export class SortedIndex {
       }
       this.guide = guide;
     }
-    if (m > 0 && span <= DIRECT_SPAN_PER_VALUE * m && values.every((v) => Number.isInteger(v))) {
+    if (m > 0 && span <= SortedIndex.DIRECT_SPAN_PER_VALUE * m && values.every((v) => Number.isInteger(v))) {
       // Built with the search cellOf (this.direct is still null), one entry per integer in range.
       const direct = 2 * m + 1 <= 0xffff ? new Uint16Array(span + 1) : new Int32Array(span + 1);
       for (let k = 0; k <= span; k++) direct[k] = this.cellOf(min + k);
