@@ -40,6 +40,8 @@ export interface ShardBatch {
    * however often it arrives, since a send can fail after the object committed it.
    */
   id?: string;
+  /** The name the batch was sent to (`shardName`): the shard registers under it (see MonitorShard.touchControl). */
+  shard?: string;
   model: string;
   version: string;
   /** minute start (ms) -> aggregate */
@@ -395,7 +397,7 @@ export class Collector {
     if (last && last.pending === this.pending && last.minute === minute && last.model === model && last.version === version) return last.bucket;
     const name = shardName(model, version, this.shardSeed % cfg.statsShards);
     let batch = this.pending.batches.get(name);
-    if (!batch) this.pending.batches.set(name, (batch = { id: crypto.randomUUID(), model, version, buckets: {} }));
+    if (!batch) this.pending.batches.set(name, (batch = { id: crypto.randomUUID(), shard: name, model, version, buckets: {} }));
     const agg = (batch.buckets[String(minute)] ??= emptyAggregate());
     let bucket = this.pending.buckets.get(agg);
     if (!bucket) this.pending.buckets.set(agg, (bucket = { agg, sketch: new DDSketch(SKETCH_ALPHA) }));

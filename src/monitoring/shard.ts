@@ -86,6 +86,13 @@ export class MonitorShard extends DurableObject<Env> {
   private readonly hot = new Map<string, Aggregate>();
   /** Deltas not yet folded into buckets. */
   private pending = 0;
+  /**
+   * The name this shard is addressed by (`shardName`), which it registers under: the name its
+   * batches carry (kept in `meta`), else `ctx.id.name`. Not `ctx.id.name` alone: inside an object
+   * it is undefined when the object was reached by id string (`idFromString`, a stub from another
+   * process) or the name is over 1,024 bytes.
+   */
+  private name: string | undefined;
 
   constructor(ctx: DurableObjectState, env: Env) {
     super(ctx, env);
@@ -102,6 +109,7 @@ export class MonitorShard extends DurableObject<Env> {
         CREATE TABLE IF NOT EXISTS ingested (id TEXT PRIMARY KEY, at INTEGER NOT NULL);
       `);
       this.pending = this.sql.exec<{ n: number }>("SELECT COUNT(*) AS n FROM deltas").one().n;
+      this.name = this.sql.exec<{ value: string }>("SELECT value FROM meta WHERE key = 'name'").toArray()[0]?.value ?? ctx.id.name;
     });
   }
 
@@ -120,6 +128,10 @@ export class MonitorShard extends DurableObject<Env> {
         if (duplicate) return;
       }
       this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('model', ?), ('version', ?)", batch.model, batch.version);
+      if (batch.shard !== undefined && this.name === undefined) {
+        this.sql.exec("INSERT OR IGNORE INTO meta (key, value) VALUES ('name', ?)", batch.shard);
+        this.name = batch.shard;
+      }
       const row = this.sql.exec<{ requests: number; rows: number; errors: string; latency: string | null }>("SELECT requests, rows, errors, latency FROM totals WHERE id = 1").toArray()[0];
       let requests = row?.requests ?? 0;
       let rows = row?.rows ?? 0;
@@ -183,11 +195,19 @@ export class MonitorShard extends DurableObject<Env> {
     return b;
   }
 
-  /** Registers this version as active with the model's control object, at most once an hour. */
+  /**
+   * Registers this version as active with the model's control object, at most once an hour, under
+   * this shard's name (`name`). Reads find the shard by that name, so a shard that does not know it
+   * registers nothing rather than a name that would send them elsewhere.
+   */
   private async touchControl(model: string, version: string) {
     const hour = Math.floor(Date.now() / HOUR);
     if (hour === this.touchedHour) return;
-    await this.env.MODEL_CONTROL.getByName(model).touch(version, this.ctx.id.name ?? "");
+    if (this.name === undefined) {
+      console.error(JSON.stringify({ level: "error", msg: "monitor shard does not know its name; not registered", model, version }));
+      return;
+    }
+    await this.env.MODEL_CONTROL.getByName(model).touch(version, this.name);
     this.touchedHour = hour;
   }
 
@@ -202,7 +222,7 @@ export class MonitorShard extends DurableObject<Env> {
     this.compact();
     const { tier, from } = windowStart(span, now);
     const rows = this.sql.exec<{ data: string }>("SELECT data FROM buckets WHERE tier = ? AND start >= ? ORDER BY start", tier, from).toArray();
-    const random = windowRandom(this.ctx.id.name ?? "", tier, from, span);
+    const random = windowRandom(this.name ?? this.ctx.id.toString(), tier, from, span);
     return { aggregate: mergeAll(rows.map((r) => JSON.parse(r.data) as Aggregate), SAMPLE_CAP.window, random), from, to: now, seconds: Math.max(1, (now - from) / 1000) };
   }
 
