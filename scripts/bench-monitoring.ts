@@ -86,6 +86,20 @@ if (MODE !== "isolate" && MODE !== "servers") throw new Error(`BENCH_MODE must b
  * measure in this harness; "isolate" mode only).
  */
 const COMPARE = process.env.BENCH_COMPARE ?? "monitoring";
+/**
+ * Where the monitoring Durable Objects run (BENCH_OBJECTS): "together" (default), in the serving
+ * runtime's process as `wrangler dev` runs them; or "apart": MonitorShard, PredictionLog and
+ * ModelControl in a second workerd process (the same bundle under another name, reached through
+ * Miniflare's dev registry), pinned to the load generator's core, as deployed objects run apart
+ * from the isolates serving predictions. Then the serving runtime's CPU is what the serving side
+ * pays (its fold, packing and the flush RPCs' serialization and sends), and the objects' process
+ * CPU is reported beside it. "isolate" mode and the "bundle" harness only.
+ */
+const OBJECTS = process.env.BENCH_OBJECTS ?? "together";
+if (OBJECTS !== "together" && OBJECTS !== "apart") throw new Error(`BENCH_OBJECTS must be "together" or "apart", not ${JSON.stringify(OBJECTS)}`);
+if (OBJECTS === "apart" && (MODE !== "isolate" || HARNESS !== "bundle")) throw new Error("BENCH_OBJECTS=apart runs in BENCH_MODE=isolate with BENCH_HARNESS=bundle");
+const OBJECTS_SCRIPT = "edge-ml-monitoring-objects";
+const APART_BINDINGS = ["MONITOR_SHARD", "PREDICTION_LOG", "MODEL_CONTROL"];
 if (COMPARE !== "monitoring" && COMPARE !== "archive") throw new Error(`BENCH_COMPARE must be "monitoring" or "archive", not ${JSON.stringify(COMPARE)}`);
 if (COMPARE === "archive" && MODE !== "isolate") throw new Error('BENCH_COMPARE=archive runs in BENCH_MODE=isolate (two servers: npm run bench:archive)');
 /** The copy of credit-risk 1.0.0 in "isolate" mode: unmonitored, or (archive) archived at rate 0. */
@@ -98,14 +112,18 @@ const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-hold
 const rows: Record<string, unknown>[] = holdout.rows.map((r: { features: Record<string, unknown> }) => r.features);
 
 /** CPU seconds by thread group and requests served, per server, summed over a case's loads. */
-type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number; system: number };
-const emptyUse = (): ThreadUse => ({ cpu: new Map(), requests: 0, afterLoad: 0, system: 0 });
+type ThreadUse = { cpu: Map<string, number>; requests: number; afterLoad: number; system: number; objects: number };
+const emptyUse = (): ThreadUse => ({ cpu: new Map(), requests: 0, afterLoad: 0, system: 0, objects: 0 });
+
+/** The serving runtime, and (BENCH_OBJECTS=apart) the process running the monitoring Durable Objects. */
+type Runtime = RuntimeProcess & { objectsPid?: number };
 
 /**
  * One load: throughput, and the runtime's CPU time per request from the start of the load until
  * `settleMs` after it (long enough for the load's last monitoring flush to run).
  */
-async function load(rt: RuntimeProcess, model: string, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
+async function load(rt: Runtime, model: string, body: unknown, settleMs: number, use: ThreadUse): Promise<{ rps: number; cpuUs: number; errors: number }> {
+  const objects0 = rt.objectsPid ? cpuSeconds(rt.objectsPid) : 0;
   const threads0 = threadCpuSeconds(rt.pid);
   const cpu0 = cpuSeconds(rt.pid);
   const system0 = systemCpuSeconds(rt.pid);
@@ -116,6 +134,7 @@ async function load(rt: RuntimeProcess, model: string, body: unknown, settleMs: 
   for (const [name, seconds] of threadCpuSeconds(rt.pid)) use.cpu.set(name, (use.cpu.get(name) ?? 0) + seconds - (threads0.get(name) ?? 0));
   use.requests += r.requests.total;
   use.system += systemCpuSeconds(rt.pid) - system0;
+  if (rt.objectsPid) use.objects += cpuSeconds(rt.objectsPid) - objects0;
   return { rps: r.requests.average, cpuUs: ((cpuSeconds(rt.pid) - cpu0) * 1e6) / r.requests.total, errors: r.errors + r.timeouts + r.non2xx };
 }
 
@@ -175,14 +194,23 @@ async function registerModels(url: string, adminToken: string): Promise<void> {
 }
 
 /** One side's runtime, started on scratch state with the models registered. */
-async function runtime(mode: "on" | "off", port: number, dirs: string[], stops: (() => Promise<void>)[]): Promise<RuntimeProcess> {
+async function runtime(mode: "on" | "off", port: number, dirs: string[], stops: (() => Promise<void>)[]): Promise<Runtime> {
   const persistTo = mkdtempSync(path.join(tmpdir(), `edge-ml-bench-monitoring-${mode}-`));
   dirs.push(persistTo);
   if (HARNESS === "bundle") {
-    const w = await startWorker({ bundleDir: bundleDir!, port, persistTo, vars: { ADMIN_TOKEN: BUNDLE_ADMIN, API_KEYS: "bench-key", METRICS_TOKEN: "", REQUEST_LOGS: "false", ...monitoringVars(mode) } });
-    stops.push(() => w.stop());
+    const vars = { ADMIN_TOKEN: BUNDLE_ADMIN, API_KEYS: "bench-key", METRICS_TOKEN: "", REQUEST_LOGS: "false", ...monitoringVars(mode) };
+    let apart: { objectsPid: number; devRegistry: string } | undefined;
+    if (OBJECTS === "apart") {
+      const devRegistry = path.join(persistTo, "dev-registry");
+      // The objects' own state lives beside the serving runtime's, under the same scratch directory.
+      const objects = await startWorker({ bundleDir: bundleDir!, port: port + 10, persistTo: path.join(persistTo, "objects"), vars, name: OBJECTS_SCRIPT, devRegistry });
+      stops.push(() => objects.stop());
+      apart = { objectsPid: objects.pid, devRegistry };
+    }
+    const w = await startWorker({ bundleDir: bundleDir!, port, persistTo, vars, ...(apart ? { objectsApart: { devRegistry: apart.devRegistry, script: OBJECTS_SCRIPT, bindings: APART_BINDINGS } } : {}) });
+    stops.unshift(() => w.stop()); // stopped before the objects it calls
     await registerModels(w.url, BUNDLE_ADMIN);
-    return { pid: w.pid, url: w.url };
+    return { pid: w.pid, url: w.url, objectsPid: apart?.objectsPid };
   }
   applyMigrations(persistTo);
   const s = await startDevServer({ port, persistTo, quiet: true, extraArgs: inspectorArgs(mode), vars: monitoringVars(mode) });
@@ -216,15 +244,17 @@ let monitored = "n/a";
 /** The deployable bundle ("bundle" harness), built once for every round. */
 const bundleDir = HARNESS === "bundle" ? mkdtempSync(path.join(tmpdir(), "edge-ml-bench-monitoring-bundle-")) : undefined;
 if (bundleDir) buildBundle(bundleDir);
-console.log(`\n${COMPARE} on vs off (${MODE === "isolate" ? (COMPARE === "archive" ? `one runtime: credit-risk archived at sample rate 1 vs ${UNMONITORED} at 0, both monitored` : `one runtime: credit-risk monitored vs ${UNMONITORED} excluded`) : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
+console.log(`\n${COMPARE} on vs off${OBJECTS === "apart" ? " (monitoring Durable Objects in their own process)" : ""} (${MODE === "isolate" ? (COMPARE === "archive" ? `one runtime: credit-risk archived at sample rate 1 vs ${UNMONITORED} at 0, both monitored` : `one runtime: credit-risk monitored vs ${UNMONITORED} excluded`) : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
   const dirs: string[] = [];
   const stops: (() => Promise<void>)[] = [];
   try {
     const onRuntime = await runtime("on", PORTS.on, dirs, stops);
     const rt = { on: onRuntime, off: MODE === "isolate" ? onRuntime : await runtime("off", PORTS.off, dirs, stops) };
-    const pinned = CORES >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0);
-    console.log(`round ${round + 1}: ${MODE === "isolate" ? "server" : "servers"} started (${pinned ? "runtime pinned to cpu 1, load generator to cpu 0" : "not pinned"})`);
+    const pinned = CORES >= 2 && pin(rt.on.pid, 1) && pin(rt.off.pid, 1) && pin(process.pid, 0) && (!rt.on.objectsPid || pin(rt.on.objectsPid, 0));
+    console.log(
+      `round ${round + 1}: ${MODE === "isolate" ? "server" : "servers"} started (${pinned ? `runtime pinned to cpu 1, load generator${rt.on.objectsPid ? " and the Durable Objects' process" : ""} to cpu 0` : "not pinned"})`,
+    );
     // Warm-up: the JIT's first minutes are not what a long-running isolate serves with.
     for (const side of ["on", "off"] as const) for (let i = 0; i < 50; i++) await fetch(`${rt[side].url}/v1/models/${MODELS[side]}/predict`, { method: "POST", headers: { "content-type": "application/json" }, body: JSON.stringify({ features: rows[i] }) });
     for (const c of cases) for (const side of ["on", "off"] as const) await load(rt[side], MODELS[side], c.body, 0, emptyUse());
@@ -279,6 +309,10 @@ for (const [i, c] of cases.entries()) {
   console.log(`${"".padEnd(17)} of which after the load ended (last flush, GC), per request: on ${after(use.on)} vs off ${after(use.off)} us`);
   const system = (u: ThreadUse) => ((u.system * 1e6) / u.requests).toFixed(1);
   console.log(`${"".padEnd(17)} of which kernel time (syscalls: sockets, local storage writes), per request: on ${system(use.on)} vs off ${system(use.off)} us`);
+  if (OBJECTS === "apart") {
+    const objects = (u: ThreadUse) => ((u.objects * 1e6) / u.requests).toFixed(1);
+    console.log(`${"".padEnd(17)} the monitoring Durable Objects' own process (apart; not in the figures above), cpu per request: on ${objects(use.on)} vs off ${objects(use.off)} us`);
+  }
   if (results[i].latency.length) {
     const { latency } = results[i];
     const offMedian = median(latency.flatMap((l) => l.off));

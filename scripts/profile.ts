@@ -14,7 +14,8 @@
  *
  * Knobs: BENCH_ROWS (1: a `features` body; more: `instances` of that many holdout rows),
  * BENCH_SECONDS (5), BENCH_CONNECTIONS (10), BENCH_PORT (8860; the inspector uses BENCH_PORT + 1),
- * PROFILE_VARS (extra vars as JSON, e.g. '{"MONITORING_ENABLED":"false"}'), PROFILE_TOP (30),
+ * PROFILE_VARS (extra vars as JSON, e.g. '{"MONITORING_ENABLED":"false"}'), PROFILE_ARCHIVE (a sample
+ * rate: the retraining payload archive of credit-risk at that rate; none by default), PROFILE_TOP (30),
  * PROFILE_OUT (a directory to keep the .cpuprofile files in, for Chrome DevTools), PROFILE_WINDOW
  * ("load": the load and the 2.5 s after it, default; "after": only the 2.5 s after the load, where
  * the last monitoring flush and V8's post-load garbage collection run).
@@ -23,7 +24,7 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import autocannon from "autocannon";
-import { registerDemoModels, ROOT } from "./lib/dev-server.ts";
+import { registerDemoModels, ROOT, setArchiveSampleRate } from "./lib/dev-server.ts";
 import { buildBundle, startWorker } from "./lib/miniflare-bundle.ts";
 
 const ROWS = Number(process.env.BENCH_ROWS ?? 1);
@@ -87,6 +88,7 @@ const extra = process.env.PROFILE_VARS ? (JSON.parse(process.env.PROFILE_VARS) a
 const worker = await startWorker({ bundleDir: out, port: PORT, vars: { ADMIN_TOKEN: ADMIN, API_KEYS: "profile-key", METRICS_TOKEN: "", RATE_LIMITS_ENABLED: "false", MONITORING_ENABLED: "true", REQUEST_LOGS: "false", ...extra }, persistTo: path.join(out, "state") });
 try {
   await registerDemoModels(worker.url, ADMIN);
+  if (process.env.PROFILE_ARCHIVE) await setArchiveSampleRate(worker.url, ADMIN, "credit-risk", Number(process.env.PROFILE_ARCHIVE));
   const holdout = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-holdout.json"), "utf8")) as { rows: { features: unknown }[] };
   if (ROWS > holdout.rows.length) throw new Error(`BENCH_ROWS ${ROWS}: the holdout has ${holdout.rows.length} rows`);
   const body = ROWS === 1 ? JSON.stringify({ version: "1.1.0", features: holdout.rows[0].features }) : JSON.stringify({ version: "1.1.0", instances: holdout.rows.slice(0, ROWS).map((r) => r.features) });

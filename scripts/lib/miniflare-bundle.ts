@@ -78,7 +78,30 @@ async function start(port: number, options: Record<string, unknown>, persistTo?:
  */
 let fromConfig: ReturnType<typeof unstable_getMiniflareWorkerOptions> | undefined;
 
-export async function startWorker(opts: { bundleDir: string; port: number; vars: Record<string, string>; persistTo?: string; migrate?: boolean }): Promise<RunningWorker> {
+/**
+ * Durable Objects in another process (`startWorker`'s `objectsApart`): the worker named `script`,
+ * started with the same `devRegistry` directory, serves the `bindings` named here (their classes
+ * are the bundle's own), as Durable Objects run apart from the isolates calling them when deployed.
+ */
+export interface ObjectsApart {
+  devRegistry: string;
+  script: string;
+  bindings: string[];
+}
+
+export async function startWorker(opts: {
+  bundleDir: string;
+  port: number;
+  vars: Record<string, string>;
+  persistTo?: string;
+  migrate?: boolean;
+  /** The worker's name (default edge-ml-runtime). */
+  name?: string;
+  /** A dev registry directory to announce this worker in (so another process can reach its Durable Objects). */
+  devRegistry?: string;
+  /** Durable Object bindings to serve from another process's worker instead of this one. */
+  objectsApart?: ObjectsApart;
+}): Promise<RunningWorker> {
   // Read once: wrangler warns about secrets missing from .dev.vars (the caller supplies them in `vars`).
   fromConfig ??= unstable_getMiniflareWorkerOptions(path.join(ROOT, "wrangler.toml"));
   const { workerOptions } = fromConfig;
@@ -86,15 +109,19 @@ export async function startWorker(opts: { bundleDir: string; port: number; vars:
     .filter((f) => f.endsWith(".js") || f.endsWith(".wasm"))
     .sort((a, b) => Number(b === "index.js") - Number(a === "index.js"))
     .map((f) => ({ type: f.endsWith(".wasm") ? "CompiledWasm" : "ESModule", path: path.join(opts.bundleDir, f) }));
+  const durableObjects: Record<string, unknown> = { ...(workerOptions.durableObjects ?? {}) };
+  for (const b of opts.objectsApart?.bindings ?? []) durableObjects[b] = { ...(durableObjects[b] as object), scriptName: opts.objectsApart!.script };
   const worker = {
     ...workerOptions,
-    name: "edge-ml-runtime",
+    durableObjects,
+    name: opts.name ?? "edge-ml-runtime",
     modulesRules: undefined,
     modulesRoot: opts.bundleDir,
     modules,
     bindings: { ...(workerOptions.bindings ?? {}), ...opts.vars },
   };
-  const running = await start(opts.port, { workers: [worker] }, opts.persistTo);
+  const registry = opts.devRegistry ?? opts.objectsApart?.devRegistry;
+  const running = await start(opts.port, { workers: [worker], ...(registry ? { unsafeDevRegistryPath: registry } : {}) }, opts.persistTo);
   if (opts.migrate ?? true) await applyMigrations(running.mf);
   return running;
 }

@@ -37,19 +37,20 @@ export type PredictionRecord = { t: "p"; id: string; row: number; at: number; v:
 export type LabelRecord = { t: "l"; id: string; row: number; at: number; y: number | string };
 
 /**
- * A buffered prediction request: its validated columns (`Resolved`, src/inference/features.ts) and
- * its schema's features, and its scores. With every row archived these are the request's own
- * arrays (nothing copied); a sampled request holds copies of its kept rows only.
+ * A prediction request to archive: its validated columns (`Resolved`, src/inference/features.ts),
+ * its schema's features and its scores, all of the request's rows; `keep` names the rows archived.
+ * `BlockBuilder.add` copies them at once and keeps no reference.
  */
 export interface BufferedRequest {
   id: string;
   at: number;
   v: string;
   features: readonly FeatureSpec[];
-  /** The archived rows' columns, in `features` order. */
+  /** The request's columns, in `features` order. */
   resolved: Resolved;
+  /** The request's scores, one per row. */
   scores: ArrayLike<number>;
-  /** Row numbers in the request of the archived rows; null when every row is kept. */
+  /** Row numbers in the request of the archived rows (a sampled request); null when every row is archived. */
   keep: number[] | null;
 }
 
@@ -74,81 +75,85 @@ const NUMBER = 1;
 const STRING = 2;
 const OTHER = 3;
 
-/** The rows of `resolved` at `keep` (a sampled request's archived rows), as their own columns. */
-export function pickRows(resolved: Resolved, keep: readonly number[]): Resolved {
-  const n = keep.length;
-  return {
-    n,
-    columns: resolved.columns.map((c) => {
-      const out = c instanceof Int32Array ? new Int32Array(n) : new Float64Array(n);
-      for (let m = 0; m < n; m++) out[m] = c[keep[m]];
-      return out;
-    }),
-    missing: resolved.missing.map((mask) => (mask ? Uint8Array.from(keep, (i) => mask[i]) : null)),
-  };
+/**
+ * Encodes requests and labels as one block (see the header): a `BlockBuilder` used once.
+ */
+export function encodeBlock(requests: readonly BufferedRequest[], labels: readonly LabelRecord[]): Uint8Array {
+  const builder = new BlockBuilder();
+  for (const r of requests) builder.add(r);
+  return builder.finish(labels);
 }
 
 /**
- * Encodes buffered requests and labels as one block (see the header). The features' columns are
- * copied as they are: numbers into the feature's column, categories as dictionary indexes (the
- * dictionary holds each level once, mapped once per request and feature), booleans as the two
- * `x` values false and true, values a row left out as missing. No per-value look-up or text.
+ * Builds a block as requests arrive: `add` copies a request's archived rows into the builder's
+ * columns at once (numbers into the feature's column, categories as dictionary indexes: the
+ * dictionary holds each level once, mapped once per levels list; booleans as the two `x` values
+ * false and true; values a row left out as missing), so nothing of the request is kept after it.
+ * `finish` encodes the rows added since the last `finish` and empties the builder; its columns are
+ * reused by the next block.
+ *
+ * Why copy at once: holding each request's validated arrays until the flush (10,000 rows by
+ * default) kept them alive across the garbage collector's young-generation passes, which then
+ * copied and promoted them; with every row of 100-row requests archived that was the archive's
+ * largest cost in the serving isolate after the block itself (the CPU profile's garbage collector
+ * share, `npm run profile` with PROFILE_ARCHIVE=1). The builder's columns are allocated once and
+ * grow to the isolate's flush size.
  */
-export function encodeBlock(requests: readonly BufferedRequest[], labels: readonly LabelRecord[]): Uint8Array {
-  let n = 0;
-  for (const q of requests) n += q.resolved.n;
-  const keys: string[] = [];
-  const index = new Map<string, number>();
-  const values: Float64Array[] = [];
-  const kinds: Uint8Array[] = [];
-  const dict: string[] = [];
-  const dictIndex = new Map<string, number>();
+export class BlockBuilder {
+  /** Rows added since the last `finish`. */
+  rows = 0;
+  /** Rows its columns hold room for (what it costs in memory while idle: ~9 bytes a row per feature). */
+  capacity = 0;
+  private scores = new Float64Array(0);
+  /** Every feature column this builder has held, by name; `used` lists this block's, in order of first use. */
+  private index = new Map<string, number>();
+  private keys: string[] = [];
+  private values: Float64Array[] = [];
+  private kinds: Uint8Array[] = [];
+  private used: number[] = [];
+  private inBlock: boolean[] = [];
+  private dict: string[] = [];
+  private dictIndex = new Map<string, number>();
   /** Per levels list (a schema's categories), the dictionary index of each level. */
-  const dictOfLevels = new Map<readonly string[], Float64Array>();
-  const extra: unknown[] = [false, true];
-  const scores = new Float64Array(n);
-  const q: BlockRequest[] = [];
-  let i0 = 0;
-  for (const req of requests) {
-    const { resolved, features } = req;
-    const count = resolved.n;
-    q.push([req.id, req.at, req.v, req.keep, count]);
-    for (let m = 0; m < count; m++) scores[i0 + m] = req.scores[m];
+  private dictOfLevels = new Map<readonly string[], Float64Array>();
+  private q: BlockRequest[] = [];
+
+  /** Copies the request's archived rows (all, or those `keep` names) into the block being built. */
+  add(req: BufferedRequest): void {
+    const { resolved, features, keep } = req;
+    const count = keep ? keep.length : resolved.n;
+    const i0 = this.rows;
+    this.reserve(i0 + count);
+    this.q.push([req.id, req.at, req.v, keep, count]);
+    const scores = this.scores;
+    if (keep) for (let m = 0; m < count; m++) scores[i0 + m] = req.scores[keep[m]];
+    else for (let m = 0; m < count; m++) scores[i0 + m] = req.scores[m];
     for (let j = 0; j < features.length; j++) {
       const f = features[j];
-      let c = index.get(f.name);
-      if (c === undefined) {
-        c = keys.push(f.name) - 1;
-        index.set(f.name, c);
-        values.push(new Float64Array(n));
-        kinds.push(new Uint8Array(n)); // MISSING until written
-      }
+      const c = this.column(f.name);
       const column = resolved.columns[j];
       const absent = resolved.missing[j];
-      const out = values[c];
-      const kind = kinds[c];
+      const out = this.values[c];
+      const kind = this.kinds[c];
       if (isLevelColumn(f)) {
-        const levels = levelsOf(f);
-        let map = dictOfLevels.get(levels);
-        if (!map) {
-          dictOfLevels.set(levels, (map = new Float64Array(levels.length)));
-          if (f.type === "boolean") map.set([0, 1]); // extra[0] false, extra[1] true
-          else
-            levels.forEach((level, k) => {
-              let s = dictIndex.get(level);
-              if (s === undefined) dictIndex.set(level, (s = dict.push(level) - 1));
-              map![k] = s;
-            });
-        }
+        const map = this.levelsMap(f);
         const present = f.type === "boolean" ? OTHER : STRING;
         for (let m = 0; m < count; m++) {
-          const k = column[m];
-          if ((absent !== null && absent[m] === 1) || k < 0) continue;
+          const r = keep ? keep[m] : m;
+          const k = column[r];
+          if ((absent !== null && absent[r] === 1) || k < 0) continue;
           out[i0 + m] = map[k];
           kind[i0 + m] = present;
         }
+      } else if (keep) {
+        for (let m = 0; m < count; m++) {
+          const r = keep[m];
+          if (absent !== null && absent[r] === 1) continue;
+          out[i0 + m] = column[r];
+          kind[i0 + m] = NUMBER;
+        }
       } else {
-        out.set(column, i0);
+        out.set(column.subarray(0, count), i0);
         kind.fill(NUMBER, i0, i0 + count);
         if (absent !== null)
           for (let m = 0; m < count; m++)
@@ -158,36 +163,107 @@ export function encodeBlock(requests: readonly BufferedRequest[], labels: readon
             }
       }
     }
-    i0 += count;
+    this.rows += count;
   }
-  // Each column (scores first) stored in the narrowest type that holds every one of its values
-  // exactly, and its kind bytes only when its cells are not all of one kind.
-  const columns = [scores, ...values].map(narrow);
-  const kindOf = kinds.map((kk) => {
-    const first = kk[0];
-    for (let r = 1; r < n; r++) if (kk[r] !== first) return null;
-    return n ? first : MISSING;
-  });
-  const header: BlockHeader = { n, k: keys, t: columns.map((c) => c.type), u: kindOf, d: dict, x: extra, q, p: [], l: labels as LabelRecord[] };
-  const json = new TextEncoder().encode(JSON.stringify(header));
-  let size = 8 + json.length;
-  for (const c of columns) size += c.array.byteLength;
-  for (const u of kindOf) if (u === null) size += n;
-  const out = new Uint8Array(size);
-  out.set(MAGIC, 0);
-  new DataView(out.buffer).setUint32(4, json.length, true);
-  out.set(json, 8);
-  let at = 8 + json.length;
-  for (const c of columns) {
-    out.set(new Uint8Array(c.array.buffer, c.array.byteOffset, c.array.byteLength), at);
-    at += c.array.byteLength;
+
+  /** The block of every row added since the last `finish`, with `labels`; empties the builder. */
+  finish(labels: readonly LabelRecord[]): Uint8Array {
+    const n = this.rows;
+    const used = this.used;
+    // Each column (scores first) stored in the narrowest type that holds every one of its values
+    // exactly, and its kind bytes only when its cells are not all of one kind.
+    const columns = [this.scores.subarray(0, n), ...used.map((c) => this.values[c].subarray(0, n))].map(narrow);
+    const kinds = used.map((c) => this.kinds[c].subarray(0, n));
+    const kindOf = kinds.map((kk) => {
+      const first = kk[0];
+      for (let r = 1; r < n; r++) if (kk[r] !== first) return null;
+      return n ? first : MISSING;
+    });
+    const header: BlockHeader = { n, k: used.map((c) => this.keys[c]), t: columns.map((c) => c.type), u: kindOf, d: this.dict, x: [false, true], q: this.q, p: [], l: labels as LabelRecord[] };
+    const json = new TextEncoder().encode(JSON.stringify(header));
+    let size = 8 + json.length;
+    for (const c of columns) size += c.array.byteLength;
+    for (const u of kindOf) if (u === null) size += n;
+    const out = new Uint8Array(size);
+    out.set(MAGIC, 0);
+    new DataView(out.buffer).setUint32(4, json.length, true);
+    out.set(json, 8);
+    let at = 8 + json.length;
+    for (const c of columns) {
+      out.set(new Uint8Array(c.array.buffer, c.array.byteOffset, c.array.byteLength), at);
+      at += c.array.byteLength;
+    }
+    for (let j = 0; j < used.length; j++) {
+      if (kindOf[j] !== null) continue;
+      out.set(kinds[j], at);
+      at += n;
+    }
+    this.reset();
+    return out;
   }
-  for (let j = 0; j < keys.length; j++) {
-    if (kindOf[j] !== null) continue;
-    out.set(kinds[j], at);
-    at += n;
+
+  /** Empties the builder: this block's cells back to 0 and missing (what a column a request did not fill reads), no requests, a new dictionary. */
+  private reset() {
+    for (const c of this.used) {
+      this.values[c].fill(0, 0, this.rows);
+      this.kinds[c].fill(MISSING, 0, this.rows);
+      this.inBlock[c] = false;
+    }
+    this.used = [];
+    this.rows = 0;
+    this.q = [];
+    this.dict = [];
+    this.dictIndex.clear();
+    this.dictOfLevels.clear();
   }
-  return out;
+
+  /** The column of feature `name`, entered in this block's columns on first use (its earlier rows missing). */
+  private column(name: string): number {
+    let c = this.index.get(name);
+    if (c === undefined) {
+      c = this.keys.push(name) - 1;
+      this.index.set(name, c);
+      this.values.push(new Float64Array(this.capacity));
+      this.kinds.push(new Uint8Array(this.capacity)); // MISSING until written
+      this.inBlock.push(false);
+    }
+    if (!this.inBlock[c]) {
+      this.inBlock[c] = true;
+      this.used.push(c);
+    }
+    return c;
+  }
+
+  /** The dictionary index of each of a level column's levels (booleans: `x` indexes false 0, true 1). */
+  private levelsMap(f: FeatureSpec): Float64Array {
+    const levels = levelsOf(f);
+    let map = this.dictOfLevels.get(levels);
+    if (map) return map;
+    this.dictOfLevels.set(levels, (map = new Float64Array(levels.length)));
+    if (f.type === "boolean") map.set([0, 1]); // extra[0] false, extra[1] true
+    else
+      levels.forEach((level, k) => {
+        let s = this.dictIndex.get(level);
+        if (s === undefined) this.dictIndex.set(level, (s = this.dict.push(level) - 1));
+        map![k] = s;
+      });
+    return map;
+  }
+
+  /** Room for `rows` rows in every column (doubling, so a builder grows to its flush size a few times and then stays). */
+  private reserve(rows: number) {
+    if (rows <= this.capacity) return;
+    const capacity = Math.max(rows, 2 * this.capacity, 1024);
+    const grow = <T extends Float64Array | Uint8Array>(a: T, make: (n: number) => T): T => {
+      const b = make(capacity);
+      b.set(a.subarray(0, this.rows));
+      return b;
+    };
+    this.scores = grow(this.scores, (k) => new Float64Array(k));
+    this.values = this.values.map((v) => grow(v, (k) => new Float64Array(k)));
+    this.kinds = this.kinds.map((v) => grow(v, (k) => new Uint8Array(k)));
+    this.capacity = capacity;
+  }
 }
 
 type ColumnType = "i8" | "i16" | "i32" | "f32" | "f64";

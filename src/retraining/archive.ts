@@ -5,14 +5,17 @@
  * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
  * not archived), the features the request carried (as validation resolved them, with the values it
  * left out marked missing), its score and version, and every delayed label (feedback) of those
- * models. Each isolate buffers references to the requests' validated columns and scores and writes
- * them to R2 as one columnar block (archive-block.ts: a column per feature in its narrowest exact
- * type, strings through a dictionary, uncompressed) once it holds RETRAINING_ARCHIVE_FLUSH_ROWS
- * rows or its oldest is RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that
- * crosses the bound: the serving path pays a buffer push (no copy), never an R2 write. An isolate
- * also flushes a model's buffer when all its models' buffers together hold
+ * models. Each isolate copies the archived rows of the requests' validated columns and scores into
+ * a columnar block as they are recorded (archive-block.ts `BlockBuilder`: a column per feature,
+ * stored in its narrowest exact type, strings through a dictionary, uncompressed), and writes the
+ * block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
+ * RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that crosses the bound: the
+ * serving path pays a copy of its rows, never an R2 write, and no request's arrays outlive it. An
+ * isolate also flushes a model's buffer when all its models' buffers together hold
  * RETRAINING_ARCHIVE_BUFFER_ROWS rows (default twice the flush rows), which bounds its memory with
- * many archived models (~120 bytes per buffered row of 13 features: its Float64 and Int32 cells). Records buffered in an isolate
+ * many archived models (~120 bytes per buffered row of 13 features: its Float64 cells and kind
+ * bytes); a flushed model's builder is kept for its next block while the idle builders' room stays
+ * within that bound too. Records buffered in an isolate
  * that is evicted before its next flush are lost (bounded by these limits), as with monitoring's
  * collector. Flushes are 10,000 rows by default (2,000 before): in bench:r2-put a local put costs
  * ~2.4 ms of CPU plus ~22 µs per KiB, so fewer, larger objects halve the archive's put cost there.
@@ -37,7 +40,7 @@ import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
-import { decodeBlock, encodeBlock, isBlock, pickRows, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
+import { BlockBuilder, decodeBlock, isBlock, type LabelRecord, type PredictionRecord } from "./archive-block";
 import { findConfig } from "./store";
 import type { StoredConfig } from "./model";
 
@@ -90,7 +93,12 @@ export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): P
 
 /** The per-isolate archive buffer (isolate configuration and buffered records, no request state). */
 export class PayloadArchive {
-  private buffers = new Map<string, { requests: BufferedRequest[]; labels: LabelRecord[]; rows: number; since: number }>();
+  private buffers = new Map<string, { labels: LabelRecord[]; rows: number; since: number }>();
+  /**
+   * Per model, the block being built: requests are copied into it as they are recorded (see
+   * BlockBuilder), and it is reused by the model's next block.
+   */
+  private builders = new Map<string, BlockBuilder>();
   private configs = new Map<string, { config: StoredConfig | null; at: number }>();
   flushes = 0;
 
@@ -115,17 +123,18 @@ export class PayloadArchive {
     const cfg = await this.configOf(env, model);
     const rate = cfg?.sample_rate ?? 0;
     if (rate <= 0) return;
-    const request: BufferedRequest = { id: e.requestId, at: e.at, v: e.dispatch.version.version, features: e.dispatch.version.featureSchema.features, resolved, scores: e.columns.scores, keep: null };
+    let keep: number[] | null = null;
     if (rate < 1) {
-      // Sampled: keep copies of the chosen rows only, not references to the whole request.
-      const keep: number[] = [];
+      // Sampled: only the chosen rows are copied.
+      keep = [];
       for (let i = 0; i < resolved.n; i++) if (Math.random() < rate) keep.push(i);
       if (!keep.length) return;
-      Object.assign(request, { keep, resolved: pickRows(resolved, keep), scores: keep.map((i) => e.columns.scores[i]) });
     }
+    let builder = this.builders.get(model);
+    if (!builder) this.builders.set(model, (builder = new BlockBuilder()));
+    builder.add({ id: e.requestId, at: e.at, v: e.dispatch.version.version, features: e.dispatch.version.featureSchema.features, resolved, scores: e.columns.scores, keep });
     const buffer = this.bufferOf(model);
-    buffer.requests.push(request);
-    buffer.rows += request.resolved.n;
+    buffer.rows += keep ? keep.length : resolved.n;
     await this.maybeFlush(env, model);
   }
 
@@ -140,7 +149,7 @@ export class PayloadArchive {
 
   private bufferOf(model: string) {
     let buffer = this.buffers.get(model);
-    if (!buffer) this.buffers.set(model, (buffer = { requests: [], labels: [], rows: 0, since: Date.now() }));
+    if (!buffer) this.buffers.set(model, (buffer = { labels: [], rows: 0, since: Date.now() }));
     return buffer;
   }
 
@@ -164,7 +173,13 @@ export class PayloadArchive {
     if (!buffer?.rows) return;
     this.buffers.delete(model);
     const day = new Date().toISOString().slice(0, 10);
-    const body = encodeBlock(buffer.requests, buffer.labels);
+    // Encoded now, before the put's await: requests recorded meanwhile go into the next block.
+    const builder = this.builders.get(model) ?? new BlockBuilder();
+    const body = builder.finish(buffer.labels);
+    // Kept for the model's next block while the idle builders together stay within the buffer bound.
+    let idle = 0;
+    for (const b of this.builders.values()) idle += b.capacity;
+    if (idle > intVar((env as unknown as Record<string, string | undefined>).RETRAINING_ARCHIVE_BUFFER_ROWS, 20_000)) this.builders.delete(model);
     await env.ARTIFACTS.put(`${archivePrefix(model)}${day}/${uuidv7()}.block`, body, { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { records: String(buffer.rows) } });
     this.flushes++;
   }

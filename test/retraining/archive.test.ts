@@ -12,7 +12,7 @@ import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb } from "../../src/registry/store";
 import { archivePrefix, exportTrainingData, gzip, PayloadArchive, readExport, type BufferedRequest, type ExportRow, type LabelRecord } from "../../src/retraining/archive";
-import { decodeBlock, encodeBlock, isBlock, pickRows } from "../../src/retraining/archive-block";
+import { BlockBuilder, decodeBlock, encodeBlock, isBlock } from "../../src/retraining/archive-block";
 import { rowValidator } from "../../src/inference/features";
 import type { FeatureSchema } from "../../src/registry/manifest";
 import { repoJson } from "../support/files";
@@ -70,9 +70,19 @@ function legacyArchiveLines(requests: readonly RawRequest[], labels: readonly La
   return lines.join("\n") + "\n";
 }
 
-/** A raw request as the serving isolate buffers it: its rows validated into columns against `schema`. */
+/**
+ * A raw request as the serving isolate archives it: the whole request's rows validated into columns
+ * against `schema`, and the row numbers kept. A sampled raw request lists only its kept rows, so they
+ * are put back at their row numbers (the other rows, never read, repeat the first).
+ */
 function buffered(schema: FeatureSchema, q: RawRequest): BufferedRequest {
-  return { id: q.id, at: q.at, v: q.v, features: schema.features, resolved: rowValidator(schema).resolve([...q.rows], (i) => `rows[${i}]`), scores: q.scores, keep: q.keep };
+  const rows = q.keep ? Array.from({ length: Math.max(...q.keep) + 1 }, () => q.rows[0]) : [...q.rows];
+  const scores = q.keep ? new Array<number>(rows.length).fill(-1) : q.scores;
+  q.keep?.forEach((r, m) => {
+    rows[r] = q.rows[m];
+    (scores as number[])[r] = q.scores[m];
+  });
+  return { id: q.id, at: q.at, v: q.v, features: schema.features, resolved: rowValidator(schema).resolve(rows, (i) => `rows[${i}]`), scores, keep: q.keep };
 }
 
 /** A schema of numeric features (missing: "nan"), accepting any finite double. */
@@ -228,12 +238,38 @@ describe("payload archive", () => {
     const schema = numericSchema(["a"], { b: ["x", "y"] });
     const rows = [{ a: 1, b: "x" }, { b: "y" }, { a: 3 }, { a: 4, b: "y" }];
     const all = rowValidator(schema).resolve(rows, (i) => `rows[${i}]`);
-    const kept = pickRows(all, [1, 3]);
-    const block = encodeBlock([{ id: "s", at: 1, v: "1", features: schema.features, resolved: kept, scores: [0.2, 0.4], keep: [1, 3] }], []);
+    const block = encodeBlock([{ id: "s", at: 1, v: "1", features: schema.features, resolved: all, scores: [0.1, 0.2, 0.3, 0.4], keep: [1, 3] }], []);
     expect(decodeBlock(block).predictions.map((p) => [p.row, p.f, p.s])).toEqual([
       [1, { b: "y" }, 0.2],
       [3, { a: 4, b: "y" }, 0.4],
     ]);
+  });
+
+  it("a builder copies each request as it is added, and every block starts empty", () => {
+    const wide = numericSchema(["a", "c"], { b: ["x", "y"] });
+    const first = [
+      { a: 1, b: "x", c: 5 },
+      { a: 2.5, b: "y", c: 6 },
+      { a: -3, c: 7 },
+    ];
+    const builder = new BlockBuilder();
+    const added = buffered(wide, { id: "one", at: 1, v: "1", rows: first, scores: Float64Array.of(0.1, 0.2, 0.3), keep: null });
+    builder.add(added);
+    // The request's arrays are reused after it (as a decoder's or validator's buffers could be): the block holds what was added.
+    for (const c of added.resolved.columns) c.fill(0);
+    (added.scores as Float64Array).fill(9);
+    const one = builder.finish([]);
+    expect(decodeBlock(one).predictions).toEqual(first.map((f, row) => ({ t: "p", id: "one", row, at: 1, v: "1", f, s: [0.1, 0.2, 0.3][row] })));
+    // The next block: fewer rows, another schema, a missing value: no cell, column or level of the first shows through, and its bytes are a fresh builder's.
+    const next = buffered(numericSchema(["c"], { d: ["z"] }), { id: "two", at: 2, v: "2", rows: [{ c: 8 }, { d: "z" }], scores: [0.5, 0.6], keep: null });
+    builder.add(next);
+    const two = builder.finish([]);
+    expect(decodeBlock(two).predictions).toEqual([
+      { t: "p", id: "two", row: 0, at: 2, v: "2", f: { c: 8 }, s: 0.5 },
+      { t: "p", id: "two", row: 1, at: 2, v: "2", f: { d: "z" }, s: 0.6 },
+    ]);
+    expect(two).toEqual(encodeBlock([next], []));
+    expect(builder.rows).toBe(0);
   });
 
   it("an isolate's buffers together are bounded: crossing RETRAINING_ARCHIVE_BUFFER_ROWS flushes the model being recorded", async () => {
@@ -241,11 +277,15 @@ describe("payload archive", () => {
     await setupModel("ar-cap-b");
     const schema = (await repoJson("models/credit-risk-lr.manifest.json")).featureSchema as FeatureSchema;
     const rows = (await holdout()).slice(0, 100).map((r) => r.features);
-    const resolved = rowValidator(schema).resolve(rows, (i) => `rows[${i}]`);
-    const event = (model: string, id: string) => ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0", featureSchema: schema } }, resolved, rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
+    const event = (model: string, id: string) =>
+      ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0", featureSchema: schema } }, resolved: rowValidator(schema).resolve(rows, (i) => `rows[${i}]`), rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
     const bounded = { ...env, RETRAINING_ARCHIVE_FLUSH_ROWS: "1000", RETRAINING_ARCHIVE_BUFFER_ROWS: "150" } as Env;
     const archive = new PayloadArchive();
-    await archive.recordPrediction(bounded, event("ar-cap-a", "cap-1"));
+    const first = event("ar-cap-a", "cap-1");
+    await archive.recordPrediction(bounded, first);
+    // Recorded means copied: the request's arrays may be reused after it, and no reference outlives it.
+    for (const c of first.resolved!.columns) c.fill(0);
+    first.columns.scores.fill(0);
     expect(archive.flushes).toBe(0);
     expect(archive.bufferedRows()).toBe(100);
     await archive.recordPrediction(bounded, event("ar-cap-b", "cap-2"));
@@ -257,7 +297,9 @@ describe("payload archive", () => {
     expect(block.predictions.map((p) => [p.id, p.row, p.f])).toEqual(rows.map((f, i) => ["cap-2", i, normalized(f)]));
     await archive.flush(bounded, "ar-cap-a");
     expect(archive.bufferedRows()).toBe(0);
-    expect((await env.ARTIFACTS.list({ prefix: archivePrefix("ar-cap-a") })).objects).toHaveLength(1);
+    const [a] = (await env.ARTIFACTS.list({ prefix: archivePrefix("ar-cap-a") })).objects;
+    const blockA = decodeBlock(new Uint8Array(await (await env.ARTIFACTS.get(a.key))!.arrayBuffer()));
+    expect(blockA.predictions.map((p) => [p.id, p.row, p.f, p.s])).toEqual(rows.map((f, i) => ["cap-1", i, normalized(f), Math.fround(i / 100)]));
   });
 
   it("through the worker: archived features and scores are the request's and the answer's", async () => {
