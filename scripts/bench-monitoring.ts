@@ -14,8 +14,8 @@
  *   BENCH_PORT), one with false (the next port): monitoring's whole footprint, including its memory,
  *   but each round's figure also carries the two processes' difference.
  * Servers run the harness BENCH_HARNESS names (below). BENCH_COMPARE=archive compares the payload
- * archive instead ("isolate" mode): both models monitored, credit-risk archived at sample rate 1
- * and the copy (credit-risk-unarchived) at 0.
+ * archive instead ("isolate" mode): both models monitored, credit-risk archived at sample rate
+ * BENCH_ARCHIVE_RATE (default 1) and the copy (credit-risk-unarchived) at 0.
  * autocannon drives one row, and 100-row batches, in short loads alternating sides in ABBA order, so
  * slow drift in the machine's speed (this is a shared VM) hits both sides equally.
  *
@@ -82,7 +82,7 @@ const BUNDLE_ADMIN = "bench-admin-token";
 if (MODE !== "isolate" && MODE !== "servers") throw new Error(`BENCH_MODE must be "isolate" or "servers", not ${JSON.stringify(MODE)}`);
 /**
  * What "on" adds (BENCH_COMPARE): "monitoring" (default), or "archive": both models monitored, the
- * retraining payload archive at sample rate 1 for credit-risk and 0 for the copy (issue 16's
+ * retraining payload archive at sample rate ARCHIVE_RATE for credit-risk and 0 for the copy (issue 16's
  * measure in this harness; "isolate" mode only).
  */
 const COMPARE = process.env.BENCH_COMPARE ?? "monitoring";
@@ -96,6 +96,9 @@ const COMPARE = process.env.BENCH_COMPARE ?? "monitoring";
  * CPU is reported beside it. "isolate" mode and the "bundle" harness only.
  */
 const OBJECTS = process.env.BENCH_OBJECTS ?? "together";
+/** BENCH_COMPARE=archive: credit-risk's archive sample rate (default 1: every row). */
+const ARCHIVE_RATE = Number(process.env.BENCH_ARCHIVE_RATE ?? 1);
+if (!(ARCHIVE_RATE > 0 && ARCHIVE_RATE <= 1)) throw new Error(`BENCH_ARCHIVE_RATE must be in (0, 1], not ${process.env.BENCH_ARCHIVE_RATE}`);
 if (OBJECTS !== "together" && OBJECTS !== "apart") throw new Error(`BENCH_OBJECTS must be "together" or "apart", not ${JSON.stringify(OBJECTS)}`);
 if (OBJECTS === "apart" && (MODE !== "isolate" || HARNESS !== "bundle")) throw new Error("BENCH_OBJECTS=apart runs in BENCH_MODE=isolate with BENCH_HARNESS=bundle");
 const OBJECTS_SCRIPT = "edge-ml-monitoring-objects";
@@ -189,7 +192,7 @@ async function registerModels(url: string, adminToken: string): Promise<void> {
   const manifest = JSON.parse(readFileSync(path.join(ROOT, "models/credit-risk-lr.manifest.json"), "utf8"));
   await registerModel(url, adminToken, JSON.stringify({ ...manifest, name: UNMONITORED }), readFileSync(path.join(ROOT, "models/credit-risk-lr.onnx")), ["champion"]);
   if (COMPARE !== "archive") return;
-  await setArchiveSampleRate(url, adminToken, "credit-risk", 1);
+  await setArchiveSampleRate(url, adminToken, "credit-risk", ARCHIVE_RATE);
   await setArchiveSampleRate(url, adminToken, UNMONITORED, 0);
 }
 
@@ -244,7 +247,7 @@ let monitored = "n/a";
 /** The deployable bundle ("bundle" harness), built once for every round. */
 const bundleDir = HARNESS === "bundle" ? mkdtempSync(path.join(tmpdir(), "edge-ml-bench-monitoring-bundle-")) : undefined;
 if (bundleDir) buildBundle(bundleDir);
-console.log(`\n${COMPARE} on vs off${OBJECTS === "apart" ? " (monitoring Durable Objects in their own process)" : ""} (${MODE === "isolate" ? (COMPARE === "archive" ? `one runtime: credit-risk archived at sample rate 1 vs ${UNMONITORED} at 0, both monitored` : `one runtime: credit-risk monitored vs ${UNMONITORED} excluded`) : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
+console.log(`\n${COMPARE} on vs off${OBJECTS === "apart" ? " (monitoring Durable Objects in their own process)" : ""} (${MODE === "isolate" ? (COMPARE === "archive" ? `one runtime: credit-risk archived at sample rate ${ARCHIVE_RATE} vs ${UNMONITORED} at 0, both monitored` : `one runtime: credit-risk monitored vs ${UNMONITORED} excluded`) : "two runtimes"}; ${HARNESS === "bundle" ? "the deployable bundle in workerd, request logs off" : "wrangler dev's runtime"}): ${ROUNDS} rounds of fresh servers x ${BLOCKS} ABBA blocks of ${SECONDS} s loads, ${CONNECTIONS} connections${Object.keys(ON_VARS).length ? `, monitoring server vars ${JSON.stringify(ON_VARS)}` : ""}`);
 for (let round = 0; round < ROUNDS; round++) {
   const dirs: string[] = [];
   const stops: (() => Promise<void>)[] = [];
