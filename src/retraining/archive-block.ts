@@ -198,12 +198,12 @@ export class BlockBuilder {
       out.set(kinds[j], at);
       at += n;
     }
-    this.reset();
+    this.clear();
     return out;
   }
 
-  /** Empties the builder: this block's cells back to 0 and missing (what a column a request did not fill reads), no requests, a new dictionary. */
-  private reset() {
+  /** Drops every row added since the last `finish`: this block's cells back to 0 and missing (what a column a request did not fill reads), no requests, a new dictionary. */
+  clear() {
     for (const c of this.used) {
       this.values[c].fill(0, 0, this.rows);
       this.kinds[c].fill(MISSING, 0, this.rows);
