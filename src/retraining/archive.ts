@@ -7,8 +7,8 @@
  * left out marked missing), its score and version, and every delayed label (feedback) of those
  * models. Each isolate copies the archived rows of the requests' validated columns and scores into
  * a columnar block as they are recorded (archive-block.ts `BlockBuilder`: a column per feature,
- * stored in its narrowest exact type, strings through a dictionary, uncompressed), and writes the
- * block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
+ * stored in its narrowest exact type, strings through a dictionary: compressed by encoding, no gzip
+ * on top), and writes the block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
  * RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that crosses the bound: the
  * serving path pays a copy of its rows, never an R2 write, and no request's arrays outlive it. An
  * isolate also flushes a model's buffer when all its models' buffers together hold
