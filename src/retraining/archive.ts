@@ -91,6 +91,13 @@ export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): P
   return new Response(source.pipeThrough(new DecompressionStream("gzip"))).text();
 }
 
+/** RETRAINING_ARCHIVE_FLUSH_ROWS (default 10,000), RETRAINING_ARCHIVE_BUFFER_ROWS (default twice the flush rows), RETRAINING_ARCHIVE_FLUSH_MS (60 s): see the header. */
+function archiveLimits(env: Env): { flushRows: number; bufferRows: number; flushMs: number } {
+  const vars = env as unknown as Record<string, string | undefined>;
+  const flushRows = intVar(vars.RETRAINING_ARCHIVE_FLUSH_ROWS, 10_000);
+  return { flushRows, bufferRows: intVar(vars.RETRAINING_ARCHIVE_BUFFER_ROWS, 2 * flushRows), flushMs: intVar(vars.RETRAINING_ARCHIVE_FLUSH_MS, 60_000) };
+}
+
 /** The per-isolate archive buffer (isolate configuration and buffered records, no request state). */
 export class PayloadArchive {
   private buffers = new Map<string, { labels: LabelRecord[]; rows: number; since: number }>();
@@ -155,10 +162,9 @@ export class PayloadArchive {
 
   private async maybeFlush(env: Env, model: string) {
     const buffer = this.buffers.get(model)!;
-    const vars = env as unknown as Record<string, string | undefined>;
-    const rows = intVar(vars.RETRAINING_ARCHIVE_FLUSH_ROWS, 10_000);
-    const full = buffer.rows >= rows || this.bufferedRows() >= intVar(vars.RETRAINING_ARCHIVE_BUFFER_ROWS, 2 * rows);
-    if (full || Date.now() - buffer.since >= intVar(vars.RETRAINING_ARCHIVE_FLUSH_MS, 60_000)) await this.flush(env, model);
+    const { flushRows, bufferRows, flushMs } = archiveLimits(env);
+    const full = buffer.rows >= flushRows || this.bufferedRows() >= bufferRows;
+    if (full || Date.now() - buffer.since >= flushMs) await this.flush(env, model);
   }
 
   /** Rows buffered in this isolate across models. */
@@ -179,7 +185,7 @@ export class PayloadArchive {
     // Kept for the model's next block while the idle builders together stay within the buffer bound.
     let idle = 0;
     for (const b of this.builders.values()) idle += b.capacity;
-    if (idle > intVar((env as unknown as Record<string, string | undefined>).RETRAINING_ARCHIVE_BUFFER_ROWS, 20_000)) this.builders.delete(model);
+    if (idle > archiveLimits(env).bufferRows) this.builders.delete(model);
     await env.ARTIFACTS.put(`${archivePrefix(model)}${day}/${uuidv7()}.block`, body, { httpMetadata: { contentType: "application/octet-stream" }, customMetadata: { records: String(buffer.rows) } });
     this.flushes++;
   }
