@@ -6,11 +6,12 @@
  * not archived), the features the request carried (as validation resolved them, with the values it
  * left out marked missing), its score and version, and every delayed label (feedback) of those
  * models. Each isolate copies the archived rows of the requests' validated columns and scores into
- * a columnar block as they are recorded (archive-block.ts `BlockBuilder`: a column per feature,
+ * a columnar block, a few dozen requests at a time (archive-block.ts `BlockBuilder`: a column per feature,
  * stored in its narrowest exact type, strings through a dictionary: compressed by encoding, no gzip
  * on top), and writes the block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
  * RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that crosses the bound: the
- * serving path pays a copy of its rows, never an R2 write, and no request's arrays outlive it. An
+ * serving path holds the request (by reference, at most 64 requests or 2,048 rows, then copied
+ * together: `PayloadArchive.held`) and never writes to R2. An
  * isolate also flushes a model's buffer when all its models' buffers together hold
  * RETRAINING_ARCHIVE_BUFFER_ROWS rows (default twice the flush rows), which bounds its memory with
  * many archived models (~120 bytes per buffered row of 13 features: its Float64 cells and kind
@@ -40,7 +41,7 @@ import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
-import { BlockBuilder, decodeBlock, isBlock, type LabelRecord, type PredictionRecord } from "./archive-block";
+import { BlockBuilder, decodeBlock, isBlock, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
 import { findConfig } from "./store";
 import type { StoredConfig } from "./model";
 
@@ -91,6 +92,10 @@ export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): P
   return new Response(source.pipeThrough(new DecompressionStream("gzip"))).text();
 }
 
+/** Requests and rows held before they are copied into their blocks (see `PayloadArchive.held`). */
+const HOLD_REQUESTS = 64;
+const HOLD_ROWS = 2048;
+
 /** RETRAINING_ARCHIVE_FLUSH_ROWS (default 10,000), RETRAINING_ARCHIVE_BUFFER_ROWS (default twice the flush rows), RETRAINING_ARCHIVE_FLUSH_MS (60 s): see the header. */
 function archiveLimits(env: Env): { flushRows: number; bufferRows: number; flushMs: number } {
   const vars = env as unknown as Record<string, string | undefined>;
@@ -137,12 +142,37 @@ export class PayloadArchive {
       for (let i = 0; i < resolved.n; i++) if (Math.random() < rate) keep.push(i);
       if (!keep.length) return;
     }
-    let builder = this.builders.get(model);
-    if (!builder) this.builders.set(model, (builder = new BlockBuilder()));
-    builder.add({ id: e.requestId, at: e.at, v: e.dispatch.version.version, features: e.dispatch.version.featureSchema.features, resolved, scores: e.columns.scores, keep });
+    const rows = keep ? keep.length : resolved.n;
+    this.held.push({ model, request: { id: e.requestId, at: e.at, v: e.dispatch.version.version, features: e.dispatch.version.featureSchema.features, resolved, scores: e.columns.scores, keep } });
+    this.heldRows += rows;
+    if (this.heldRows >= HOLD_ROWS || this.held.length >= HOLD_REQUESTS) this.copyHeld();
     const buffer = this.bufferOf(model);
-    buffer.rows += keep ? keep.length : resolved.n;
+    buffer.rows += rows;
     await this.maybeFlush(env, model);
+  }
+
+  /**
+   * Requests recorded but not yet copied into their model's block. Copying each request on its own
+   * put the builder's columns and tables, out of cache after the request's other work, on the
+   * response path: ~10 µs more latency per 1-row request than holding references until the flush
+   * (`bench:monitoring` latency pairs, BENCH_COMPARE=archive); holding every request until the
+   * flush kept its arrays alive long enough for the garbage collector to copy and promote them.
+   * So requests are held by reference (their arrays are their own: validation and the decoder make
+   * them fresh for each request) for at most HOLD_REQUESTS requests or HOLD_ROWS rows, then copied
+   * together; every flush copies what is held first.
+   */
+  private held: { model: string; request: BufferedRequest }[] = [];
+  private heldRows = 0;
+
+  private copyHeld() {
+    const held = this.held;
+    this.held = [];
+    this.heldRows = 0;
+    for (const { model, request } of held) {
+      let builder = this.builders.get(model);
+      if (!builder) this.builders.set(model, (builder = new BlockBuilder()));
+      builder.add(request);
+    }
   }
 
   async recordFeedback(env: Env, e: FeedbackEvent): Promise<void> {
@@ -180,6 +210,7 @@ export class PayloadArchive {
     this.buffers.delete(model);
     const day = new Date().toISOString().slice(0, 10);
     // Encoded now, before the put's await: requests recorded meanwhile go into the next block.
+    this.copyHeld();
     const builder = this.builders.get(model) ?? new BlockBuilder();
     const body = builder.finish(buffer.labels);
     // Kept for the model's next block while the idle builders together stay within the buffer bound.

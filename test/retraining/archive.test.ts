@@ -281,11 +281,8 @@ describe("payload archive", () => {
       ({ requestId: id, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0", featureSchema: schema } }, resolved: rowValidator(schema).resolve(rows, (i) => `rows[${i}]`), rows, columns: { scores: Float32Array.from(rows, (_, i) => i / 100) } }) as unknown as PredictionEvent;
     const bounded = { ...env, RETRAINING_ARCHIVE_FLUSH_ROWS: "1000", RETRAINING_ARCHIVE_BUFFER_ROWS: "150" } as Env;
     const archive = new PayloadArchive();
-    const first = event("ar-cap-a", "cap-1");
-    await archive.recordPrediction(bounded, first);
-    // Recorded means copied: the request's arrays may be reused after it, and no reference outlives it.
-    for (const c of first.resolved!.columns) c.fill(0);
-    first.columns.scores.fill(0);
+    // Held (under the hold's bounds), then copied into ar-cap-a's block by the flush that crosses the buffer bound.
+    await archive.recordPrediction(bounded, event("ar-cap-a", "cap-1"));
     expect(archive.flushes).toBe(0);
     expect(archive.bufferedRows()).toBe(100);
     await archive.recordPrediction(bounded, event("ar-cap-b", "cap-2"));
