@@ -92,12 +92,13 @@ export function encodeBlock(requests: readonly BufferedRequest[], labels: readon
  * `finish` encodes the rows added since the last `finish` and empties the builder; its columns are
  * reused by the next block.
  *
- * Why copy at once: holding each request's validated arrays until the flush (10,000 rows by
- * default) kept them alive across the garbage collector's young-generation passes, which then
- * copied and promoted them; with every row of 100-row requests archived that was the archive's
- * largest cost in the serving isolate after the block itself (the CPU profile's garbage collector
- * share, `npm run profile` with PROFILE_ARCHIVE=1). The builder's columns are allocated once and
- * grow to the isolate's flush size.
+ * Why copy rather than keep requests until the flush: holding each request's validated arrays for a
+ * whole flush (10,000 rows by default) kept them alive across the garbage collector's
+ * young-generation passes, which then copied and promoted them; with every row of 100-row requests
+ * archived that was the archive's largest cost in the serving isolate after the block itself (the
+ * CPU profile's garbage collector share, `npm run profile` with PROFILE_ARCHIVE=1). The archive
+ * (archive.ts `PayloadArchive.held`) holds requests only briefly and adds them in batches. The
+ * builder's columns are allocated once and grow to the isolate's flush size.
  */
 export class BlockBuilder {
   /** Rows added since the last `finish`. */

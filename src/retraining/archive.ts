@@ -107,7 +107,7 @@ function archiveLimits(env: Env): { flushRows: number; bufferRows: number; flush
 export class PayloadArchive {
   private buffers = new Map<string, { labels: LabelRecord[]; rows: number; since: number }>();
   /**
-   * Per model, the block being built: requests are copied into it as they are recorded (see
+   * Per model, the block being built: held requests are copied into it (`copyHeld`, see
    * BlockBuilder), and it is reused by the model's next block.
    */
   private builders = new Map<string, BlockBuilder>();
