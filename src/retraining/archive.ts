@@ -1,5 +1,5 @@
 /**
- * Payload archive and training-data export.
+ * Payload archive: the features, scores and labels of predictions, kept in R2 for retraining.
  *
  * The prediction log keeps scores and labels, not features. This archive keeps, for a sampled
  * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
@@ -23,73 +23,20 @@
  *
  * Blocks replaced gzip NDJSON objects after bench:stages' archive variants showed the JSON text, its
  * gzip and the R2 put of each flush costing ~600 µs of CPU per 100-row request at sample rate 1
- * (README); the export still reads objects in the earlier formats, one JSON value per line:
- *   {"t":"b","k":[feature names],"q":[[request id, at, version, row indexes | null (all rows),
- *     [[values in k's order, null when absent], ...], [scores]], ...]}   a block of predictions
- *   {"t":"l","id","row","at","y"}                                       a label
- *   {"t":"p","id","row","at","v","f","s"}                               one prediction
- * A feature that is absent and one that is null are both stored as missing and exported as absent:
- * the feature schema treats both as missing (src/inference/features.ts), so the model sees the same
- * row.
- *
- * The export (run by a job's workflow) reads the model's archive objects of the last `export.days`,
- * joins labels to predictions by (request id, row), orders by prediction time, keeps the newest
- * `max_rows`, and writes two gzip NDJSON objects: the training window and the newest `oot_fraction`
- * as the out-of-time set. Rows: {request_id, row, at, version, features, score, label}.
+ * (README). A job's export (export.ts) reads these objects back, and objects in the earlier formats.
  */
 import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
-import { BlockBuilder, decodeBlock, isBlock, type BufferedRequest, type LabelRecord, type PredictionRecord } from "./archive-block";
+import { BlockBuilder, type BufferedRequest, type LabelRecord } from "./archive-block";
 import { findConfig } from "./store";
 import type { StoredConfig } from "./model";
 
-type ArchiveRecord = PredictionRecord | LabelRecord | LegacyBlockRecord;
-/** A gzip NDJSON block line's request (objects written before columnar blocks): id, at, version, row indexes (null: 0..n-1), value rows, scores. */
-type LegacyBlockRequest = [string, number, string, number[] | null, (unknown[] | null)[], number[]];
-type LegacyBlockRecord = { t: "b"; k: string[]; q: LegacyBlockRequest[] };
-
-/** Every prediction of a gzip NDJSON block line as a per-row record (absent and null features both omitted). */
-function* legacyBlockPredictions(b: LegacyBlockRecord): Generator<PredictionRecord> {
-  for (const [id, at, v, keep, values, scores] of b.q) {
-    for (let n = 0; n < values.length; n++) {
-      const cells: [string, unknown][] = [];
-      const row = values[n] ?? [];
-      for (let j = 0; j < b.k.length; j++) if (row[j] !== null && row[j] !== undefined) cells.push([b.k[j], row[j]]);
-      yield { t: "p", id, row: keep ? keep[n] : n, at, v, f: Object.fromEntries(cells), s: scores[n] };
-    }
-  }
-}
-
-export interface ExportRow {
-  request_id: string;
-  row: number;
-  at: number;
-  version: string;
-  features: unknown;
-  score: number;
-  label: number | string;
-}
-
 const CONFIG_TTL_MS = 30_000;
-const DAY = 86_400_000;
 
 export function archivePrefix(model: string): string {
   return `retraining/archive/${model}/`;
-}
-export function exportKey(jobId: string, part: "train" | "oot"): string {
-  return `retraining/exports/${jobId}/${part}.ndjson.gz`;
-}
-
-export async function gzip(text: string): Promise<Uint8Array> {
-  const stream = new Blob([text]).stream().pipeThrough(new CompressionStream("gzip"));
-  return new Uint8Array(await new Response(stream).arrayBuffer());
-}
-
-export async function gunzip(body: ReadableStream | ArrayBuffer | Uint8Array): Promise<string> {
-  const source = body instanceof ReadableStream ? body : new Blob([body as ArrayBuffer]).stream();
-  return new Response(source.pipeThrough(new DecompressionStream("gzip"))).text();
 }
 
 /** Requests and rows held before they are copied into their blocks (see `PayloadArchive.held`). */
@@ -224,72 +171,3 @@ export class PayloadArchive {
 
 export type { BufferedRequest, LabelRecord } from "./archive-block";
 export const payloadArchive = new PayloadArchive();
-
-export interface ExportSummary {
-  train_rows: number;
-  oot_rows: number;
-  labelled_rows: number;
-  archived_predictions: number;
-  objects: number;
-  from: string | null;
-  oot_from: string | null;
-  to: string | null;
-}
-
-/** Builds a job's training and out-of-time export from the model's archive (see the header). */
-export async function exportTrainingData(env: Env, model: string, jobId: string, cfg: StoredConfig, now = Date.now()): Promise<ExportSummary> {
-  const since = now - cfg.export.days * DAY;
-  const firstDay = new Date(since).toISOString().slice(0, 10);
-  const predictions = new Map<string, PredictionRecord>();
-  const labels = new Map<string, LabelRecord>();
-  let objects = 0;
-  let cursor: string | undefined;
-  do {
-    const page = await env.ARTIFACTS.list({ prefix: archivePrefix(model), cursor, limit: 1000 });
-    for (const o of page.objects) {
-      const day = o.key.slice(archivePrefix(model).length, archivePrefix(model).length + 10);
-      if (day < firstDay) continue;
-      const body = await env.ARTIFACTS.get(o.key);
-      if (!body) continue;
-      objects++;
-      const bytes = new Uint8Array(await body.arrayBuffer());
-      if (isBlock(bytes)) {
-        const block = decodeBlock(bytes);
-        for (const p of block.predictions) if (p.at >= since) predictions.set(`${p.id}#${p.row}`, p);
-        for (const l of block.labels) labels.set(`${l.id}#${l.row}`, l);
-        continue;
-      }
-      for (const line of (await gunzip(bytes)).split("\n")) {
-        if (!line) continue;
-        const r = JSON.parse(line) as ArchiveRecord;
-        if (r.t === "b") {
-          for (const p of legacyBlockPredictions(r)) if (p.at >= since) predictions.set(`${p.id}#${p.row}`, p);
-        } else if (r.t === "p") {
-          if (r.at >= since) predictions.set(`${r.id}#${r.row}`, r);
-        } else labels.set(`${r.id}#${r.row}`, r);
-      }
-    }
-    cursor = page.truncated ? page.cursor : undefined;
-  } while (cursor);
-  const joined: ExportRow[] = [];
-  for (const [key, p] of predictions) {
-    const l = labels.get(key);
-    if (l) joined.push({ request_id: p.id, row: p.row, at: p.at, version: p.v, features: p.f, score: p.s, label: l.y });
-  }
-  joined.sort((a, b) => a.at - b.at || (a.request_id < b.request_id ? -1 : 1) || a.row - b.row);
-  const kept = joined.slice(Math.max(0, joined.length - cfg.export.max_rows));
-  const cut = kept.length - Math.round(kept.length * cfg.export.oot_fraction);
-  const train = kept.slice(0, cut);
-  const oot = kept.slice(cut);
-  const write = (rows: ExportRow[], part: "train" | "oot") =>
-    gzip(rows.map((r) => JSON.stringify(r)).join("\n") + (rows.length ? "\n" : "")).then((b) => env.ARTIFACTS.put(exportKey(jobId, part), b, { httpMetadata: { contentType: "application/gzip" } }));
-  await Promise.all([write(train, "train"), write(oot, "oot")]);
-  const iso = (t?: number) => (t === undefined ? null : new Date(t).toISOString());
-  return { train_rows: train.length, oot_rows: oot.length, labelled_rows: joined.length, archived_predictions: predictions.size, objects, from: iso(kept[0]?.at), oot_from: iso(oot[0]?.at), to: iso(kept.at(-1)?.at) };
-}
-
-export async function readExport(env: Env, jobId: string, part: "train" | "oot"): Promise<ExportRow[]> {
-  const o = await env.ARTIFACTS.get(exportKey(jobId, part));
-  if (!o) return [];
-  return (await gunzip(o.body)).split("\n").filter(Boolean).map((l) => JSON.parse(l) as ExportRow);
-}

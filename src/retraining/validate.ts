@@ -25,7 +25,7 @@ import { manifestSchema, type Manifest } from "../registry/manifest";
 import { invalidateResolved } from "../registry/resolver";
 import { artifactInUse, artifactKey, findVersion, getVersion, insertVersion, registryDb, toModelVersion, type ModelVersion } from "../registry/store";
 import { auc } from "../stats/classification";
-import { readExport, type ExportRow } from "./archive";
+import { readExport, type ExportRow } from "./export";
 import { ACTOR, announce } from "./jobs";
 import { BINARY_METRICS, REGRESSION_METRICS, compareMetrics, directionOf, metricLabel, metricValue, type MetricComparison, type MetricSpec } from "./metrics";
 import type { StoredConfig } from "./model";

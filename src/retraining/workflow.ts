@@ -16,7 +16,7 @@
 import { WorkflowEntrypoint, type WorkflowEvent, type WorkflowStep } from "cloudflare:workers";
 import { ApiError } from "../http/errors";
 import { registryDb } from "../registry/store";
-import { exportTrainingData } from "./archive";
+import { exportTrainingData } from "./export";
 import { ACTOR, failJob } from "./jobs";
 import type { CompleteCallback } from "./model";
 import { getConfig, getJob, updateJob } from "./store";

@@ -11,7 +11,8 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb } from "../../src/registry/store";
-import { archivePrefix, exportTrainingData, gzip, PayloadArchive, readExport, type BufferedRequest, type ExportRow, type LabelRecord } from "../../src/retraining/archive";
+import { archivePrefix, PayloadArchive, type BufferedRequest, type LabelRecord } from "../../src/retraining/archive";
+import { exportTrainingData, gzip, readExport, type ExportRow } from "../../src/retraining/export";
 import { BlockBuilder, decodeBlock, encodeBlock, isBlock } from "../../src/retraining/archive-block";
 import { rowValidator } from "../../src/inference/features";
 import type { FeatureSchema } from "../../src/registry/manifest";

@@ -9,7 +9,7 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb, getVersion } from "../../src/registry/store";
-import { exportKey, gzip } from "../../src/retraining/archive";
+import { exportKey, gzip } from "../../src/retraining/export";
 import { compareMetrics, metricValue, weightedValue, type MetricSpec } from "../../src/retraining/metrics";
 import { createJob } from "../../src/retraining/store";
 import { compareOnOot, stagedKey, type StagedCandidate } from "../../src/retraining/validate";
