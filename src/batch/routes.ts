@@ -21,7 +21,7 @@ import { Hono, type Context } from "hono";
 import { v7 as uuidv7 } from "uuid";
 import type { z } from "zod";
 import { ApiError } from "../http/errors";
-import { readJson } from "../http/limits";
+import { queryInt, readJson } from "../http/limits";
 import { zodIssues } from "../registry/manifest";
 import { resolveVersion } from "../registry/resolver";
 import { deleteParts } from "./assembler";
@@ -139,7 +139,7 @@ async function createJob(c: Context<AdminEnv>, id: string, spec: Spec) {
 }
 
 batchRoutes.get("/", async (c) => {
-  const limit = Math.min(Math.max(Number(c.req.query("limit") ?? 20) || 20, 1), 100);
+  const limit = queryInt(c.req.query("limit"), "limit", 1, 100, 20);
   const jobs = await listJobs(c.env, limit);
   return c.json({ jobs: jobs.map((j) => describeJob(j)) });
 });

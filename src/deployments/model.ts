@@ -65,7 +65,8 @@ export const canaryAnalysisSchema = z
   .strict();
 export type CanaryAnalysis = z.infer<typeof canaryAnalysisSchema>;
 
-const steps = z
+/** Canary traffic steps (percent): strictly increasing, ending at 100. Retraining releases use the same rule. */
+export const canarySteps = z
   .array(z.number().gt(0).max(100))
   .min(1)
   .max(20)
@@ -92,7 +93,7 @@ export const createDeploymentSchema = z.discriminatedUnion("strategy", [
     .object({
       strategy: z.literal("canary"),
       version: semverSchema,
-      steps: steps.default([5, 25, 50, 100]),
+      steps: canarySteps.default([5, 25, 50, 100]),
       analysis: canaryAnalysisSchema.default(() => canaryAnalysisSchema.parse({})),
       ...common,
     })

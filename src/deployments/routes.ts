@@ -132,7 +132,7 @@ export const deploymentRoutes = new Hono<AdminEnv>()
               const until = periods[i + 1]?.from;
               const s = await stats.summary(p.from, 5000, until);
               const order = d.variants.map((v) => ({ ...v, weight: p.weights[v.name] ?? 0 }));
-              return { from: p.from ? new Date(p.from).toISOString() : null, until: until ? new Date(until).toISOString() : null, weights: p.weights, ...variantResults(s, order, d.config.metric ?? "auc") };
+              return { from: p.from ? new Date(p.from).toISOString() : d.createdAt, until: until ? new Date(until).toISOString() : null, weights: p.weights, ...variantResults(s, order, d.config.metric ?? "auc") };
             }),
           )
         : undefined;
@@ -141,7 +141,8 @@ export const deploymentRoutes = new Hono<AdminEnv>()
       model: d.modelName,
       strategy: d.strategy,
       state: d.state,
-      since: new Date(summary.since).toISOString(),
+      // Every result of the deployment counts (summary(0)): it began when it was created.
+      since: summary.since ? new Date(summary.since).toISOString() : d.createdAt,
       ...variantResults(summary, d.variants, d.config.metric ?? "auc"),
       ...(perPeriod ? { periods: perPeriod } : {}),
       ...(d.strategy === "shadow" ? { shadow: { version: d.config.candidate, fraction: d.config.fraction, ...shadowResults(summary.shadow) } } : {}),

@@ -13,6 +13,18 @@ export function intVar(value: string | undefined, fallback: number): number {
   return Number.isFinite(n) && n > 0 ? Math.floor(n) : fallback;
 }
 
+/**
+ * An integer query parameter within [min, max]; `fallback` when absent. Anything else (a fraction,
+ * text, out of range) is a 400 naming the parameter: a silently replaced value would answer a
+ * different question than the one asked.
+ */
+export function queryInt(value: string | undefined, name: string, min: number, max: number, fallback: number): number {
+  if (value === undefined) return fallback;
+  const n = /^-?\d{1,16}$/.test(value) ? Number(value) : NaN;
+  if (!(n >= min && n <= max)) throw new ApiError("bad_request", `${name}: an integer ${min}..${max}, not '${value.slice(0, 40)}'`);
+  return n;
+}
+
 export function limitBody(maxOf: (env: Env) => number): MiddlewareHandler<{ Bindings: Env }> {
   return async function limitBodyMiddleware(c, next) {
     const maxSize = maxOf(c.env);

@@ -12,7 +12,7 @@
 import { Hono, type Context } from "hono";
 import { z } from "zod";
 import { ApiError, notFound, type FieldIssue } from "../http/errors";
-import { readJson } from "../http/limits";
+import { queryInt, readJson } from "../http/limits";
 import { modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
 import { getModel, listVersions, registryDb, toModelVersion, type VersionRow } from "../registry/store";
 import { emitFeedback } from "../serving/events";
@@ -197,7 +197,7 @@ export const monitoringReadRoutes = new Hono<Env_>()
   })
   .get("/models/:model/alerts", async (c) => {
     const model = await modelParam(c);
-    const limit = Math.min(Number(c.req.query("limit") ?? 100) || 100, 1000);
+    const limit = queryInt(c.req.query("limit"), "limit", 1, 1000, 100);
     return c.json({ model, ...(await c.env.MODEL_CONTROL.getByName(model).alerts(limit)) });
   })
   .get("/models/:model/dashboard", async (c) => {

@@ -19,7 +19,7 @@ export const batchDocs: RouteDoc[] = [
     responses: { 202: { description: "accepted (Location: /v1/batch/{id})", schema: r.batchJob } },
     errors: [400, 404, 411, 413, 415, 422],
   }),
-  doc({ method: "get", path: "/v1/batch", summary: "Recent jobs, newest first", query: { limit: z.coerce.number().int().min(1).max(100).optional() }, responses: { 200: { description: "jobs", schema: z.looseObject({ jobs: z.array(r.batchJob) }) } } }),
+  doc({ method: "get", path: "/v1/batch", summary: "Recent jobs, newest first", query: { limit: z.coerce.number().int().min(1).max(100).optional() }, responses: { 200: { description: "jobs", schema: z.looseObject({ jobs: z.array(r.batchJob) }) } }, errors: [400] }),
   doc({ method: "get", path: "/v1/batch/:id", summary: "Job status: state, rows done/total, rows/s, parts, errors, output location", params: id, responses: { 200: { description: "the job", schema: r.batchJob } }, errors: [400, 404] }),
   doc({ method: "post", path: "/v1/batch/:id/cancel", summary: "Cancel a job that has not finished (its parts are deleted)", params: id, responses: { 200: { description: "the job", schema: r.batchJob } }, errors: [400, 404, 409] }),
   download("output", "The assembled output (once succeeded)"),

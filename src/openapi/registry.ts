@@ -50,7 +50,7 @@ export const registryDocs: RouteDoc[] = [
     params: { name: modelNameSchema, alias: aliasSchema }, body: { schema: reasonBody, required: false },
     responses: { 200: { description: "removed", schema: r.anyJson } }, errors: [400, 404, 409],
   }),
-  doc({ method: "get", path: "/admin/models/:name/audit", summary: "Audit log, newest first", params: name, query: { limit: z.coerce.number().int().min(1).max(500).optional(), before: z.coerce.number().int().optional() }, responses: { 200: { description: "a page", schema: r.auditPage } }, errors: [400] }),
+  doc({ method: "get", path: "/admin/models/:name/audit", summary: "Audit log, newest first", params: name, query: { limit: z.coerce.number().int().min(1).max(500).optional(), before: z.coerce.number().int().min(1).optional() }, responses: { 200: { description: "a page", schema: r.auditPage } }, errors: [400] }),
   doc({
     method: "post", path: "/admin/models/:name/versions/:version/profile", summary: "Time inference in this isolate",
     params: nameVersion, body: { schema: profileBody, example: { rows: 1, iterations: 5000 } },

@@ -12,6 +12,7 @@
  * watch period ends, so no second job starts while the new champion is on probation.
  */
 import { z } from "zod";
+import { canarySteps } from "../deployments/model";
 import { isHttpsUrl } from "../monitoring/notify";
 import { BINARY_METRICS, DIRECTION, METRIC_NAMES, REGRESSION_METRICS, THRESHOLD_METRICS, metricLabel } from "./metrics";
 
@@ -122,7 +123,7 @@ export const retrainingConfigSchema = z
       .default({ min_oot_samples: 200, min_improvement: 0, alpha: 0.05, bootstrap_iterations: 1000 }),
     release: z
       .object({
-        steps: z.array(z.number().gt(0).max(100)).min(1).max(20).default([5, 25, 50, 100]),
+        steps: canarySteps.default([5, 25, 50, 100]),
         step_minutes: z.number().min(0).max(1440).default(10),
       })
       .strict()

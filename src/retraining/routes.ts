@@ -23,7 +23,7 @@ import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { sha256Hex } from "../http/encoding";
 import { ApiError } from "../http/errors";
-import { intVar, limitBody, optionalJson, readJson } from "../http/limits";
+import { intVar, limitBody, optionalJson, queryInt, readJson } from "../http/limits";
 import { checkArtifact } from "../registry/artifact-check";
 import { manifestSchema, modelNameSchema, zodIssues } from "../registry/manifest";
 import { artifactKey, findVersion, getModel, listVersions, registryDb } from "../registry/store";
@@ -111,8 +111,7 @@ export const retrainingAdminRoutes = new Hono<AdminEnv>()
     const model = modelParam(c);
     const state = c.req.query("state");
     if (state !== undefined && !JOB_STATES.includes(state as JobState)) throw new ApiError("bad_request", `invalid state '${state.slice(0, 40)}'; one of ${JOB_STATES.join(", ")}`);
-    const limit = Number(c.req.query("limit") ?? 50);
-    if (!Number.isInteger(limit) || limit < 1 || limit > 200) throw new ApiError("bad_request", "limit: an integer 1..200");
+    const limit = queryInt(c.req.query("limit"), "limit", 1, 200, 50);
     const before = c.req.query("before");
     if (before !== undefined && !/^\d{1,15}$/.test(before)) throw new ApiError("bad_request", "before: epoch milliseconds");
     const rows = await listJobs(registryDb(c.env.DB), { model, state: state as JobState | undefined, before: before ? Number(before) : undefined }, limit);

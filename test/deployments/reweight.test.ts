@@ -141,7 +141,10 @@ describe("A/B weight change in place (API)", () => {
     const results = await admin("GET", `/${id}/results`);
     expect(results.status, results.text).toBe(200);
     expect(results.json.periods.map((p: any) => p.weights)).toEqual([{ a: 50, b: 50 }, { a: 20, b: 80 }]);
-    expect(results.json.periods[0].from).toBeNull();
+    // The first period began with the deployment, and so do its results (before: 1970-01-01 and null).
+    const created = (await admin("GET", `/${id}`)).json.deployment.created_at;
+    expect(results.json.periods[0].from).toBe(created);
+    expect(results.json.since).toBe(created);
     expect(results.json.periods[1].until).toBeNull();
     const total = (vs: any[]) => vs.reduce((s, v) => s + v.requests, 0);
     expect(total(results.json.periods[0].variants) + total(results.json.periods[1].variants)).toBe(total(results.json.variants));

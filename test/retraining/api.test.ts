@@ -27,6 +27,13 @@ describe("retraining configuration", () => {
     const paths = bad.json.error.details.map((d: { path: string }) => d.path);
     expect(paths).toEqual(expect.arrayContaining(["trainer_url", "trainer_secret", "sample_rate"]));
     expect((await call("GET", "/admin/retraining/rt-cfg/config", undefined, ADMIN)).status).toBe(404);
+    // Release steps follow the canary's rule (before, [50, 25] was stored and failed only at release, after training).
+    for (const [steps, message] of [[[50, 25, 100], "steps must increase strictly"], [[5, 50], "the last step must be 100"]] as const) {
+      const badSteps = await call("PUT", "/admin/retraining/rt-api/config", { ...configBody(), release: { steps, step_minutes: 0 } }, ADMIN);
+      expect(badSteps.status, badSteps.text).toBe(422);
+      expect(badSteps.json.error.details).toEqual(expect.arrayContaining([expect.objectContaining({ path: "release.steps", message })]));
+    }
+    expect((await call("GET", "/admin/retraining/rt-api/config", undefined, ADMIN)).json.release.steps).toEqual([50, 100]);
     // Unknown model: 404, not a dangling config.
     expect((await call("PUT", "/admin/retraining/no-such-model/config", configBody(), ADMIN)).status).toBe(404);
     // No credentials: 401.
