@@ -218,6 +218,11 @@ export const monitoringAdminRoutes = new Hono<Env_>()
   .put("/:model/sla", async (c) => {
     const model = await modelParam(c);
     const config = await parse(c, slaConfigSchema);
+    // Checked here rather than in the schema, which also reads configs stored before this rule.
+    if (config.p95_latency_ms !== undefined && config.p99_latency_ms !== undefined && config.p99_latency_ms < config.p95_latency_ms) {
+      const message = `p99_latency_ms (${config.p99_latency_ms}) is below p95_latency_ms (${config.p95_latency_ms}): a p99 is never below the p95`;
+      throw new ApiError("invalid_input", `invalid request body: ${message}`, [{ path: "p99_latency_ms", message }]);
+    }
     await c.env.MODEL_CONTROL.getByName(model).setSla(config, c.get("actor"));
     return c.json({ model, config });
   })

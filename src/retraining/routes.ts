@@ -82,6 +82,11 @@ export const retrainingAdminRoutes = new Hono<AdminEnv>()
   .post("/:model/triggers", async (c) => {
     const model = modelParam(c);
     const body = parse(triggerSchema, await readJson(c));
+    // Checked here rather than in the schema, which also reads triggers stored before this rule.
+    if (body.type === "schedule" && body.every === "daily" && body.day !== undefined) {
+      const message = "daily schedules run every day: give day only with weekly, monthly or quarterly";
+      throw new ApiError("invalid_input", `invalid request body: day: ${message}`, [{ path: "day", message }]);
+    }
     const db = registryDb(c.env.DB);
     await getConfig(db, model);
     const row = await addTrigger(db, model, body, c.get("actor"));

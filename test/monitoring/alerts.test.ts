@@ -63,6 +63,12 @@ describe("SLA evaluation, alerts and delivery", () => {
     const put = await call("PUT", "/admin/monitoring/credit-risk/sla", sla, ADMIN);
     expect(put.status, put.text).toBe(200);
     expect((await call("PUT", "/admin/monitoring/credit-risk/sla", { ...sla, max_error_rate: 2 }, ADMIN)).status).toBe(422);
+    // A p99 target below the p95 target was accepted; refused, and the stored SLA is unchanged.
+    const inverted = await call("PUT", "/admin/monitoring/credit-risk/sla", { ...sla, p99_latency_ms: 40 }, ADMIN);
+    expect(inverted.status, inverted.text).toBe(422);
+    expect(inverted.json.error.details).toEqual([expect.objectContaining({ path: "p99_latency_ms" })]);
+    expect((await call("GET", "/admin/monitoring/credit-risk/sla", undefined, ADMIN)).json.config).toMatchObject({ p95_latency_ms: 50 });
+    expect((await call("GET", "/admin/monitoring/credit-risk/sla", undefined, ADMIN)).json.config.p99_latency_ms).toBeUndefined();
 
     await traffic(200, 20, 120); // 10 % server errors, every request slower than both latency targets
 

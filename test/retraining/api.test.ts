@@ -47,6 +47,11 @@ describe("retraining configuration", () => {
   it("validates triggers and manual runs", async () => {
     const badTrigger = await call("POST", "/admin/retraining/rt-api/triggers", { type: "schedule", every: "hourly", at: "25:00" }, ADMIN);
     expect(badTrigger.status).toBe(422);
+    // A day on a daily schedule was stored and ignored.
+    const dailyDay = await call("POST", "/admin/retraining/rt-api/triggers", { type: "schedule", every: "daily", day: 3, at: "02:00" }, ADMIN);
+    expect(dailyDay.status, dailyDay.text).toBe(422);
+    expect(dailyDay.json.error.details).toEqual([expect.objectContaining({ path: "day" })]);
+    expect((await call("GET", "/admin/retraining/rt-api/triggers", undefined, ADMIN)).json.triggers.filter((t: { every?: string }) => t.every === "daily")).toEqual([]);
     const badDrift = await call("POST", "/admin/retraining/rt-api/triggers", { type: "drift", psi: 0.2, min_samples: 10 }, ADMIN);
     expect(badDrift.status).toBe(422);
     expect(badDrift.json.error.details[0].path).toBe("min_samples");
