@@ -7,8 +7,9 @@
  * features of the group, evaluated per request) or `realtime` (an aggregate over events in a
  * window, kept by Durable Objects). Defining an existing name adds a version unless the definition
  * is identical to the current one (then the call is a no-op answering the current version), so
- * repeated deploy scripts are idempotent. Retiring marks versions retired; it is refused while an
- * active online feature reads the name.
+ * repeated deploy scripts are idempotent. Retiring marks versions retired. Retiring, or redefining
+ * with a type that no longer fits, is refused while something reads the name (active online
+ * features, model versions that are not archived; see dependents.ts).
  *
  * Serving reads the active definitions of a group through an isolate cache (REGISTRY_CACHE_SECONDS,
  * as model aliases); changes through this isolate's admin API invalidate it at once.
@@ -19,6 +20,7 @@ import { z } from "zod";
 import { ApiError } from "../http/errors";
 import { intVar } from "../http/limits";
 import { checkAcyclic } from "./dag";
+import { checkReaders } from "./dependents";
 import { compiled, ExpressionError, references } from "./expression";
 import { featureFunction, featureFunctions } from "./functions";
 import { featureDefinitions } from "./tables";
@@ -237,6 +239,9 @@ export async function defineFeature(env: Env, body: DefinitionBody, actor: strin
     createdBy: actor,
     retiredAt: null,
   };
+  if (existing && existing.dtype !== body.dtype) {
+    await checkReaders(env, body.group, body.name, definitionsOf(rows), definitionsOf([row, ...rows]), `redefining it as ${body.dtype}`);
+  }
   try {
     await featuresDb(env.DB).insert(featureDefinitions).values(row);
   } catch (error) {
@@ -255,11 +260,9 @@ export async function retireFeature(env: Env, group: string, name: string, versi
   const mine = rows.filter((r) => r.name === name && (version === undefined || r.version === version));
   if (!mine.length) throw new ApiError("not_found", `feature '${group}.${name}'${version !== undefined ? ` version ${version}` : ""} not found`);
   const active = mine.filter((r) => r.status === "active");
-  const current = currentOf(rows);
-  const remainsActive = rows.some((r) => r.name === name && r.status === "active" && !active.includes(r));
-  if (!remainsActive) {
-    const readers = [...current.values()].filter((r) => r.name !== name && r.kind === "online" && depsOf(r.spec as { expression?: string; function?: string }).includes(name));
-    if (readers.length) throw new ApiError("conflict", `'${group}.${name}' is read by active online feature(s) ${readers.map((r) => r.name).join(", ")}; retire those first`);
+  if (active.length) {
+    const after = rows.map((r): DefinitionRow => (active.includes(r) ? { ...r, status: "retired" } : r));
+    await checkReaders(env, group, name, definitionsOf(rows), definitionsOf(after), "retiring it");
   }
   const at = new Date().toISOString();
   const db = featuresDb(env.DB);
@@ -295,15 +298,19 @@ export function invalidateDefinitions(group?: string) {
   else groupCache.delete(group);
 }
 
-export async function groupDefinitions(env: Env, group: string): Promise<GroupDefinitions> {
-  const hit = groupCache.get(group);
-  if (hit && hit.expires > Date.now()) return hit.value;
-  const rows = await groupRows(env, group);
+/** A group's definitions as serving reads them, from its rows (newest version first within a name, as `groupRows`). */
+export function definitionsOf(rows: DefinitionRow[]): GroupDefinitions {
   const all = new Map<string, { def: Definition; status: string }>();
   for (const r of rows) all.set(`${r.name}@${r.version}`, { def: toDefinition(r), status: r.status });
   const current = new Map<string, Definition>();
   for (const [name, r] of currentOf(rows)) current.set(name, all.get(`${name}@${r.version}`)!.def);
-  const value = { current, all };
+  return { current, all };
+}
+
+export async function groupDefinitions(env: Env, group: string): Promise<GroupDefinitions> {
+  const hit = groupCache.get(group);
+  if (hit && hit.expires > Date.now()) return hit.value;
+  const value = definitionsOf(await groupRows(env, group));
   if (groupCache.size >= 1000) groupCache.delete(groupCache.keys().next().value!);
   groupCache.set(group, { expires: Date.now() + intVar(env.REGISTRY_CACHE_SECONDS, 5) * 1000, value });
   return value;

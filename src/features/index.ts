@@ -1,13 +1,15 @@
 /**
  * The feature store's public face: its routes, its Durable Object class, its queue consumer, and
  * the two places it meets the rest of the worker: model registration (a manifest feature may come
- * from the store; registration checks it exists with a compatible type) and prediction by entity
+ * from the store; registration checks it exists with a compatible type, and the store refuses to
+ * retire or retype it under a version that reads it: dependents.ts) and prediction by entity
  * id (the features a model version's schema takes from the store, fetched for one entity).
  */
 import { ApiError, type FieldIssue } from "../http/errors";
 import { addRegistrationCheck } from "../registry/checks";
 import type { FeatureSchema, Manifest } from "../registry/manifest";
-import { groupDefinitions, type Dtype } from "./definitions";
+import { groupDefinitions } from "./definitions";
+import { storeFeatureIssue } from "./dependents";
 import type { Value } from "./expression";
 import type { Tier } from "./metrics";
 import { processLoadMessage, sweepFeatureLoads, warmEntities, type LoadMessage, type WarmMessage } from "./offline";
@@ -40,28 +42,12 @@ export async function consumeFeatureLoads(batch: MessageBatch<LoadMessage | Warm
   }
 }
 
-const COMPATIBLE: Record<string, Dtype[]> = {
-  numeric: ["numeric", "integer"],
-  integer: ["integer"],
-  categorical: ["categorical"],
-  boolean: ["boolean"],
-};
-
 async function checkStoreFeatures(env: Env, manifest: Manifest): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   for (const [i, f] of manifest.featureSchema.features.entries()) {
     if (!f.store) continue;
-    const path = `manifest.featureSchema.features[${i}].store`;
-    const name = f.store.name ?? f.name;
-    const defs = await groupDefinitions(env, f.store.group);
-    const entry = f.store.version !== undefined ? defs.all.get(`${name}@${f.store.version}`) : undefined;
-    const def = f.store.version !== undefined ? (entry?.status === "active" ? entry.def : undefined) : defs.current.get(name);
-    const label = `'${f.store.group}.${name}'${f.store.version !== undefined ? ` version ${f.store.version}` : ""}`;
-    if (!def) {
-      issues.push({ path, message: `feature-store feature ${label} does not exist or is retired` });
-      continue;
-    }
-    if (!COMPATIBLE[f.type].includes(def.dtype)) issues.push({ path, message: `feature-store feature ${label} is ${def.dtype}; '${f.name}' is ${f.type}` });
+    const issue = storeFeatureIssue({ ...f, store: f.store }, await groupDefinitions(env, f.store.group));
+    if (issue) issues.push({ path: `manifest.featureSchema.features[${i}].store`, message: issue });
   }
   return issues;
 }

@@ -14,6 +14,7 @@ const optional = (shape: Record<string, z.ZodType>) => Object.fromEntries(Object
 export const featureDocs: RouteDoc[] = [
   admin({
     method: "post", path: "/admin/features/definitions", summary: "Define a feature (offline, realtime aggregate or derived); a changed definition is a new version",
+    description: "A new type is refused (409, naming them in details) when an active online feature or a model version (not archived) reading the feature could no longer use it.",
     body: { schema: definitionBody, example: { group: "customer", name: "income", kind: "offline", dtype: "float", ttl_seconds: 86400 } },
     responses: { 201: { description: "a new version", schema: r.featureDefinition }, 200: { description: "identical to the current version (nothing changed)", schema: r.featureDefinition } },
     errors: [400, 409, 422],
@@ -22,6 +23,7 @@ export const featureDocs: RouteDoc[] = [
   admin({ method: "get", path: "/admin/features/definitions/:group/:name", summary: "Every version of one feature", params: feature, responses: { 200: { description: "versions", schema: r.featureVersions } }, errors: [400, 404] }),
   admin({
     method: "post", path: "/admin/features/definitions/:group/:name/retire", summary: "Retire one version ({version}) or all of them", params: feature,
+    description: "Refused (409, naming them in details) while an active online feature or a model version (not archived) reads what would be retired.",
     body: { schema: retireBody, required: false }, responses: { 200: { description: "versions after the change", schema: r.featureVersions } }, errors: [400, 404, 409, 422],
   }),
   admin({
