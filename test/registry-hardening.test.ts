@@ -4,7 +4,7 @@
  * the caller; concurrent alias moves audit the version each move really replaced; artifacts that a
  * killed registration left unreferenced are swept after a grace period.
  */
-import { createExecutionContext, createScheduledController, env, waitOnExecutionContext } from "cloudflare:test";
+import { createExecutionContext, createScheduledController, env, SELF, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import worker from "../src/index";
 import { ARTIFACT_GRACE_MS, sweepArtifacts } from "../src/registry/sweep";
@@ -76,6 +76,28 @@ describe("artifact sha256", () => {
     flipped[flipped.length - 40] ^= 0x10;
     expect((await register("credit-risk", { ...manifest, version: "1.1.0", artifactSha256: sha }, flipped)).status).toBe(422);
     expect((await register("credit-risk", { ...manifest, version: "1.1.0", artifactSha256: sha.toUpperCase() }, bytes)).status).toBe(201);
+  });
+});
+
+describe("registration input", () => {
+  it("metrics outside their range, and a form field given twice, are 422 and register nothing (a black-box probe registered auc 1e308)", async () => {
+    const before = (await call("GET", "/admin/models/credit-risk", undefined, ADMIN)).json.versions.length;
+    const bad = await register("credit-risk", { ...manifest, version: "9.0.0", metrics: { auc: 1e308, rmse: -1, gini: -0.2, custom: -5 } }, bytes);
+    expect(bad.status).toBe(422);
+    expect(bad.json.error.details.map((d: { path: string }) => d.path).sort()).toEqual(["manifest.metrics.auc", "manifest.metrics.rmse"]);
+    for (const field of ["manifest", "artifact"]) {
+      const form = new FormData();
+      form.set("manifest", JSON.stringify({ ...manifest, version: "9.0.1" }));
+      form.set("artifact", new Blob([bytes]), "model.onnx");
+      form.append(field, field === "artifact" ? new Blob([bytes]) : JSON.stringify({ ...manifest, version: "9.0.2" }));
+      const res = await SELF.fetch("http://worker/admin/models/credit-risk/versions", { method: "POST", headers: ADMIN, body: form });
+      const json = (await res.json()) as any;
+      expect(res.status, JSON.stringify(json)).toBe(422);
+      expect(json.error.details).toEqual([{ path: field, message: "given more than once" }]);
+    }
+    expect((await call("GET", "/admin/models/credit-risk", undefined, ADMIN)).json.versions.length).toBe(before);
+    // Metrics in range (gini may be negative, unknown names are free) still register.
+    expect((await register("credit-risk", { ...manifest, version: "9.0.3", metrics: { auc: 0.5, gini: -0.2, custom: -5 } }, bytes)).status).toBe(201);
   });
 });
 

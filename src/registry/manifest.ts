@@ -242,6 +242,10 @@ export type ManifestExample = z.infer<typeof manifestExampleSchema>;
 export const EXAMPLE_TOLERANCE = 1e-5;
 
 /** The JSON part of a registration request (the ONNX artifact travels beside it). */
+/** Registered metrics whose range is known: a value outside it is a typo that would mislead degradation checks and reports. */
+const UNIT_METRICS = ["auc", "roc_auc", "pr_auc", "average_precision", "accuracy", "balanced_accuracy", "precision", "recall", "f1", "brier", "ks", "approval_rate"];
+const NON_NEGATIVE_METRICS = ["rmse", "mae", "mse", "log_loss", "logloss"];
+
 export const manifestSchema = z
   .object({
     name: modelNameSchema,
@@ -249,7 +253,15 @@ export const manifestSchema = z
     task: taskSchema,
     description: z.string().max(2000).default(""),
     environment: environmentSchema.default("development"),
-    metrics: z.record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), z.number().refine(Number.isFinite, "metric must be finite")).default({}),
+    metrics: z
+      .record(z.string().regex(/^[a-z][a-z0-9_]{0,63}$/), z.number().refine(Number.isFinite, "metric must be finite"))
+      .superRefine((metrics, ctx) => {
+        for (const [name, value] of Object.entries(metrics)) {
+          if (UNIT_METRICS.includes(name) && !(value >= 0 && value <= 1)) ctx.addIssue({ code: "custom", path: [name], message: `${name} is between 0 and 1, not ${value}` });
+          if (NON_NEGATIVE_METRICS.includes(name) && !(value >= 0)) ctx.addIssue({ code: "custom", path: [name], message: `${name} is never negative, not ${value}` });
+        }
+      })
+      .default({}),
     featureSchema: featureSchemaSchema,
     reference: referenceSchema.optional(),
     /** Hex SHA-256 of the artifact as the uploader computed it; a different upload is refused. */

@@ -112,6 +112,9 @@ export const registryRoutes = new Hono<AdminEnv>()
       } catch {
         throw new ApiError("bad_request", "malformed multipart/form-data body");
       }
+      for (const field of ["manifest", "artifact"]) {
+        if (form.getAll(field).length > 1) throw new ApiError("invalid_input", `form field '${field}' given ${form.getAll(field).length} times; give it once`, [{ path: field, message: "given more than once" }]);
+      }
       const manifestField = form.get("manifest");
       const artifactField = form.get("artifact");
       if (manifestField === null) throw new ApiError("invalid_input", "missing form field 'manifest'", [{ path: "manifest", message: "required" }]);
