@@ -15,6 +15,7 @@ import type { Tier } from "./metrics";
 import { processLoadMessage, sweepFeatureLoads, warmEntities, type LoadMessage, type WarmMessage } from "./offline";
 import { getFeatures } from "./resolve";
 
+export { entityIdSchema } from "./definitions";
 export { FeatureAggregates } from "./realtime";
 export { eventRoutes, featureAdminRoutes, featureServeRoutes } from "./routes";
 export { featureMetrics } from "./metrics";

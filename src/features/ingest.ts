@@ -27,7 +27,13 @@ export const eventSchema = z
     fields: z.record(featureNameSchema, z.number().refine(Number.isFinite, "must be a finite number")).refine((f) => Object.keys(f).length <= 32, "at most 32 fields").default({}),
   })
   .strict();
-export const eventsBody = z.union([eventSchema, z.object({ events: z.array(eventSchema).min(1, "events must not be empty") }).strict()]);
+const eventBatch = z.object({ events: z.array(eventSchema).min(1, "events must not be empty") }).strict();
+/** One event, or `{events: [...]}`: the OpenAPI document's schema. */
+export const eventsBody = z.union([eventSchema, eventBatch]);
+/** The schema a body is checked against: chosen by its shape, so an error names the field at fault (a union reports "Invalid input" at the root). */
+export function eventsBodySchema(raw: unknown): z.ZodType<z.infer<typeof eventsBody>> {
+  return typeof raw === "object" && raw !== null && "events" in raw ? eventBatch : eventSchema;
+}
 
 export async function ingestEvents(env: Env, events: z.infer<typeof eventSchema>[], now = Date.now()): Promise<IngestResult> {
   const issues: FieldIssue[] = [];

@@ -27,7 +27,7 @@ import { ApiError } from "../http/errors";
 import { intVar, limitBody, readJson } from "../http/limits";
 import { zodIssues } from "../registry/manifest";
 import { definitionBody, defineFeature, describeDefinition, entityIdSchema, featureNameSchema, groupRows, groupSchema, retireFeature } from "./definitions";
-import { eventsBody, ingestEvents, MAX_EVENTS } from "./ingest";
+import { eventsBodySchema, ingestEvents, MAX_EVENTS } from "./ingest";
 import { featureMetrics } from "./metrics";
 import { createLoad, describeLoad, getLoad, listLoads, type WarmMessage } from "./offline";
 import { cacheStats, getFeatures } from "./resolve";
@@ -203,7 +203,7 @@ export const eventRoutes = new Hono<ServeEnv>().post("/", async (c) => {
   const raw = await readJson(c);
   const list = (raw as { events?: unknown })?.events;
   if (Array.isArray(list) && list.length > MAX_EVENTS) throw new ApiError("too_many_rows", `events has ${list.length} entries; the limit is ${MAX_EVENTS}`);
-  const body = parse(eventsBody, raw);
+  const body = parse(eventsBodySchema(raw), raw);
   const events = "events" in body ? body.events : [body];
   return c.json({ request_id: c.get("requestId"), ...(await ingestEvents(c.env, events)) });
 });

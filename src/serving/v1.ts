@@ -19,7 +19,7 @@ import { intVar, readJson } from "../http/limits";
 import { aliasSchema, modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
 import { score } from "../inference/predictor";
 import { isolateMetrics } from "../observability/isolate-metrics";
-import { entityRow, type EntityRow } from "../features";
+import { entityIdSchema, entityRow, type EntityRow } from "../features";
 import { dispatch, dispatchHeaders } from "./dispatch";
 import { emitFailure, emitPrediction, failureOf } from "./events";
 
@@ -32,7 +32,7 @@ export const predictBody = z
     /** Sticky-assignment unit (entity or user id) for deployments that split traffic. */
     unit: z.string().min(1).max(256).optional(),
     /** Predict for an entity: its store features are fetched; "features" then only overrides. */
-    entity_id: z.string().min(1).max(256).optional(),
+    entity_id: entityIdSchema.optional(),
   })
   .strict()
   .refine((b) => (b.entity_id !== undefined ? b.instances === undefined : (b.features === undefined) !== (b.instances === undefined)), {

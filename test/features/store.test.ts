@@ -459,6 +459,9 @@ describe("realtime events", () => {
       [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), fields: {} }] }, /events\[1\]\.fields\.amount: required by/],
       [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), event_time: now + 3_600_000 }] }, /in the future/],
       [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), event_time: "noon" }] }, /event_time/],
+      // A field of the wrong type is named, alone or in a batch (before: "(root): Invalid input").
+      [{ ...ev("x", 1, 1, "r9"), fields: { amount: "x" } }, /"path":"fields\.amount"/],
+      [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), fields: { amount: "x" } }] }, /"path":"events\[1\]\.fields\.amount"/],
     ];
     for (const [body, message] of cases) {
       const res = await call("POST", "/v1/events", body);
@@ -506,6 +509,10 @@ describe("prediction by entity id", () => {
     expect(reg.status).toBe(201);
     const res = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n40", features: REST });
     expect(res.status).toBe(200);
+    // Entity ids follow the feature store's rule on predict too (control characters were taken as an entity).
+    const control = await call("POST", "/v1/models/credit-store/predict", { entity_id: "n\u0001", features: REST });
+    expect(control.status, control.text).toBe(422);
+    expect(control.text).toMatch(/control characters/);
     const row = { ...REST, Income: 60, Debt: 5, Age: 40 };
     expect(res.json.prediction.score).toBeCloseTo(predictLogistic(params, row), 5);
     expect(res.json.feature_sources).toMatchObject({ Income: "kv", Debt: "default", Age: "kv", Seniority: "override" });
