@@ -12,7 +12,7 @@ import { hex } from "../http/encoding";
 import { and, desc, eq, inArray } from "drizzle-orm";
 import { ApiError, notFound, type FieldIssue } from "../http/errors";
 import { invalidateResolved } from "../registry/resolver";
-import { aliasMoveStatements, asD1Statement, findAlias, findVersion, isArchivedDuringMove, registryDb, type Db } from "../registry/store";
+import { aliasMoveStatements, asD1Statement, findAlias, findVersion, getModel, isArchivedDuringMove, registryDb, type Db } from "../registry/store";
 import { auditLog } from "../registry/tables";
 import { OPEN_STATES, ROUTING_STATES, type CreateDeployment, type DeploymentConfig, type State, type Strategy, type Variant } from "./model";
 import { forgetRouting, routingTokenKey } from "./routing";
@@ -131,6 +131,7 @@ function isUniqueViolation(error: unknown, index: string): boolean {
 
 /** Checks the versions a create request names exist and are not archived; returns issues. */
 async function checkVersions(db: Db, model: string, refs: { path: string; version: string }[]): Promise<void> {
+  await getModel(db, model); // 404 for a model that does not exist, rather than one issue per version
   const issues: FieldIssue[] = [];
   let archived: string | undefined;
   for (const ref of refs) {
@@ -138,7 +139,7 @@ async function checkVersions(db: Db, model: string, refs: { path: string; versio
     if (!row) issues.push({ path: ref.path, message: `version ${ref.version} of model '${model}' does not exist` });
     else if (row.status === "archived") archived ??= `${ref.path}: version ${ref.version} of model '${model}' is archived and cannot take traffic`;
   }
-  if (issues.length) throw new ApiError("invalid_input", `unknown version(s): ${issues.map((i) => `${i.path} ${i.message}`).join("; ")}`, issues);
+  if (issues.length) throw new ApiError("invalid_input", `unknown version(s): ${issues.map((i) => `${i.path}: ${i.message}`).join("; ")}`, issues);
   if (archived) throw new ApiError("conflict", archived);
 }
 
@@ -167,6 +168,7 @@ export async function createDeployment(db: Db, env: Env, input: CreateDeployment
 
   switch (input.strategy) {
     case "direct":
+      distinct(input.version); // a deployment to the version already serving would change nothing
       refs.push({ path: "version", version: input.version });
       config.candidate = input.version;
       variants = [{ name: "primary", version: input.version, weight: 100 }];

@@ -36,10 +36,11 @@ describe("bad input: a 4xx naming the problem, state unchanged", () => {
     ["an unknown version", { strategy: "canary", model: M, version: "9.9.9" }, 422, /9\.9\.9.*does not exist/],
     ["an archived version", { strategy: "blue_green", model: M, version: "0.9.0" }, 409, /0\.9\.0.*archived/],
     ["the stable version as candidate", { strategy: "canary", model: M, version: "1.0.0" }, 422, /already the stable version/],
+    ["a direct deployment of the stable version", { strategy: "direct", model: M, version: "1.0.0" }, 422, /already the stable version/],
     ["a step schedule not ending at 100", { strategy: "canary", model: M, version: "1.1.0", steps: [10, 50] }, 422, /last step must be 100/],
     ["an unknown strategy", { strategy: "yolo", model: M, version: "1.1.0" }, 422, /strategy/],
     ["duplicate variant names", { strategy: "bandit", model: M, variants: [{ name: "a", version: "1.0.0" }, { name: "a", version: "1.1.0" }] }, 422, /'a' appears twice/],
-    ["an unknown model", { strategy: "direct", model: "no-such-model", version: "1.0.0" }, 422, /does not exist/],
+    ["an unknown model", { strategy: "direct", model: "no-such-model", version: "1.0.0" }, 404, /model 'no-such-model'/],
   ])("%s", async (_what, body, status, message) => {
     const before = await admin("GET", `/?model=${M}`);
     const res = await admin("POST", "/", body);
