@@ -7,10 +7,11 @@
  * one fixed buffer of `pieceBytes` and uploads each full buffer as the next multipart part: memory
  * stays at one buffer (plus the chunk part being copied) for an output of any size, and the
  * object is written once, by `complete()`. Before completing, it checks that the job is still
- * assembling under this lease (a cancel in the meantime aborts the upload instead).
+ * assembling under this lease (a cancel in the meantime aborts the upload instead). Both objects
+ * carry the job's id as custom metadata (`batch_job`), which the download routes check.
  */
 import { csvLine } from "./formats";
-import { errorsKeyOf, errorsPartKey, outputPartKey } from "./keys";
+import { errorsKeyOf, errorsPartKey, JOB_METADATA, outputPartKey } from "./keys";
 
 export const MIN_PIECE_BYTES = 5 * 1024 * 1024;
 
@@ -19,9 +20,9 @@ export async function writeMultipart(
   bucket: R2Bucket,
   key: string,
   sources: AsyncIterable<Uint8Array>,
-  opts: { pieceBytes: number; contentType: string; stillWanted: () => Promise<boolean> },
+  opts: { pieceBytes: number; contentType: string; customMetadata?: Record<string, string>; stillWanted: () => Promise<boolean> },
 ): Promise<number> {
-  const upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: opts.contentType } });
+  const upload = await bucket.createMultipartUpload(key, { httpMetadata: { contentType: opts.contentType }, customMetadata: opts.customMetadata });
   try {
     const piece = new Uint8Array(Math.max(opts.pieceBytes, MIN_PIECE_BYTES));
     const uploaded: R2UploadedPart[] = [];
@@ -88,12 +89,14 @@ export interface AssemblyInput {
 export async function assembleOutput(bucket: R2Bucket, a: AssemblyInput): Promise<{ outputBytes: number; errorsKey: string | null }> {
   const head = a.header ? new TextEncoder().encode(csvLine(a.header)) : undefined;
   const contentType = a.outputFormat === "csv" ? "text/csv; charset=utf-8" : "application/x-ndjson";
-  const outputBytes = await writeMultipart(bucket, a.outputKey, partBytes(bucket, a.parts.map((p) => outputPartKey(a.jobId, p.part)), head), { pieceBytes: a.pieceBytes, contentType, stillWanted: a.stillWanted });
+  // The job's id on each object, so a download can tell its own object from one written over it.
+  const customMetadata = { [JOB_METADATA]: a.jobId };
+  const outputBytes = await writeMultipart(bucket, a.outputKey, partBytes(bucket, a.parts.map((p) => outputPartKey(a.jobId, p.part)), head), { pieceBytes: a.pieceBytes, contentType, customMetadata, stillWanted: a.stillWanted });
   const withErrors = a.parts.filter((p) => p.errors > 0);
   let errorsKey: string | null = null;
   if (withErrors.length) {
     errorsKey = errorsKeyOf(a.outputKey);
-    await writeMultipart(bucket, errorsKey, partBytes(bucket, withErrors.map((p) => errorsPartKey(a.jobId, p.part))), { pieceBytes: a.pieceBytes, contentType: "application/x-ndjson", stillWanted: a.stillWanted });
+    await writeMultipart(bucket, errorsKey, partBytes(bucket, withErrors.map((p) => errorsPartKey(a.jobId, p.part))), { pieceBytes: a.pieceBytes, contentType: "application/x-ndjson", customMetadata, stillWanted: a.stillWanted });
   }
   return { outputBytes, errorsKey };
 }

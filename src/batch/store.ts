@@ -7,20 +7,50 @@
  * assembling (every part written; one assembler at a time) -> succeeded. Any non-terminal state can
  * become failed (with a reason) or cancelled; terminal states never change again.
  */
-import { and, asc, eq, inArray, isNull, lt, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, lt, notInArray, or, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
+import { outputKeysTouching } from "./keys";
 import { batchFailures, batchJobs, batchParts, type BatchJobRow } from "./tables";
 
 export type JobState = "queued" | "running" | "assembling" | "succeeded" | "failed" | "cancelled";
 export const ACTIVE_STATES: JobState[] = ["queued", "running", "assembling"];
 export const TERMINAL_STATES: JobState[] = ["succeeded", "failed", "cancelled"];
+/** States whose jobs no longer own their output key (they serve nothing); see migrations/0009. */
+export const KEY_RELEASED_STATES: JobState[] = ["failed", "cancelled"];
 
 export const batchDb = (d1: D1Database) => drizzle(d1);
 
 export type NewJob = typeof batchJobs.$inferInsert;
 
-export async function insertJob(env: Env, job: NewJob): Promise<void> {
-  await batchDb(env.DB).insert(batchJobs).values(job);
+/** The message of migrations/0009's trigger, which refuses a job whose output key another job owns. */
+const OUTPUT_KEY_OWNED = "batch output key is owned by another job";
+
+/**
+ * Inserts a job; false (and nothing inserted) when another job owns its output key or the errors
+ * key beside it, which the trigger of migrations/0009 checks inside the insert.
+ */
+export async function insertJob(env: Env, job: NewJob): Promise<boolean> {
+  try {
+    await batchDb(env.DB).insert(batchJobs).values(job);
+    return true;
+  } catch (error) {
+    // drizzle wraps the D1 error; the trigger's message is in the chain.
+    for (let e: unknown = error; e instanceof Error; e = e.cause) if (e.message.includes(OUTPUT_KEY_OWNED)) return false;
+    throw error;
+  }
+}
+
+/**
+ * The job (newest first) that writes or wrote `outputKey`, writes its errors file there, or whose
+ * output `outputKey`'s errors file would overwrite; failed and cancelled jobs own no keys.
+ */
+export async function outputKeyOwner(env: Env, outputKey: string): Promise<BatchJobRow | undefined> {
+  return batchDb(env.DB)
+    .select()
+    .from(batchJobs)
+    .where(and(inArray(batchJobs.outputKey, outputKeysTouching(outputKey)), notInArray(batchJobs.state, KEY_RELEASED_STATES)))
+    .orderBy(desc(batchJobs.createdAt))
+    .get();
 }
 
 export async function getJob(env: Env, id: string): Promise<BatchJobRow | undefined> {

@@ -1,12 +1,15 @@
 /**
- * Batch job tables (D1 through drizzle; the SQL is migrations/0007_batch.sql, hand-written).
+ * Batch job tables (D1 through drizzle; the SQL is migrations/0007_batch.sql and 0009, hand-written).
  *
  * - batch_jobs: one row per job. Its `state` moves queued -> running -> assembling -> succeeded, or
  *   to failed / cancelled; every move is a conditional UPDATE (`WHERE state IN (...)`), so two
  *   consumers racing on the same job cannot both win a transition. `parts_done`, `rows_done` and
  *   `rows_failed` are maintained by a trigger on batch_parts (see below), never by read-modify-write.
  *   `assembler` + `assembly_until` are the assembly lease: the queue message that holds it (by
- *   message id, so its own redelivery can take it back) and until when.
+ *   message id, so its own redelivery can take it back) and until when. A job owns its
+ *   `output_key` and the errors key beside it unless it failed or was cancelled: a trigger
+ *   (migrations/0009_batch_output_keys.sql) refuses to insert a job whose output would overwrite
+ *   another job's output or errors file, so one object is never the output of two jobs.
  * - batch_parts: one row per finished chunk, (job_id, part) unique. A consumer inserts its part's
  *   row with ON CONFLICT DO NOTHING after writing the part to R2; the AFTER INSERT trigger adds the
  *   part's counts to its job in the same statement. A redelivered chunk rewrites the same R2 part

@@ -4,7 +4,9 @@
  * every score checked against the plain-TypeScript reference; bad rows land in the errors file;
  * redelivered chunks and assemble messages change nothing; a poisoned chunk goes through its
  * retries to the dead-letter queue and fails the job with the reason; cancellation stops a job;
- * batch rows reach monitoring as rows (not requests) and /metrics labels them traffic="batch".
+ * batch rows reach monitoring as rows (not requests) and /metrics labels them traffic="batch"; an
+ * output key belongs to one job (409 naming it, also when two submissions race), and a download
+ * serves only the object its job wrote.
  */
 import { createExecutionContext, createMessageBatch, env, getQueueResult, waitOnExecutionContext } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
@@ -13,7 +15,7 @@ import { parseCsvRecords } from "../../src/batch/formats";
 import { jobPrefix } from "../../src/batch/keys";
 import type { BatchMessage, ChunkMessage } from "../../src/batch/messages";
 import { planChunks } from "../../src/batch/planner";
-import { getJob, insertJob } from "../../src/batch/store";
+import { getJob, insertJob, type NewJob } from "../../src/batch/store";
 import worker from "../../src/index";
 import { ADMIN, call, registerStem } from "../support/api";
 import { repoJson, repoText } from "../support/files";
@@ -249,6 +251,7 @@ describe("bad requests", () => {
       [{ ...base, version: "1.0.0", alias: "champion" }, 422, /either version or alias/],
       [{ ...base, output: { key: "_batch/evil.csv" } }, 422, /reserved/],
       [{ ...base, output: { key: "in/ok.csv" } }, 422, /differ from input/],
+      [{ ...base, input: { key: "in/ok.csv.errors.ndjson" }, output: { key: "in/ok.csv" } }, 422, /errors file 'in\/ok.csv.errors.ndjson' would overwrite input.key/],
       [{ ...base, chunk_size: 5 }, 422, /chunk_size/],
       [{ ...base, input: { key: "in/ok.txt" } }, 422, /input.format/],
       [{ ...base, extra: 1 }, 422, /extra|Unrecognized/i],
@@ -398,5 +401,114 @@ describe("cancellation", () => {
     expect((await env.BATCH.list({ prefix: jobPrefix(id) })).objects).toEqual([]);
     expect(await env.BATCH.head("out/cancelled.csv")).toBeNull();
     expect((await call("GET", `/v1/batch/${id}/output`, undefined, ADMIN)).status).toBe(409);
+  });
+});
+
+describe("output keys belong to one job", () => {
+  const count = async () => (await env.DB.prepare("SELECT count(*) AS n FROM batch_jobs").first<{ n: number }>())!.n;
+  const uploads = async () => (await env.BATCH.list({ prefix: "_batch/uploads/" })).objects.length;
+  let owner: any;
+  let ownerOutput: string;
+
+  beforeAll(async () => {
+    // Two bad rows, so the job also writes out/owned.csv.errors.ndjson.
+    const csv = header + "\n" + csvLines.slice(0, 30).join("\n") + "\n" + '"good",9,"rent",60\n' + '"good",9,"rent",60\n';
+    const res = await upload(csv, "model=credit-risk&output_key=out/owned.csv");
+    expect(res.status, JSON.stringify(res.json)).toBe(202);
+    owner = await waitFor(res.json.job_id, ["succeeded", "failed"]);
+    expect(owner.state, owner.error).toBe("succeeded");
+    expect(owner.errors.key).toBe("out/owned.csv.errors.ndjson");
+    ownerOutput = (await call("GET", `/v1/batch/${owner.job_id}/output`, undefined, ADMIN)).text;
+  });
+
+  it("refuses a second job writing the same key (upload or JSON), or the owner's errors file, with 409 naming the owner; nothing is created", async () => {
+    await env.BATCH.put("in/other.csv", header + "\n" + csvLines.slice(100, 110).join("\n") + "\n");
+    const before = await count();
+    const uploadsBefore = await uploads();
+    const again = await upload(header + "\n" + csvLines.slice(100, 110).join("\n") + "\n", "model=credit-risk&output_key=out/owned.csv");
+    expect(again.status, JSON.stringify(again.json)).toBe(409);
+    expect(again.json.error.message).toBe(`output_key 'out/owned.csv' is the output key of batch job ${owner.job_id} (succeeded); choose another output key`);
+    expect(again.json.error.details).toEqual([{ path: "output_key", message: `owned by batch job ${owner.job_id}` }]);
+    const cases: [string, RegExp][] = [
+      ["out/owned.csv", /^output.key 'out\/owned.csv' is the output key of batch job/],
+      ["out/owned.csv.errors.ndjson", /is where batch job .* writes its errors file \(its output key is 'out\/owned.csv'\)/],
+    ];
+    for (const [key, message] of cases) {
+      const res = await call("POST", "/v1/batch", { model: "credit-risk", input: { key: "in/other.csv" }, output: { key, format: "csv" } }, ADMIN);
+      expect(res.status, key).toBe(409);
+      expect(res.json.error.message).toMatch(message);
+      expect(res.json.error.message).toContain(owner.job_id);
+      expect(res.json.error.details[0].path).toBe("output.key");
+    }
+    expect(await count()).toBe(before);
+    expect(await uploads()).toBe(uploadsBefore);
+    // The owner still describes and serves its own rows.
+    expect(await status(owner.job_id)).toEqual({ ...owner, rows_per_second: expect.anything() });
+    expect((await call("GET", `/v1/batch/${owner.job_id}/output`, undefined, ADMIN)).text).toBe(ownerOutput);
+  });
+
+  it("refuses a job whose errors file would land on another job's output key", async () => {
+    await env.BATCH.put("in/pair.csv", header + "\n" + csvLines[0] + "\n");
+    const first = await call("POST", "/v1/batch", { model: "credit-risk", input: { key: "in/pair.csv" }, output: { key: "out/pair.errors.ndjson" } }, ADMIN);
+    expect(first.status, first.text).toBe(202);
+    const second = await call("POST", "/v1/batch", { model: "credit-risk", input: { key: "in/pair.csv" }, output: { key: "out/pair", format: "csv" } }, ADMIN);
+    expect(second.status, second.text).toBe(409);
+    expect(second.json.error.message).toBe(`output.key 'out/pair' would put this job's errors file on 'out/pair.errors.ndjson', the output key of batch job ${first.json.job_id} (${(await status(first.json.job_id)).state}); choose another output key`);
+    await waitFor(first.json.job_id, ["succeeded", "failed"]);
+  });
+
+  it("lets two submissions racing for one key have one job between them", async () => {
+    await env.BATCH.put("in/race.csv", header + "\n" + csvLines.slice(0, 5).join("\n") + "\n");
+    const before = await count();
+    const body = { model: "credit-risk", input: { key: "in/race.csv" }, output: { key: "out/race.csv" } };
+    const results = await Promise.all([1, 2, 3].map(() => call("POST", "/v1/batch", body, ADMIN)));
+    expect(results.map((r) => r.status).sort()).toEqual([202, 409, 409]);
+    expect(await count()).toBe(before + 1);
+    const winner = results.find((r) => r.status === 202)!.json.job_id;
+    for (const r of results.filter((r) => r.status === 409)) expect(r.json.error.message).toContain(winner);
+    await waitFor(winner, ["succeeded", "failed"]);
+  });
+
+  it("holds in D1 itself: the insert of a job on an owned key (or the errors key beside it, either way) inserts nothing", async () => {
+    const row = (id: string, outputKey: string): NewJob => ({
+      id, state: "queued", modelName: "credit-risk", version: "1.0.0", inputKey: "in/race.csv", inputFormat: "csv", inputBytes: 1, inputEtag: "e",
+      outputKey, outputFormat: "csv", chunkRows: 100, createdBy: "test", createdAt: Date.now(),
+    });
+    expect(await insertJob(env, row("01900000-0000-7000-8000-0000000000a1", "out/owned.csv"))).toBe(false);
+    expect(await insertJob(env, row("01900000-0000-7000-8000-0000000000a2", "out/owned.csv.errors.ndjson"))).toBe(false);
+    expect(await insertJob(env, row("01900000-0000-7000-8000-0000000000a3", "out/pair"))).toBe(false);
+    expect(await insertJob(env, row("01900000-0000-7000-8000-0000000000a4", "out/owned.csv.errors.ndjson.errors.ndjson"))).toBe(true);
+    for (const n of [1, 2, 3]) expect(await getJob(env, `01900000-0000-7000-8000-0000000000a${n}`)).toBeUndefined();
+    await env.DB.prepare("UPDATE batch_jobs SET state = 'failed' WHERE id = ?").bind("01900000-0000-7000-8000-0000000000a4").run();
+  });
+
+  it("frees the key of a cancelled job", async () => {
+    const csv = header + "\n" + csvLines.slice(0, 500).join("\n") + "\n";
+    const first = await upload(csv, "model=credit-risk&output_key=out/retry.csv&chunk_size=100");
+    expect(first.status).toBe(202);
+    expect((await call("POST", `/v1/batch/${first.json.job_id}/cancel`, undefined, ADMIN)).status).toBe(200);
+    const second = await upload(csv, "model=credit-risk&output_key=out/retry.csv&chunk_size=100");
+    expect(second.status, JSON.stringify(second.json)).toBe(202);
+    expect((await waitFor(second.json.job_id, ["succeeded", "failed"])).state).toBe("succeeded");
+  });
+
+  it("downloads only the objects the job wrote", async () => {
+    const id = owner.job_id;
+    expect((await env.BATCH.head("out/owned.csv"))!.customMetadata).toEqual({ batch_job: id });
+    expect((await env.BATCH.head("out/owned.csv.errors.ndjson"))!.customMetadata).toEqual({ batch_job: id });
+    const errorsBefore = (await call("GET", `/v1/batch/${id}/errors`, undefined, ADMIN)).text;
+    // Written over by something else (another job's object, a direct put): refused, naming the writer.
+    await env.BATCH.put("out/owned.csv", "not,its,rows\n", { customMetadata: { batch_job: "01900000-0000-7000-8000-0000000000ff" } });
+    const out = await call("GET", `/v1/batch/${id}/output`, undefined, ADMIN);
+    expect(out.status).toBe(404);
+    expect(out.json.error.message).toBe(`object 'out/owned.csv' in the batch bucket is no longer the output of batch job ${id}: batch job 01900000-0000-7000-8000-0000000000ff wrote it after the job finished`);
+    // An object without the metadata (written before the assembler set it) is the job's unless it is newer than the job.
+    await env.BATCH.put("out/owned.csv", ownerOutput);
+    expect((await call("GET", `/v1/batch/${id}/output`, undefined, ADMIN)).text).toBe(ownerOutput);
+    await env.DB.prepare("UPDATE batch_jobs SET finished_at = finished_at - 3600000 WHERE id = ?").bind(id).run();
+    const stale = await call("GET", `/v1/batch/${id}/output`, undefined, ADMIN);
+    expect(stale.status).toBe(404);
+    expect(stale.json.error.message).toMatch(/no longer the output of batch job .*: something else wrote it after the job finished/);
+    expect((await call("GET", `/v1/batch/${id}/errors`, undefined, ADMIN)).text).toBe(errorsBefore);
   });
 });
