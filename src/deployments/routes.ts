@@ -16,19 +16,21 @@
  *   GET  /:id/results           per-variant live results, significance, winner (and per weight period); shadow comparison
  *   PUT  /test-sets/:model      store the model's validation test set ({ rows: [{ features, label? }] })
  *
- * Bad input is a 4xx naming the problem and changes nothing; see model.ts and store.ts.
+ * Bad input is a 4xx naming the problem and changes nothing; see model.ts and store.ts. Test-set
+ * labels must be labels the model can predict (see validation.ts): 422 naming `rows[i].label`.
  */
 import { Hono, type Context } from "hono";
 import type { z } from "zod";
 import { ApiError } from "../http/errors";
 import { optionalJson, readJson } from "../http/limits";
 import { modelNameSchema, zodIssues } from "../registry/manifest";
+import { getModel, listVersions, registryDb, toModelVersion } from "../registry/store";
 import { shadowResults, variantResults } from "./analysis";
 import { abort, pause, promote, resume, reweight, rollback, start } from "./lifecycle";
 import { statsFor } from "./live-stats";
 import { createDeploymentSchema, promoteBodySchema, reasonBodySchema, STATES, testSetSchema, validateBodySchema, weightsBodySchema, type State, type TestSet } from "./model";
 import { applyChange, createDeployment, deploymentsDb, describeDeployment, getDeployment, history, listDeployments, versionsToValidate } from "./store";
-import { storedTestSet, testSetKey, validateVersions } from "./validation";
+import { checkTestSetLabels, storedTestSet, testSetKey, testSetLabelIssues, validateVersions } from "./validation";
 
 type AdminEnv = { Bindings: Env; Variables: { actor: string } };
 
@@ -72,7 +74,14 @@ export const deploymentRoutes = new Hono<AdminEnv>()
   .put("/test-sets/:model", async (c) => {
     const model = modelNameSchema.safeParse(c.req.param("model"));
     if (!model.success) throw new ApiError("bad_request", `invalid model name '${c.req.param("model")}'`);
+    const registry = registryDb(c.env.DB);
+    await getModel(registry, model.data); // 404 for an unknown model
     const set = parse(testSetSchema, await readJson(c));
+    // Labels against the versions that can still be validated (every version if all are archived).
+    const versions = await listVersions(registry, model.data);
+    const live = versions.filter((v) => v.status !== "archived");
+    const issues = versions.length ? testSetLabelIssues(set, (live.length ? live : versions).map((v) => toModelVersion(v).featureSchema.output)) : [];
+    if (issues.length) throw new ApiError("invalid_input", `${issues.length} label(s) that model ${model.data} cannot predict; first: ${issues[0].path}: ${issues[0].message}`, issues.slice(0, 50));
     const rows = set.rows.map((r) => ({ features: r.features, ...(r.label !== undefined ? { label: r.label } : {}) }));
     await c.env.ARTIFACTS.put(testSetKey(model.data), JSON.stringify({ rows }), { httpMetadata: { contentType: "application/json" }, customMetadata: { by: c.get("actor") } });
     return c.json({ model: model.data, rows: rows.length, labelled: rows.filter((r) => r.label !== undefined).length });
@@ -89,6 +98,7 @@ export const deploymentRoutes = new Hono<AdminEnv>()
     if (d.state !== "validating") throw new ApiError("conflict", `deployment ${d.id} is ${d.state}; validation runs before traffic (state validating)`);
     const stored = body.test_set ? null : await storedTestSet(c.env, d.modelName);
     const testSet = body.test_set ? { source: "request" as const, set: body.test_set as TestSet } : stored ? { source: "stored" as const, set: stored } : null;
+    if (testSet) await checkTestSetLabels(db, d.modelName, [...versionsToValidate(d), ...(d.baselineVersion ? [d.baselineVersion] : [])], testSet);
     const cfg = { ...d.config.validation, ...(body.validation ?? {}) };
     const report = await validateVersions(c.env, db, d.modelName, versionsToValidate(d), d.baselineVersion, testSet, cfg);
     const next = await applyChange(db, c.env, d, {

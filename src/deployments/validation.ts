@@ -18,13 +18,19 @@
  * elapsed time; the report says how it was measured and whether the clock moved at all.
  *
  * The test set is the one in the request, else the model's stored set (R2 `test-sets/<model>.json`,
- * uploaded with PUT /admin/deployments/test-sets/:model).
+ * uploaded with PUT /admin/deployments/test-sets/:model). Its labels must be labels the model can
+ * predict (src/registry/labels.ts, the check feedback uses), else AUC would read a stray label as the
+ * negative class: when stored, against the classes of the model's versions that are not archived
+ * (the set may be stored before the version it will validate exists); when validating, against each
+ * version validated and the baseline, one at a time (each version's AUC reads the labels as its own
+ * classes). A request's set that fails is a 422; a stored one that fails is a 409 (store a new one).
  */
-import { ApiError } from "../http/errors";
+import { ApiError, type FieldIssue } from "../http/errors";
 import { intVar } from "../http/limits";
 import { loadModel, score } from "../inference/predictor";
 import type { Prediction } from "../inference/outputs";
-import type { FeatureSchema, FeatureSpec } from "../registry/manifest";
+import { labelIssues } from "../registry/labels";
+import type { FeatureSchema, FeatureSpec, OutputSpec } from "../registry/manifest";
 import { findVersion, toModelVersion, type Db, type ModelVersion } from "../registry/store";
 import { auc } from "../stats/classification";
 import type { TestSet, ValidationConfig } from "./model";
@@ -62,6 +68,30 @@ export async function storedTestSet(env: Env, model: string): Promise<TestSet | 
   if (!object) return null;
   const parsed = testSetSchema.safeParse(await object.json());
   return parsed.success ? (parsed.data as TestSet) : null;
+}
+
+/** The labelled rows of `set` whose label none of `outputs` can predict; paths `<prefix>rows[i].label`. */
+export function testSetLabelIssues(set: TestSet, outputs: OutputSpec[], prefix = ""): FieldIssue[] {
+  const labels = set.rows.flatMap((r, i) => (r.label === undefined ? [] : [{ path: `${prefix}rows[${i}].label`, value: r.label }]));
+  return labelIssues(labels, outputs);
+}
+
+/**
+ * Refuses a test set with a label one of `versions` (those that exist and are not archived; the
+ * others fail their "exists" check in the report) cannot predict: 422 for the request's set, 409
+ * for the stored one.
+ */
+export async function checkTestSetLabels(db: Db, model: string, versions: string[], testSet: { source: "request" | "stored"; set: TestSet }): Promise<void> {
+  for (const name of new Set(versions)) {
+    const row = await findVersion(db, model, name);
+    if (!row || row.status === "archived") continue;
+    const request = testSet.source === "request";
+    const issues = testSetLabelIssues(testSet.set, [toModelVersion(row).featureSchema.output], request ? "test_set." : "");
+    if (!issues.length) continue;
+    const first = `${issues[0].path}: ${issues[0].message}`;
+    if (request) throw new ApiError("invalid_input", `test_set: ${issues.length} label(s) that ${model}@${name} cannot predict; first: ${first}`, issues.slice(0, 50));
+    throw new ApiError("conflict", `the stored test set of ${model} has ${issues.length} label(s) that ${model}@${name} cannot predict; first: ${first}; store a new one with PUT /admin/deployments/test-sets/${model} or send test_set`, issues.slice(0, 50));
+  }
 }
 
 /** Why a candidate would reject requests the stable version accepts; empty when compatible. */

@@ -11,9 +11,10 @@
  */
 import { Hono, type Context } from "hono";
 import { z } from "zod";
-import { ApiError, notFound, type FieldIssue } from "../http/errors";
+import { ApiError, notFound } from "../http/errors";
 import { queryInt, readJson } from "../http/limits";
 import { modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
+import { labelIssues } from "../registry/labels";
 import { getModel, listVersions, registryDb, toModelVersion, type VersionRow } from "../registry/store";
 import { emitFeedback } from "../serving/events";
 import { summarize } from "./aggregate";
@@ -75,29 +76,15 @@ async function parse<T extends z.ZodType>(c: Context<Env_>, schema: T): Promise<
 }
 
 /**
- * What an `actual` may be for a model: one of its classes (compared as text, so 1 and "1" both
- * name class 1; booleans only when the classes are "true"/"false"), or a finite number for a
- * regressor. Checked against every registered version before anything is written, so a label the
- * model could never predict is a 422, not a silent 0.
+ * Every `actual` must be a label the model could predict (src/registry/labels.ts), checked against
+ * every registered version before anything is written, so a label the model could never predict is
+ * a 422, not a silent 0.
  */
 function checkActuals(feedback: z.infer<typeof feedbackBodySchema>["feedback"], versions: VersionRow[]) {
-  const classes = new Set<string>();
-  let regressor = false;
-  for (const v of versions) {
-    const out = toModelVersion(v).featureSchema.output;
-    if (out.kind === "regressor") regressor = true;
-    else for (const k of out.classes) classes.add(String(k));
-  }
-  const shown = [...classes].slice(0, 20).join(", ");
-  const issues: FieldIssue[] = [];
-  feedback.forEach((f, i) => {
-    const a = f.actual;
-    const ok = (regressor && typeof a === "number") || classes.has(String(a));
-    if (!ok) {
-      const expected = regressor && classes.size ? `a number or one of the classes ${shown}` : regressor ? "a finite number (regression model)" : `one of the model's classes ${shown}`;
-      issues.push({ path: `feedback[${i}].actual`, message: `expected ${expected}; got ${JSON.stringify(a)}` });
-    }
-  });
+  const issues = labelIssues(
+    feedback.map((f, i) => ({ path: `feedback[${i}].actual`, value: f.actual })),
+    versions.map((v) => toModelVersion(v).featureSchema.output),
+  );
   if (issues.length) throw new ApiError("invalid_input", `${issues.length} invalid actual value(s); first: ${issues[0].path}: ${issues[0].message}`, issues.slice(0, 50));
 }
 

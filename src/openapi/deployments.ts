@@ -21,13 +21,15 @@ export const deploymentDocs: RouteDoc[] = [
   doc({ method: "get", path: "/admin/deployments", summary: "List deployments", query: { model: modelNameSchema.optional(), state: z.enum(STATES).optional() }, responses: { 200: { description: "deployments", schema: r.deploymentList } }, errors: [400] }),
   doc({
     method: "put", path: "/admin/deployments/test-sets/:model", summary: "Store a model's validation test set",
+    description: "404 for an unknown model. Each label must be one of the classes of the model's versions that are not archived (compared as text), or a finite number for a regressor; else 422 naming rows[i].label. Nothing is stored on refusal.",
     params: { model: modelNameSchema }, body: { schema: testSetSchema },
-    responses: { 200: { description: "stored", schema: z.looseObject({ model: z.string(), rows: z.number().int(), labelled: z.number().int() }) } }, errors: [400, 413, 422],
+    responses: { 200: { description: "stored", schema: z.looseObject({ model: z.string(), rows: z.number().int(), labelled: z.number().int() }) } }, errors: [400, 404, 413, 422],
   }),
   doc({ method: "get", path: "/admin/deployments/:id", summary: "One deployment", params: id, responses: { 200: { description: "the deployment", schema: r.deploymentEnvelope } }, errors: [404] }),
   doc({ method: "get", path: "/admin/deployments/:id/history", summary: "Its history events (canary steps and verdicts with their reasons)", params: id, responses: { 200: { description: "events", schema: z.looseObject({ deployment: z.string(), events: z.array(r.anyJson) }) } }, errors: [404] }),
   doc({
     method: "post", path: "/admin/deployments/:id/validate", summary: "Validate the candidate (loads, schema, test set, bounds, metric floor, latency)",
+    description: "The test set's labels must be labels of every version validated and of the baseline: 422 naming test_set.rows[i].label for the request's set, 409 when the stored set does not fit (store a new one). Nothing is recorded on refusal.",
     params: id, body: { schema: validateBodySchema, required: false },
     responses: { 200: { description: "the report", schema: z.looseObject({ deployment: r.deployment, report: r.anyJson }) } }, errors: [400, 404, 409, 422],
   }),
