@@ -1,8 +1,10 @@
 /**
- * Integer query parameters (limit, before) are checked, not replaced: a fraction, text, zero,
- * a negative or an out-of-range value is a 400 naming the parameter. Before, `?limit=1.5` on the
- * alerts route reached SQLite and answered 500, `?limit=-5` returned the whole history, and the
- * audit, batch and alert routes silently answered a default page (found by a black-box probe).
+ * Query parameters are checked, not replaced or ignored (found by a black-box probe):
+ * - integers (limit, before): a fraction, text, zero, a negative or an out-of-range value is a 400
+ *   naming the parameter. Before, `?limit=1.5` on the alerts route reached SQLite and answered 500,
+ *   `?limit=-5` returned the whole history, and the audit, batch and alert routes silently answered
+ *   a default page;
+ * - names: a version or model that was never registered is a 404, not an empty 200.
  */
 import { beforeAll, describe, expect, it } from "vitest";
 import { ADMIN, call, registerStem } from "./support/api";
@@ -38,5 +40,15 @@ describe("integer query parameters", () => {
     const next = await call("GET", `/admin/models/qp-model/audit?limit=2&before=${page.json.next_before}`, undefined, ADMIN);
     expect(next.status).toBe(200);
     expect(next.json.entries[0].id).toBeLessThan(page.json.next_before);
+  });
+
+  it("a version or model that was never registered is a 404, not an empty answer", async () => {
+    const unknownVersion = await call("GET", "/v1/monitoring/models/qp-model/summary?version=9.9.9", undefined, ADMIN);
+    expect(unknownVersion.status, unknownVersion.text).toBe(404);
+    expect(unknownVersion.json.error.message).toMatch(/9\.9\.9/);
+    expect((await call("GET", "/v1/monitoring/models/qp-model/summary?version=1.0.0", undefined, ADMIN)).status).toBe(200);
+    const unknownModel = await call("GET", "/admin/retraining/qp-nope/jobs", undefined, ADMIN);
+    expect(unknownModel.status, unknownModel.text).toBe(404);
+    expect((await call("GET", "/admin/retraining/qp-model/jobs", undefined, ADMIN)).status).toBe(200);
   });
 });

@@ -15,7 +15,7 @@ import { ApiError, notFound } from "../http/errors";
 import { queryInt, readJson } from "../http/limits";
 import { modelNameSchema, semverSchema, zodIssues } from "../registry/manifest";
 import { labelIssues } from "../registry/labels";
-import { getModel, listVersions, registryDb, toModelVersion, type VersionRow } from "../registry/store";
+import { findVersion, getModel, listVersions, registryDb, toModelVersion, type VersionRow } from "../registry/store";
 import { emitFeedback } from "../serving/events";
 import { summarize } from "./aggregate";
 import { logShardName, monitoringConfig } from "./config";
@@ -65,6 +65,8 @@ function windowParam(c: Context<Env_>, fallback: WindowName): WindowName {
 async function versionsParam(c: Context<Env_>, model: string, span: number) {
   const wanted = c.req.query("version");
   if (wanted !== undefined && !semverSchema.safeParse(wanted).success) throw new ApiError("bad_request", "version must be MAJOR.MINOR.PATCH", [{ path: "version", message: "invalid version" }]);
+  // A version never registered is a 404; a registered one without traffic in the window answers empty.
+  if (wanted !== undefined && !(await findVersion(registryDb(c.env.DB), model, wanted))) throw notFound(`version ${wanted} of model '${model}'`);
   const active = await activeVersions(c.env, model, Date.now() - Math.max(span, WINDOWS["24h"]));
   return wanted ? active.filter((a) => a.version === wanted) : active;
 }

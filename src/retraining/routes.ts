@@ -114,6 +114,7 @@ export const retrainingAdminRoutes = new Hono<AdminEnv>()
   })
   .get("/:model/jobs", async (c) => {
     const model = modelParam(c);
+    await getModel(registryDb(c.env.DB), model); // 404 for a model that does not exist, not an empty history
     const state = c.req.query("state");
     if (state !== undefined && !JOB_STATES.includes(state as JobState)) throw new ApiError("bad_request", `invalid state '${state.slice(0, 40)}'; one of ${JOB_STATES.join(", ")}`);
     const limit = queryInt(c.req.query("limit"), "limit", 1, 200, 50);
