@@ -10,7 +10,8 @@
  *
  * Memory is bounded by what the export keeps, not by what the archive holds: a busy model archives
  * millions of rows in 30 days, and holding each as an object (the first version of this export)
- * ran out of a Worker's 128 MB after a few hundred thousand. Two passes:
+ * would run out of a Worker's 128 MB after a few hundred thousand (by estimate, ~0.5 KB per row
+ * object; not measured). Two passes:
  * - Pass 1 chooses the rows. It reads the archive's objects newest first (by `bound`, an upper
  *   bound on the times of the records an object holds: the flush time in its key's UUIDv7, taken
  *   by the clock that timed its records, else its upload time). A label is recorded after its prediction, so once every object with a bound at
