@@ -19,6 +19,7 @@
  */
 import { DurableObject } from "cloudflare:workers";
 import { intVar } from "../http/limits";
+import { hash32 } from "../stats/random";
 import type { AggregateSpec } from "./definitions";
 import { MAX_WINDOW_SECONDS, WINDOWS } from "./definitions";
 
@@ -138,18 +139,8 @@ export class FeatureAggregates extends DurableObject<Env> {
   }
 }
 
-/** FNV-1a: a stable, cheap hash for shard choice. */
-function fnv1a(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
-
 export function shardOf(env: Env, group: string, entity: string): string {
-  return `${group}#${fnv1a(entity) % intVar(env.FEATURE_SHARDS, 16)}`;
+  return `${group}#${hash32(entity) % intVar(env.FEATURE_SHARDS, 16)}`;
 }
 
 export function aggregatesStub(env: Env, shard: string) {

@@ -6,9 +6,8 @@
  * shards).
  */
 import { DDSketch, type SketchJSON } from "../stats/sketch";
-import { mulberry32 } from "../stats/random";
+import { hash32, mulberry32 } from "../stats/random";
 import { mergeManyReservoirs, type Reservoir } from "../stats/reservoir";
-import { hash32 } from "./config";
 
 /** Relative error of the latency sketches (1 %). */
 export const SKETCH_ALPHA = 0.01;

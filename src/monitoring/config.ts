@@ -1,5 +1,6 @@
 /** Monitoring settings from wrangler vars, with defaults (see wrangler.toml for what each means). */
 import { intVar } from "../http/limits";
+import { hash32 } from "../stats/random";
 
 export interface MonitoringConfig {
   enabled: boolean;
@@ -35,15 +36,6 @@ function parse(vars: Record<string, string | undefined>): MonitoringConfig {
   };
 }
 
-/** FNV-1a, 32 bit: stable shard choice for a request id. */
-export function hash32(text: string): number {
-  let h = 0x811c9dc5;
-  for (let i = 0; i < text.length; i++) {
-    h ^= text.charCodeAt(i);
-    h = Math.imul(h, 0x01000193);
-  }
-  return h >>> 0;
-}
 
 export const shardName = (model: string, version: string, shard: number) => `${model}@${version}#${shard}`;
 /** The prediction-log shard of a request id, and its object name (where /v1/feedback finds the request). */

@@ -1,6 +1,6 @@
 /**
  * PredictionLog: the log of answered predictions that delayed labels are joined to, one Durable
- * Object per (model, shard) named `model#k`, k = fnv1a(request id) mod PREDICTION_LOG_SHARDS, so
+ * Object per (model, shard) named `model#k`, k = FNV-1a(request id) mod PREDICTION_LOG_SHARDS, so
  * /v1/feedback finds a request's entries without an index.
  *
  * One SQLite row per request, so a 1,000-row batch costs one row: per-row scores as a BLOB of

@@ -4,8 +4,9 @@
  * The prediction log keeps scores and labels, not features. This archive keeps, for a sampled
  * share of predicted rows (`sample_rate` in the model's retraining config; models without one are
  * not archived), the features the request carried (as validation resolved them, with the values it
- * left out marked missing), its score and version, and every delayed label (feedback) of those
- * models. Each isolate copies the archived rows of the requests' validated columns and scores into
+ * left out marked missing), its score and version, and the delayed labels (feedback) of those rows.
+ * A row is sampled by a draw keyed by its request id and row number (`archived`), so its label is
+ * kept exactly when the prediction was, whichever isolates the two reach. Each isolate copies the archived rows of the requests' validated columns and scores into
  * a columnar block, a few dozen requests at a time (archive-block.ts `BlockBuilder`: a column per feature,
  * stored in its narrowest exact type, strings through a dictionary: compressed by encoding, no gzip
  * on top), and writes the block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
@@ -28,6 +29,7 @@
 import { v7 as uuidv7 } from "uuid";
 import { intVar } from "../http/limits";
 import { registryDb } from "../registry/store";
+import { hash32, rowDraw } from "../stats/random";
 import type { FeedbackEvent, PredictionEvent } from "../serving/events";
 import { BlockBuilder, type BufferedRequest, type LabelRecord } from "./archive-block";
 import { findConfig } from "./store";
@@ -37,6 +39,16 @@ const CONFIG_TTL_MS = 30_000;
 
 export function archivePrefix(model: string): string {
   return `retraining/archive/${model}/`;
+}
+
+/**
+ * Whether row `row` of request `requestId` is archived at `rate`: a draw keyed by the two
+ * (`rowDraw`), so a label is archived exactly when its prediction was, in whichever isolate each
+ * arrives. Labels of predictions that were not archived could never join, and would only grow the
+ * archive and what the export holds.
+ */
+export function archived(requestId: string, row: number, rate: number): boolean {
+  return rate >= 1 || (rate > 0 && rowDraw(hash32(requestId), row) < rate);
 }
 
 /** Requests and rows held before they are copied into their blocks (see `PayloadArchive.held`). */
@@ -84,9 +96,10 @@ export class PayloadArchive {
     if (rate <= 0) return;
     let keep: number[] | null = null;
     if (rate < 1) {
-      // Sampled: only the chosen rows are copied.
+      // Sampled: only the chosen rows are copied; the draw is the row's own (see `archived`).
       keep = [];
-      for (let i = 0; i < resolved.n; i++) if (Math.random() < rate) keep.push(i);
+      const h = hash32(e.requestId);
+      for (let i = 0; i < resolved.n; i++) if (rowDraw(h, i) < rate) keep.push(i);
       if (!keep.length) return;
     }
     const rows = keep ? keep.length : resolved.n;
@@ -124,7 +137,7 @@ export class PayloadArchive {
 
   async recordFeedback(env: Env, e: FeedbackEvent): Promise<void> {
     const cfg = await this.configOf(env, e.model);
-    if (!cfg || cfg.sample_rate <= 0) return;
+    if (!cfg || !archived(e.requestId, e.row, cfg.sample_rate)) return;
     const buffer = this.bufferOf(e.model);
     buffer.labels.push({ t: "l", id: e.requestId, row: e.row, at: e.at, y: e.actual });
     buffer.rows++;

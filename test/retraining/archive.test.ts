@@ -11,14 +11,15 @@
 import { env } from "cloudflare:test";
 import { describe, expect, it } from "vitest";
 import { registryDb } from "../../src/registry/store";
-import { archivePrefix, PayloadArchive, type BufferedRequest, type LabelRecord } from "../../src/retraining/archive";
+import { archived as isArchived, archivePrefix, PayloadArchive, type BufferedRequest, type LabelRecord } from "../../src/retraining/archive";
+import { hash32, rowDraw } from "../../src/stats/random";
 import { exportTrainingData, gzip, readExport, type ExportRow } from "../../src/retraining/export";
 import { BlockBuilder, decodeBlock, encodeBlock, isBlock } from "../../src/retraining/archive-block";
 import { rowValidator } from "../../src/inference/features";
 import type { FeatureSchema } from "../../src/registry/manifest";
 import { repoJson } from "../support/files";
 import { getConfig } from "../../src/retraining/store";
-import type { PredictionEvent } from "../../src/serving/events";
+import type { FeedbackEvent, PredictionEvent } from "../../src/serving/events";
 import { call } from "../support/api";
 import { archived, holdout, setupModel, trafficWithLabels, type HoldoutRow } from "./helpers";
 
@@ -271,6 +272,44 @@ describe("payload archive", () => {
     ]);
     expect(two).toEqual(encodeBlock([next], []));
     expect(builder.rows).toBe(0);
+  });
+
+  it("sampling is per row and keyed by request id: labels are archived exactly for the archived predictions, at the configured share", async () => {
+    // The draw: over 20,000 sequential ids x 5 rows, each row's share at rate 0.3 is within 4 sigma, and rows of one request are uncorrelated.
+    const n = 20_000;
+    const kept = Array.from({ length: 5 }, () => 0);
+    let both = 0;
+    for (let i = 0; i < n; i++) {
+      const h = hash32(`req-${i}`);
+      for (let row = 0; row < 5; row++) if (rowDraw(h, row) < 0.3) kept[row]++;
+      if (rowDraw(h, 0) < 0.3 && rowDraw(h, 1) < 0.3) both++;
+    }
+    const sigma = Math.sqrt(n * 0.3 * 0.7);
+    for (const k of kept) expect(Math.abs(k - 0.3 * n)).toBeLessThan(4 * sigma);
+    expect(Math.abs(both - 0.09 * n)).toBeLessThan(4 * Math.sqrt(n * 0.09 * 0.91));
+
+    // Through an isolate's archive: 120 requests of 5 rows at rate 0.3, and a label for every row.
+    const model = "ar-sampled";
+    await setupModel(model, { sample_rate: 0.3 });
+    const schema = (await repoJson("models/credit-risk-lr.manifest.json")).featureSchema as FeatureSchema;
+    const rows = (await holdout()).slice(0, 5).map((r) => r.features);
+    const archive = new PayloadArchive();
+    for (let q = 0; q < 120; q++) {
+      const event = { requestId: `smp-${q}`, at: Date.now(), dispatch: { version: { modelName: model, version: "1.0.0", featureSchema: schema } }, resolved: rowValidator(schema).resolve(rows, (i) => `rows[${i}]`), rows, columns: { scores: Float32Array.from(rows, () => 0.5) } } as unknown as PredictionEvent;
+      await archive.recordPrediction(env, event);
+      for (let row = 0; row < 5; row++) await archive.recordFeedback(env, { requestId: `smp-${q}`, row, model, version: "1.0.0", score: 0.5, actual: row % 2, at: Date.now() } as unknown as FeedbackEvent);
+    }
+    await archive.flush(env, model);
+    const predicted = new Set<string>();
+    const labelled = new Set<string>();
+    for (const o of (await env.ARTIFACTS.list({ prefix: archivePrefix(model) })).objects) {
+      const block = decodeBlock(new Uint8Array(await (await env.ARTIFACTS.get(o.key))!.arrayBuffer()));
+      for (const p of block.predictions) predicted.add(`${p.id}#${p.row}`);
+      for (const l of block.labels) labelled.add(`${l.id}#${l.row}`);
+    }
+    expect([...labelled].sort()).toEqual([...predicted].sort());
+    expect([...predicted].every((k) => isArchived(k.split("#")[0], Number(k.split("#")[1]), 0.3))).toBe(true);
+    expect(Math.abs(predicted.size - 180)).toBeLessThan(4 * Math.sqrt(600 * 0.3 * 0.7));
   });
 
   it("an isolate's buffers together are bounded: crossing RETRAINING_ARCHIVE_BUFFER_ROWS flushes the model being recorded", async () => {
