@@ -6,7 +6,7 @@
  * id (the features a model version's schema takes from the store, fetched for one entity).
  */
 import { ApiError, type FieldIssue } from "../http/errors";
-import { addRegistrationCheck } from "../registry/checks";
+import { addRegistrationCheck, type CheckedVersion } from "../registry/checks";
 import type { FeatureSchema, Manifest } from "../registry/manifest";
 import { groupDefinitions } from "./definitions";
 import { storeFeatureIssue } from "./dependents";
@@ -43,7 +43,7 @@ export async function consumeFeatureLoads(batch: MessageBatch<LoadMessage | Warm
   }
 }
 
-async function checkStoreFeatures(env: Env, manifest: Manifest): Promise<FieldIssue[]> {
+async function checkStoreFeatures(env: Env, manifest: CheckedVersion): Promise<FieldIssue[]> {
   const issues: FieldIssue[] = [];
   for (const [i, f] of manifest.featureSchema.features.entries()) {
     if (!f.store) continue;

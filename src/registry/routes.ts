@@ -25,7 +25,7 @@ import { ApiError } from "../http/errors";
 import { intVar, limitBody, optionalJson, parseJsonText, queryInt, readJson } from "../http/limits";
 import { checkArtifact } from "./artifact-check";
 import { ARTIFACT_GRACE_MS } from "./sweep";
-import { runRegistrationChecks } from "./checks";
+import { runRegistrationChecks, runRestoreChecks } from "./checks";
 import { aliasSchema, manifestSchema, modelNameSchema, semverSchema, zodIssues } from "./manifest";
 import { invalidateResolved } from "./resolver";
 import {
@@ -203,6 +203,8 @@ export const registryRoutes = new Hono<AdminEnv>()
     const name = param(modelNameSchema, c.req.param("name"), "model name");
     const version = param(semverSchema, c.req.param("version"), "version");
     const { reason, alias } = await parseBody(restoreBody, await optionalJson(c));
+    const archived = toModelVersion(await getVersion(db, name, version));
+    if (archived.status === "archived") await runRestoreChecks(c.env, { name, version, featureSchema: archived.featureSchema });
     const { row } = await restoreVersion(db, c.env.ARTIFACTS, name, version, c.get("actor"), reason, alias);
     invalidateResolved(name);
     return c.json(describeVersion(row));

@@ -111,6 +111,13 @@ describe("retiring a feature a model version reads", () => {
     const retired = await retire("age");
     expect(retired.status).toBe(200);
     expect(retired.json.versions.map((v: any) => v.status)).toEqual(["retired", "retired"]);
+    // Restoring the archived version runs registration's checks again: what it reads is gone (409), and it stays archived.
+    const restore = await call("POST", "/admin/models/credit-store/versions/1.0.0/restore", { alias: "champion" }, ADMIN);
+    expect(restore.status, restore.text).toBe(409);
+    expect(restore.json.error.message).toMatch(/cannot be restored: .*store/);
+    const model = await call("GET", "/admin/models/credit-store", undefined, ADMIN);
+    expect(model.json.versions.find((v: any) => v.version === "1.0.0").status).toBe("archived");
+    expect(model.json.aliases.champion).toBeUndefined();
   });
 });
 
