@@ -15,6 +15,12 @@ import { aggregatesStub, MAX_SKEW_MS, shardOf, type FeatureEvent, type IngestRes
 import { parseTime } from "./rows";
 
 export const MAX_EVENTS = 1000;
+/**
+ * Largest event field value accepted. Window aggregates add values up (sum, mean): two values near
+ * 1e308 overflowed the sum to Infinity, and the feature read as null for the whole window. At
+ * 1e100 no realistic number of events can overflow a sum.
+ */
+const MAX_FIELD_MAGNITUDE = 1e100;
 
 export const eventSchema = z
   .object({
@@ -24,7 +30,10 @@ export const eventSchema = z
     event_id: z.string().min(1).max(128),
     /** Epoch milliseconds or ISO 8601 with a zone. */
     event_time: z.union([z.number(), z.string()]),
-    fields: z.record(featureNameSchema, z.number().refine(Number.isFinite, "must be a finite number")).refine((f) => Object.keys(f).length <= 32, "at most 32 fields").default({}),
+    fields: z
+      .record(featureNameSchema, z.number().refine(Number.isFinite, "must be a finite number").refine((v) => Math.abs(v) <= MAX_FIELD_MAGNITUDE, "must be at most 1e100 in magnitude, so that window sums stay finite"))
+      .refine((f) => Object.keys(f).length <= 32, "at most 32 fields")
+      .default({}),
   })
   .strict();
 const eventBatch = z.object({ events: z.array(eventSchema).min(1, "events must not be empty") }).strict();

@@ -462,6 +462,8 @@ describe("realtime events", () => {
       // A field of the wrong type is named, alone or in a batch (before: "(root): Invalid input").
       [{ ...ev("x", 1, 1, "r9"), fields: { amount: "x" } }, /"path":"fields\.amount"/],
       [{ events: [ev("ok-1", 1, 1, "r9"), { ...ev("x", 1, 1, "r9"), fields: { amount: "x" } }] }, /"path":"events\[1\]\.fields\.amount"/],
+      // Values whose window sum could overflow (two of 1e308 made the sum Infinity, read as null).
+      [{ ...ev("x", 1, 1, "r9"), fields: { amount: 1e308 } }, /"path":"fields\.amount","message":"must be at most 1e100 in magnitude/],
     ];
     for (const [body, message] of cases) {
       const res = await call("POST", "/v1/events", body);
