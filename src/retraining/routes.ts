@@ -89,6 +89,14 @@ export const retrainingAdminRoutes = new Hono<AdminEnv>()
     }
     const db = registryDb(c.env.DB);
     await getConfig(db, model);
+    if (body.type === "drift" && body.on === "features") {
+      // A threshold above the number of features the model has could never fire.
+      const widest = Math.max(0, ...(await listVersions(db, model)).filter((v) => v.status !== "archived").map((v) => (v.featureSchema as { features?: unknown[] }).features?.length ?? 0));
+      if (body.min_features > widest) {
+        const message = `model '${model}' has at most ${widest} features, so min_features ${body.min_features} could never be reached`;
+        throw new ApiError("invalid_input", `invalid request body: min_features: ${message}`, [{ path: "min_features", message }]);
+      }
+    }
     const row = await addTrigger(db, model, body, c.get("actor"));
     return c.json({ id: row.id, model, ...body, created_at: new Date(row.createdAt).toISOString() }, 201);
   })

@@ -52,6 +52,13 @@ describe("retraining configuration", () => {
     expect(dailyDay.status, dailyDay.text).toBe(422);
     expect(dailyDay.json.error.details).toEqual([expect.objectContaining({ path: "day" })]);
     expect((await call("GET", "/admin/retraining/rt-api/triggers", undefined, ADMIN)).json.triggers.filter((t: { every?: string }) => t.every === "daily")).toEqual([]);
+    // A feature-drift trigger needing more drifting features than the model has could never fire (credit-risk-lr has 13).
+    const tooMany = await call("POST", "/admin/retraining/rt-api/triggers", { type: "drift", on: "features", psi: 0.2, min_features: 14, window: "24h" }, ADMIN);
+    expect(tooMany.status, tooMany.text).toBe(422);
+    expect(tooMany.json.error.details).toEqual([expect.objectContaining({ path: "min_features", message: expect.stringMatching(/at most 13 features/) })]);
+    const enough = await call("POST", "/admin/retraining/rt-api/triggers", { type: "drift", on: "features", psi: 0.2, min_features: 13, window: "24h" }, ADMIN);
+    expect(enough.status, enough.text).toBe(201);
+    expect((await call("DELETE", `/admin/retraining/rt-api/triggers/${enough.json.id}`, undefined, ADMIN)).status).toBeLessThan(300);
     const badDrift = await call("POST", "/admin/retraining/rt-api/triggers", { type: "drift", psi: 0.2, min_samples: 10 }, ADMIN);
     expect(badDrift.status).toBe(422);
     expect(badDrift.json.error.details[0].path).toBe("min_samples");
