@@ -33,7 +33,7 @@ import { batchConfig } from "./config";
 import { errorsKeyOf, JOB_METADATA, jobPrefix, uploadKey } from "./keys";
 import type { PlanMessage } from "./messages";
 import { createJobSchema, describeJob, formatOfKey, uploadQuerySchema } from "./model";
-import { getJob, insertJob, listJobs, markCancelled, markFailed, outputKeyOwner } from "./store";
+import { activeInputReader, getJob, insertJob, listJobs, markCancelled, markFailed, outputKeyOwner } from "./store";
 import type { BatchJobRow } from "./tables";
 
 type AdminEnv = { Bindings: Env; Variables: { actor: string } };
@@ -78,6 +78,11 @@ function outputKeyTaken(spec: Spec, owner: BatchJobRow | undefined): ApiError {
 async function checkOutputKeyFree(c: Context<AdminEnv>, spec: Spec): Promise<void> {
   const owner = await outputKeyOwner(c.env, spec.outputKey);
   if (owner) throw outputKeyTaken(spec, owner);
+  const reader = await activeInputReader(c.env, spec.outputKey);
+  if (reader) {
+    const message = `batch job ${reader.id} (${reader.state}) reads '${reader.inputKey}' as its input, and this job would write there: it would replace that input mid-run`;
+    throw new ApiError("conflict", `${spec.outputField} '${spec.outputKey}': ${message}; choose another output key`, [{ path: spec.outputField, message }]);
+  }
 }
 
 async function loadJob(c: Context<AdminEnv>) {

@@ -9,7 +9,7 @@
  */
 import { and, asc, desc, eq, inArray, isNull, lt, notInArray, or, sql } from "drizzle-orm";
 import { drizzle } from "drizzle-orm/d1";
-import { outputKeysTouching } from "./keys";
+import { errorsKeyOf, outputKeysTouching } from "./keys";
 import { batchFailures, batchJobs, batchParts, type BatchJobRow } from "./tables";
 
 export type JobState = "queued" | "running" | "assembling" | "succeeded" | "failed" | "cancelled";
@@ -50,6 +50,15 @@ export async function outputKeyOwner(env: Env, outputKey: string): Promise<Batch
     .from(batchJobs)
     .where(and(inArray(batchJobs.outputKey, outputKeysTouching(outputKey)), notInArray(batchJobs.state, KEY_RELEASED_STATES)))
     .orderBy(desc(batchJobs.createdAt))
+    .get();
+}
+
+/** An active job whose input is where a job with output key `outputKey` would write (its output or errors file), if any: writing would replace the input mid-run. */
+export async function activeInputReader(env: Env, outputKey: string): Promise<BatchJobRow | undefined> {
+  return batchDb(env.DB)
+    .select()
+    .from(batchJobs)
+    .where(and(inArray(batchJobs.inputKey, [outputKey, errorsKeyOf(outputKey)]), inArray(batchJobs.state, ACTIVE_STATES)))
     .get();
 }
 

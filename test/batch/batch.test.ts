@@ -457,6 +457,19 @@ describe("output keys belong to one job", () => {
     await waitFor(first.json.job_id, ["succeeded", "failed"]);
   });
 
+  it("refuses a job that would write over the input of a job still running", async () => {
+    await env.BATCH.put("in/reader.csv", header + "\n" + csvLines.slice(0, 200).join("\n") + "\n");
+    const reader = await call("POST", "/v1/batch", { model: "credit-risk", input: { key: "in/reader.csv" }, output: { key: "out/reader.csv" }, chunk_size: 100 }, ADMIN);
+    expect(reader.status, reader.text).toBe(202);
+    const before = await count();
+    const writer = await call("POST", "/v1/batch", { model: "credit-risk", input: { key: "in/other.csv" }, output: { key: "in/reader.csv", format: "csv" } }, ADMIN);
+    expect(writer.status, writer.text).toBe(409);
+    expect(writer.json.error.message).toContain(`batch job ${reader.json.job_id}`);
+    expect(writer.json.error.details[0]).toMatchObject({ path: "output.key", message: expect.stringMatching(/reads 'in\/reader.csv' as its input/) });
+    expect(await count()).toBe(before);
+    expect((await waitFor(reader.json.job_id, ["succeeded", "failed"])).state).toBe("succeeded");
+  });
+
   it("lets two submissions racing for one key have one job between them", async () => {
     await env.BATCH.put("in/race.csv", header + "\n" + csvLines.slice(0, 5).join("\n") + "\n");
     const before = await count();
