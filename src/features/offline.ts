@@ -82,11 +82,17 @@ export function describeLoad(l: LoadRowRecord) {
   };
 }
 
-async function offlineDtypes(env: Env, group: string): Promise<Map<string, Dtype>> {
+/** The group's active offline features: dtype, and `name@version` of each (what a load is validated against). */
+async function offlineDtypes(env: Env, group: string): Promise<{ dtypes: Map<string, Dtype>; versions: string[] }> {
   const defs = await groupDefinitions(env, group);
-  const out = new Map<string, Dtype>();
-  for (const d of defs.current.values()) if (d.kind === "offline") out.set(d.name, d.dtype);
-  return out;
+  const dtypes = new Map<string, Dtype>();
+  const versions: string[] = [];
+  for (const d of defs.current.values()) {
+    if (d.kind !== "offline") continue;
+    dtypes.set(d.name, d.dtype);
+    versions.push(`${d.name}@${d.version}`);
+  }
+  return { dtypes, versions: versions.sort() };
 }
 
 export interface NewLoad {
@@ -102,7 +108,7 @@ export interface NewLoad {
 
 /** Stages and validates a load, then enqueues its first chunk. Returns an existing load for a repeated request. */
 export async function createLoad(env: Env, req: NewLoad, actor: string): Promise<{ load: LoadRowRecord; created: boolean }> {
-  const dtypes = await offlineDtypes(env, req.group);
+  const { dtypes, versions } = await offlineDtypes(env, req.group);
   if (!dtypes.size) throw new ApiError("invalid_input", `group '${req.group}' has no active offline features; define them first`, [{ path: "group", message: "no offline features" }]);
 
   let key: string;
@@ -147,7 +153,9 @@ export async function createLoad(env: Env, req: NewLoad, actor: string): Promise
     if (issues.length) throw new ApiError("invalid_input", `CSV header does not match group '${req.group}': ${issues[0].message}`, issues);
   }
 
-  const idempotencyKey = await sha256Hex(JSON.stringify([req.group, req.format, req.entityColumn, req.timeColumn ?? null, req.maxRejected, key, contentId]));
+  // The definitions' versions are part of the key: the same file sent after a feature was redefined
+  // (a new type) is a new load, validated against the new definitions, not the earlier load returned.
+  const idempotencyKey = await sha256Hex(JSON.stringify([req.group, req.format, req.entityColumn, req.timeColumn ?? null, req.maxRejected, key, contentId, versions]));
   const db = featuresDb(env.DB);
   const previous = await db.select().from(featureLoads).where(eq(featureLoads.idempotencyKey, idempotencyKey)).orderBy(desc(featureLoads.createdAt));
   const reusable = previous.find((l) => l.status !== "failed");
@@ -270,7 +278,7 @@ async function processChunk(env: Env, load: LoadRowRecord, offset: number) {
   }
   if (!lines.length && bytes.byteLength && !atEof) return fail(env, load.id, `line at byte ${offset} is longer than ${CHUNK_BYTES} bytes`);
 
-  const dtypes = await offlineDtypes(env, load.group);
+  const { dtypes } = await offlineDtypes(env, load.group);
   const spec: RowSpec = {
     format: load.format,
     columns: load.columns,
