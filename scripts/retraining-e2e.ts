@@ -38,13 +38,17 @@ await api("PUT", `/admin/retraining/${MODEL}/config`, {
 const run = `e2e-${Date.now()}`;
 const feedback: { request_id: string; row: number; actual: number }[] = [];
 for (let i = 0; i < rows.length; i += 100) {
-  const id = `${run}-${i}`;
-  await fetch(`${W}/v1/models/${MODEL}/predict`, { method: "POST", headers: { "content-type": "application/json", "x-request-id": id }, body: JSON.stringify({ instances: rows.slice(i, i + 100).map((r) => r.features) }) });
+  // Labels name the server's request id (the answer's request_id): a caller's x-request-id is a
+  // correlation id only, never joined (README, "Feedback").
+  const res = await fetch(`${W}/v1/models/${MODEL}/predict`, { method: "POST", headers: { "content-type": "application/json", "x-request-id": `${run}-${i}` }, body: JSON.stringify({ instances: rows.slice(i, i + 100).map((r) => r.features) }) });
+  if (!res.ok) throw new Error(`predict answered ${res.status}: ${await res.text()}`);
+  const id = ((await res.json()) as { request_id: string }).request_id;
   rows.slice(i, i + 100).forEach((r, k) => feedback.push({ request_id: id, row: k, actual: Number(r.features.Age) > 40 ? 1 : 0 }));
 }
 await new Promise((r) => setTimeout(r, 3000)); // monitoring flushes the prediction log every 2 s
 const joined = await api("POST", "/v1/feedback", { model: MODEL, feedback }, { "content-type": "application/json" });
 console.log(`traffic: ${rows.length} rows, ${joined.joined} labels joined`);
+if (!joined.joined) throw new Error("no label joined a prediction: the export would be empty and the trainer would fail");
 console.log("waiting for the payload archive to flush (RETRAINING_ARCHIVE_FLUSH_MS, 60 s by default)...");
 await new Promise((r) => setTimeout(r, Number(process.env.ARCHIVE_WAIT_MS ?? 65_000)));
 // One more request makes each isolate that holds a buffer older than the flush interval write it.

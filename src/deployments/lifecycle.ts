@@ -72,14 +72,28 @@ export async function promote(db: Db, env: Env, d: Deployment, actor: string, re
   return applyChange(db, env, d, { action: "promote", actor, reason, state: "completed", config: { ...d.config, promoted: target }, moveAlias: target, details: { promoted: target } });
 }
 
+/**
+ * Where a rollback moves the deployment's alias: back to the baseline when the alias points at one
+ * of the deployment's own versions (it moved it there), and nowhere when someone moved it elsewhere
+ * since. A completed deployment whose alias was moved elsewhere is not rolled back at all (409):
+ * returning to its baseline would silently undo that later move.
+ */
 async function backToBaseline(db: Db, d: Deployment): Promise<string | undefined> {
   if (!d.baselineVersion) return undefined;
   const alias = await findAlias(db, d.modelName, d.config.alias);
-  return alias?.version === d.baselineVersion ? undefined : d.baselineVersion;
+  if (alias?.version === d.baselineVersion) return undefined;
+  if (alias && !d.variants.some((v) => v.version === alias.version)) {
+    if (d.state === "completed") throw new ApiError("conflict", `cannot roll back deployment ${d.id}: alias '${d.config.alias}' now points at ${alias.version}, moved there after this deployment; move the alias by hand instead`);
+    return undefined;
+  }
+  return d.baselineVersion;
 }
 
+/** Ends a deployment without promoting it (validating, active, paused or promoting); a completed one is undone only by `rollback`. */
 export async function abort(db: Db, env: Env, d: Deployment, actor: string, reason?: string) {
   if (d.state === "validating") return applyChange(db, env, d, { action: "abort", actor, reason, state: "failed" });
+  const allowed: State[] = ["validating", "active", "paused", "promoting"];
+  if (!allowed.includes(d.state)) refuse(d, "abort", allowed);
   return rollback(db, env, d, actor, reason, "abort");
 }
 

@@ -14,10 +14,10 @@
  * advances it and the watch (watch.ts) compares live metrics. Fail: the job is rejected with the
  * report and the staged artifact is dropped.
  */
-import { createDeployment, deploymentsDb, applyChange, getDeployment } from "../deployments/store";
+import { createDeployment, deploymentsDb, applyChange, getDeployment, listDeployments } from "../deployments/store";
 import { abort, start } from "../deployments/lifecycle";
 import { validateVersions } from "../deployments/validation";
-import { createDeploymentSchema } from "../deployments/model";
+import { createDeploymentSchema, OPEN_STATES } from "../deployments/model";
 import { ApiError } from "../http/errors";
 import { score } from "../inference/predictor";
 import { positiveClassOf } from "../monitoring/performance";
@@ -26,7 +26,7 @@ import { invalidateResolved } from "../registry/resolver";
 import { artifactInUse, artifactKey, findVersion, getVersion, insertVersion, registryDb, toModelVersion, type ModelVersion } from "../registry/store";
 import { auc } from "../stats/classification";
 import { readExport, type ExportRow } from "./export";
-import { ACTOR, announce } from "./jobs";
+import { ACTOR, announce, championOf, failJob } from "./jobs";
 import { BINARY_METRICS, REGRESSION_METRICS, compareMetrics, directionOf, metricLabel, metricValue, type MetricComparison, type MetricSpec } from "./metrics";
 import type { StoredConfig } from "./model";
 import { getConfig, getJob, updateJob } from "./store";
@@ -243,6 +243,21 @@ export async function releaseJob(env: Env, jobId: string): Promise<void> {
   const staged = await stagedCandidate(env, jobId);
   if (!staged) throw new ApiError("conflict", `job ${jobId}: staged candidate disappeared`);
   const manifest = manifestSchema.parse(staged.manifest);
+  if (!job.deploymentId) {
+    // What the release would stand on must still hold: the champion the candidate was compared with,
+    // and no other deployment in progress. Otherwise the job fails once, with the reason, before
+    // anything is registered (a retried step cannot change either).
+    const champion = await championOf(db, job.modelName);
+    if (champion !== job.championVersion) {
+      await failJob(env, jobId, `the champion moved from ${job.championVersion ?? "none"} to ${champion ?? "none"} while the job ran; the candidate was validated against ${job.championVersion ?? "no champion"}, so it was not released (start a new job)`);
+      return;
+    }
+    const [open] = await listDeployments(deploymentsDb(env.DB), { model: job.modelName, states: [...OPEN_STATES] }, 1);
+    if (open) {
+      await failJob(env, jobId, `model '${job.modelName}' has an open deployment ${open.id} (${open.state}); the candidate was not released (complete or abort it, then start a new job)`);
+      return;
+    }
+  }
   const existing = await findVersion(db, job.modelName, manifest.version);
   if (existing && existing.sha256 !== staged.sha256) throw new ApiError("conflict", `version ${manifest.version} of '${job.modelName}' already exists with another artifact`);
   if (!existing) {

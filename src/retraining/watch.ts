@@ -14,7 +14,7 @@ import { fleetLabels } from "../monitoring/fleet";
 import { positiveClassOf } from "../monitoring/performance";
 import { getVersion, registryDb, toModelVersion } from "../registry/store";
 import { aucEstimate, usable, worseThan } from "./compare";
-import { ACTOR, announce } from "./jobs";
+import { ACTOR, announce, championOf } from "./jobs";
 import { getConfig, listJobs, updateJob, type JobRow } from "./store";
 
 export interface WatchOutcome {
@@ -49,6 +49,16 @@ async function watchOne(env: Env, job: JobRow, now: number): Promise<WatchOutcom
   const d = job.deploymentId ? await getDeployment(deploymentsDb(env.DB), job.deploymentId) : null;
   if (d && (d.state === "rolled_back" || d.state === "failed")) return rolledBack(env, job, `deployment ${d.id} was ${d.state.replace("_", " ")} by its canary analysis or an admin`, { deployment: d.id });
   const { min_labels, alpha, hours } = cfg.config.watch;
+  if (d?.state === "completed" && job.candidateVersion) {
+    // The champion was moved by hand after the release: the release is no longer what serves, and
+    // rolling back would undo that move (the deployment refuses it), so the watch ends here.
+    const champion = await championOf(db, job.modelName);
+    if (champion !== job.candidateVersion) {
+      const detail = `the champion was moved to ${champion ?? "nothing"} after the release; nothing of this job's left to watch`;
+      await updateJob(db, job.id, (j) => (j.state === "promoted" && j.active === 1 ? { action: "watch_end", actor: ACTOR, set: { active: 0 }, details: { reason: detail } } : null));
+      return { job: job.id, action: "watch_ended", detail };
+    }
+  }
   if (job.candidateVersion && job.championVersion && job.promotedAt) {
     const v = toModelVersion(await getVersion(db, job.modelName, job.candidateVersion));
     const positive = positiveClassOf(v);

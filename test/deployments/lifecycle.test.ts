@@ -155,6 +155,27 @@ describe("strategies that switch at once", () => {
     expect((await predict(M)).version).toBe("1.0.0");
     expect((await admin("POST", `/${id}/rollback`, {})).status).toBe(409);
   });
+
+  it("a completed deployment is not aborted, nor rolled back over a later alias move (each would silently undo a release or a move)", async () => {
+    const id = await createStarted({ strategy: "direct", model: M, version: "1.1.0" });
+    expect((await admin("POST", `/${id}/promote`, {})).json.deployment.state).toBe("completed");
+    const champion = async () => (await call("GET", `/admin/models/${M}`, undefined, ADMIN)).json.aliases.champion;
+    expect(await champion()).toBe("1.1.0");
+    // abort ends a deployment without promoting it: a completed one answers 409 and stays released.
+    const aborted = await admin("POST", `/${id}/abort`, { reason: "cleanup script" });
+    expect(aborted.status, aborted.text).toBe(409);
+    expect(aborted.json.error.message).toMatch(/cannot abort deployment .*: it is completed/);
+    expect(await champion()).toBe("1.1.0");
+    // Someone moves the champion by hand; rolling the deployment back would move it to 1.0.0 over that move.
+    expect((await registerStem("models", "credit-risk-lr", [], { name: M, version: "1.2.0" })).status).toBe(201);
+    expect((await call("PUT", `/admin/models/${M}/aliases/champion`, { version: "1.2.0" }, ADMIN)).status).toBe(200);
+    const rolled = await admin("POST", `/${id}/rollback`, { reason: "regret" });
+    expect(rolled.status, rolled.text).toBe(409);
+    expect(rolled.json.error.message).toMatch(/alias 'champion' now points at 1\.2\.0/);
+    expect(await champion()).toBe("1.2.0");
+    expect((await admin("GET", `/${id}`)).json.deployment.state).toBe("completed");
+    expect((await call("PUT", `/admin/models/${M}/aliases/champion`, { version: "1.0.0" }, ADMIN)).status).toBe(200);
+  });
 });
 
 describe("per-request routing", () => {
