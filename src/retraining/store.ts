@@ -163,6 +163,8 @@ export interface JobChange {
  */
 export async function changeJob(db: Db, job: JobRow, change: JobChange, now = Date.now()): Promise<JobRow> {
   const to = change.state ?? (job.state as JobState);
+  // A final state is not entered again: a second cancel would rewrite the first one's reason and time.
+  if (change.state && to === job.state && TERMINAL.includes(to)) throw new ApiError("conflict", `job ${job.id} is already ${job.state}`);
   if (to !== job.state && !TRANSITIONS[job.state as JobState].includes(to)) {
     throw new ApiError("conflict", `job ${job.id} is ${job.state}; it cannot become ${to} (allowed: ${TRANSITIONS[job.state as JobState].join(", ") || "none, it is final"})`);
   }

@@ -210,11 +210,16 @@ describe("shadow", () => {
       const r = await predict(M, { row: i });
       expect([r.status, r.version, r.variant]).toEqual([200, "1.0.0", "primary"]);
     }
+    // Every row is accounted for: compared, or skipped by the isolate's SHADOW_CPU_SHARE (default 5%).
+    // On a loaded machine the shadow's first session load can use the share up (a full run once
+    // read compared_rows 3), so the test waits for all ten and needs at least one compared.
     const res = await until(
       () => admin("GET", `/${id}/results`),
-      (r) => r.json.shadow.requests >= 10,
+      (r) => r.json.shadow.requests >= 10 && r.json.shadow.compared_rows + r.json.shadow.skipped_rows >= 10,
     );
-    expect(res.json.shadow).toMatchObject({ version: "1.1.0", requests: 10, errors: 0, compared_rows: 10 });
+    expect(res.json.shadow).toMatchObject({ version: "1.1.0", requests: 10, errors: 0 });
+    expect(res.json.shadow.compared_rows + res.json.shadow.skipped_rows).toBe(10);
+    expect(res.json.shadow.compared_rows).toBeGreaterThan(0);
     expect(res.json.shadow.agreement_rate).toBeGreaterThan(0.5);
     expect(res.json.shadow.abs_score_diff.mean).toBeGreaterThan(0);
     await admin("POST", `/${id}/abort`, {});

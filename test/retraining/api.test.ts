@@ -96,6 +96,12 @@ describe("schedules", () => {
     expect((await runRetrainingCron(env, tomorrow + 60_000)).find((o) => o.model === "rt-sched")!.detail).toMatch(/^job .* is /);
     const cancel = await call("POST", `/admin/retraining/jobs/${started.job}/cancel`, { reason: "testing cool-down" }, ADMIN);
     expect(cancel.json.job.state).toBe("cancelled");
+    // Cancelling again is a 409 and keeps the first cancel's reason and time (it rewrote them).
+    const again = await call("POST", `/admin/retraining/jobs/${started.job}/cancel`, { reason: "again" }, ADMIN);
+    expect(again.status, again.text).toBe(409);
+    expect(again.json.error.message).toMatch(/already cancelled/);
+    const kept = (await call("GET", `/admin/retraining/jobs/${started.job}`, undefined, ADMIN)).json.job;
+    expect([kept.error, kept.finished_at]).toEqual([cancel.json.job.error, cancel.json.job.finished_at]);
     // A cancelled job frees the model, but the cool-down holds further automatic runs.
     expect((await runRetrainingCron(env, tomorrow + 120_000)).find((o) => o.model === "rt-sched")!.detail).toMatch(/^cool-down/);
     // The cron task is wired into the worker's scheduled handler.
