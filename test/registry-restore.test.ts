@@ -9,7 +9,7 @@
 import { env } from "cloudflare:test";
 import { beforeAll, describe, expect, it } from "vitest";
 import { sweepArtifacts, ARTIFACT_GRACE_MS } from "../src/registry/sweep";
-import { registryDb, restoreVersion } from "../src/registry/store";
+import { archiveStatements, registryDb, restoreVersion } from "../src/registry/store";
 import { ADMIN, call, register } from "./support/api";
 import { repoBytes, repoJson } from "./support/files";
 
@@ -144,5 +144,36 @@ describe("restore an archived version", () => {
     await expect(restoreVersion(registryDb(env.DB), racing, M, "1.0.0", "bob", "late", "late")).rejects.toThrow(/1\.0\.0 of 'credit-risk' was restored meanwhile/);
     expect(await auditIds()).toEqual(before);
     expect((await call("GET", `/admin/models/${M}`, undefined, ADMIN)).json.aliases.late).toBeUndefined();
+  });
+});
+
+describe("archiving racing an alias move or a deployment (found by a black-box probe)", () => {
+  // The archive checks for aliases and open deployments, then writes. A move that commits in
+  // between (the probe hit it with requests 1 ms apart) left an alias on an archived version, and
+  // every prediction through it failed. The write itself now carries the rule: run after a move or
+  // a deployment committed, it writes nothing.
+  let V = "";
+  const archiveNow = () => env.DB.batch(archiveStatements(env.DB, M, V, new Date().toISOString(), "racer"));
+  const statusNow = async () => (await env.DB.prepare("SELECT status FROM model_versions WHERE model_name = ? AND version = ?").bind(M, V).first<{ status: string }>())!.status;
+
+  it("the archive's write refuses a version an alias or an open deployment took meanwhile, and writes no audit entry", async () => {
+    // A registered version no alias points at (earlier tests moved the champion around).
+    const model = (await call("GET", `/admin/models/${M}`, undefined, ADMIN)).json;
+    V = model.versions.find((v: { version: string; status: string }) => v.status === "registered" && !Object.values(model.aliases).includes(v.version)).version;
+    const audits = (await auditIds()).length;
+    expect((await call("PUT", `/admin/models/${M}/aliases/racer`, { version: V }, ADMIN)).status).toBe(200);
+    await expect(archiveNow()).rejects.toThrow(/NOT NULL constraint failed: audit_log\.at/);
+    expect(await statusNow()).toBe("registered");
+    expect((await call("DELETE", `/admin/models/${M}/aliases/racer`, undefined, ADMIN)).status).toBe(204);
+    const d = await call("POST", "/admin/deployments", { strategy: "canary", model: M, version: V }, ADMIN);
+    expect(d.status, d.text).toBe(201);
+    await expect(archiveNow()).rejects.toThrow(/NOT NULL constraint failed: audit_log\.at/);
+    expect(await statusNow()).toBe("registered");
+    expect((await call("POST", `/admin/deployments/${d.json.deployment.id}/abort`, {}, ADMIN)).status).toBe(200);
+    expect((await auditIds()).length).toBe(audits + 2 + 2); // alias set and delete; deployment create and abort
+    // Nothing refers to it now: the same write archives it.
+    await archiveNow();
+    expect(await statusNow()).toBe("archived");
+    expect((await call("POST", `/admin/models/${M}/versions/${V}/restore`, {}, ADMIN)).status).toBe(200);
   });
 });

@@ -272,18 +272,44 @@ export async function servingReferences(db: Db, name: string, version: string): 
   return [...refs.map((r) => `alias '${r.alias}'`), ...inDeployments];
 }
 
+/**
+ * The archive's write: the status update, only while no alias and no open deployment refers to the
+ * version, and its audit entry, which writes a NULL `at` (a NOT NULL violation that aborts the
+ * batch) unless the update changed the row. Checked by SQL inside the transaction, so a move or a
+ * deployment that commits first makes the archive write nothing.
+ */
+export function archiveStatements(d1: D1Database, name: string, version: string, at: string, actor: string, reason?: string): D1PreparedStatement[] {
+  const unreferenced = `NOT EXISTS (SELECT 1 FROM aliases WHERE model_name = ?1 AND version = ?2)
+    AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.model_name = ?1 AND d.state IN ('validating', 'active', 'promoting', 'paused')
+      AND (json_extract(d.config, '$.candidate') = ?2 OR EXISTS (SELECT 1 FROM json_each(d.variants) v WHERE json_extract(v.value, '$.version') = ?2)))`;
+  return [
+    d1.prepare(`UPDATE model_versions SET status = 'archived' WHERE model_name = ?1 AND version = ?2 AND status = 'registered' AND ${unreferenced}`).bind(name, version),
+    d1
+      .prepare("INSERT INTO audit_log (at, actor, action, model_name, version, reason) VALUES (CASE WHEN changes() = 1 THEN ?1 END, ?2, 'version.archive', ?3, ?4, ?5)")
+      .bind(at, actor, name, version, reason ?? null),
+  ];
+}
+
 export async function archiveVersion(db: Db, name: string, version: string, actor: string, reason?: string) {
   const row = await getVersion(db, name, version);
   if (row.status === "archived") throw new ApiError("conflict", `version ${version} of '${name}' is already archived`);
-  const refs = await servingReferences(db, name, version);
-  if (refs.length) throw new ApiError("conflict", `version ${version} of '${name}' serves traffic (${refs.join(", ")}); move those first`);
-  await db.batch([
-    db
-      .update(modelVersions)
-      .set({ status: "archived" })
-      .where(and(eq(modelVersions.modelName, name), eq(modelVersions.version, version))),
-    db.insert(auditLog).values({ at: now(), actor, action: "version.archive", modelName: name, version, reason }),
-  ]);
+  const serving = async () => {
+    const refs = await servingReferences(db, name, version);
+    if (refs.length) throw new ApiError("conflict", `version ${version} of '${name}' serves traffic (${refs.join(", ")}); move those first`);
+  };
+  await serving();
+  // The same rule again inside the write (archiveStatements): an alias moved to the version, or a
+  // deployment opened on it, between the check above and this batch would otherwise be left on an
+  // archived version.
+  const d1 = db.$client;
+  try {
+    await d1.batch(archiveStatements(d1, name, version, now(), actor, reason));
+  } catch (error) {
+    const e = error as { message?: string; cause?: { message?: string } };
+    if (!/NOT NULL constraint failed: audit_log\.at/.test(`${e?.message} ${e?.cause?.message}`)) throw error;
+    await serving(); // names what took it meanwhile
+    throw new ApiError("conflict", `version ${version} of '${name}' was archived or put to use meanwhile by another request`);
+  }
   return { ...row, status: "archived" };
 }
 
