@@ -36,7 +36,6 @@ function parse(vars: Record<string, string | undefined>): MonitoringConfig {
   };
 }
 
-
 export const shardName = (model: string, version: string, shard: number) => `${model}@${version}#${shard}`;
 /** The prediction-log shard of a request id, and its object name (where /v1/feedback finds the request). */
 export const logShardOf = (requestId: string, shards: number) => hash32(requestId) % shards;

@@ -19,13 +19,18 @@ export function addRegistrationCheck(check: RegistrationCheck) {
   checks.add(check);
 }
 
+/** Every issue the registered checks report for `version`. */
+async function issuesOf(env: Env, version: CheckedVersion): Promise<FieldIssue[]> {
+  return (await Promise.all([...checks].map((check) => check(env, version)))).flat();
+}
+
 export async function runRegistrationChecks(env: Env, manifest: CheckedVersion): Promise<void> {
-  const issues = (await Promise.all([...checks].map((check) => check(env, manifest)))).flat();
+  const issues = await issuesOf(env, manifest);
   if (issues.length) throw new ApiError("invalid_input", `manifest: ${issues[0].path}: ${issues[0].message}`, issues.slice(0, 50));
 }
 
 /** The registration checks for an archived version about to be restored: 409 naming what no longer fits. */
 export async function runRestoreChecks(env: Env, version: CheckedVersion): Promise<void> {
-  const issues = (await Promise.all([...checks].map((check) => check(env, version)))).flat();
+  const issues = await issuesOf(env, version);
   if (issues.length) throw new ApiError("conflict", `version ${version.version} of '${version.name}' cannot be restored: ${issues[0].path}: ${issues[0].message}`, issues.slice(0, 50));
 }

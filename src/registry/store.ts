@@ -251,6 +251,9 @@ export async function deleteAlias(db: Db, name: string, alias: string, actor: st
   ]);
 }
 
+/** Deployment states that hold traffic on their versions: deployments/model.ts OPEN_STATES, repeated so the registry takes only the table from the layer above it. */
+const OPEN_DEPLOYMENT_STATES = ["validating", "active", "promoting", "paused"] as const;
+
 /**
  * What makes a version serve traffic: aliases, and deployments that are not finished (validating,
  * active, promoting, paused), so archiving stays refused while any traffic can reach the version.
@@ -264,7 +267,7 @@ export async function servingReferences(db: Db, name: string, version: string): 
   const open = await db
     .select({ id: deployments.id, state: deployments.state, variants: deployments.variants, config: deployments.config })
     .from(deployments)
-    .where(and(eq(deployments.modelName, name), inArray(deployments.state, ["validating", "active", "promoting", "paused"])))
+    .where(and(eq(deployments.modelName, name), inArray(deployments.state, [...OPEN_DEPLOYMENT_STATES])))
     .all();
   const inDeployments = open
     .filter((d) => (d.variants as { version: string }[]).some((v) => v.version === version) || (d.config as { candidate?: string }).candidate === version)
@@ -280,7 +283,7 @@ export async function servingReferences(db: Db, name: string, version: string): 
  */
 export function archiveStatements(d1: D1Database, name: string, version: string, at: string, actor: string, reason?: string): D1PreparedStatement[] {
   const unreferenced = `NOT EXISTS (SELECT 1 FROM aliases WHERE model_name = ?1 AND version = ?2)
-    AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.model_name = ?1 AND d.state IN ('validating', 'active', 'promoting', 'paused')
+    AND NOT EXISTS (SELECT 1 FROM deployments d WHERE d.model_name = ?1 AND d.state IN (${OPEN_DEPLOYMENT_STATES.map((st) => `'${st}'`).join(", ")})
       AND (json_extract(d.config, '$.candidate') = ?2 OR EXISTS (SELECT 1 FROM json_each(d.variants) v WHERE json_extract(v.value, '$.version') = ?2)))`;
   return [
     d1.prepare(`UPDATE model_versions SET status = 'archived' WHERE model_name = ?1 AND version = ?2 AND status = 'registered' AND ${unreferenced}`).bind(name, version),

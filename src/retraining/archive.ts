@@ -6,20 +6,20 @@
  * not archived), the features the request carried (as validation resolved them, with the values it
  * left out marked missing), its score and version, and the delayed labels (feedback) of those rows.
  * A row is sampled by a draw keyed by its request id and row number (`archived`), so its label is
- * kept exactly when the prediction was, whichever isolates the two reach. Each isolate copies the archived rows of the requests' validated columns and scores into
- * a columnar block, a few dozen requests at a time (archive-block.ts `BlockBuilder`: a column per feature,
- * stored in its narrowest exact type, strings through a dictionary: compressed by encoding, no gzip
- * on top), and writes the block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
+ * kept exactly when the prediction was, whichever isolates the two reach. Each isolate copies the
+ * archived rows of the requests' validated columns and scores into a columnar block, a few dozen
+ * requests at a time (archive-block.ts `BlockBuilder`: a column per feature, stored in its
+ * narrowest exact type, strings through a dictionary: compressed by encoding, no gzip on top), and
+ * writes the block to R2 once it holds RETRAINING_ARCHIVE_FLUSH_ROWS rows or its oldest is
  * RETRAINING_ARCHIVE_FLUSH_MS old, inside the waitUntil of the request that crosses the bound: the
  * serving path holds the request (by reference, at most 64 requests or 2,048 rows, then copied
- * together: `PayloadArchive.held`) and never writes to R2. An
- * isolate also flushes a model's buffer when all its models' buffers together hold
- * RETRAINING_ARCHIVE_BUFFER_ROWS rows (default twice the flush rows), which bounds its memory with
- * many archived models (~120 bytes per buffered row of 13 features: its Float64 cells and kind
- * bytes); a flushed model's builder is kept for its next block while the idle builders' room stays
- * within that bound too. Records buffered in an isolate
- * that is evicted before its next flush are lost (bounded by these limits), as with monitoring's
- * collector. Flushes are 10,000 rows by default (2,000 before): in bench:r2-put a local put costs
+ * together: `PayloadArchive.held`) and never writes to R2. An isolate also flushes a model's
+ * buffer when all its models' buffers together hold RETRAINING_ARCHIVE_BUFFER_ROWS rows (default
+ * twice the flush rows), which bounds its memory with many archived models (~120 bytes per
+ * buffered row of 13 features: its Float64 cells and kind bytes); a flushed model's builder is kept
+ * for its next block while the idle builders' room stays within that bound too. Records buffered
+ * in an isolate that is evicted before its next flush are lost (bounded by these limits), as with
+ * monitoring's collector. Flushes are 10,000 rows by default (2,000 before): in bench:r2-put a local put costs
  * ~2.4 ms of CPU plus ~22 µs per KiB, so fewer, larger objects halve the archive's put cost there.
  *
  * Blocks replaced gzip NDJSON objects after bench:stages' archive variants showed the JSON text, its
@@ -48,7 +48,12 @@ export function archivePrefix(model: string): string {
  * archive and what the export holds.
  */
 export function archived(requestId: string, row: number, rate: number): boolean {
-  return rate >= 1 || (rate > 0 && rowDraw(hash32(requestId), row) < rate);
+  return sampledRow(hash32(requestId), row, rate);
+}
+
+/** `archived` with the request's hash computed once (a request's rows are drawn in a loop). */
+function sampledRow(requestHash: number, row: number, rate: number): boolean {
+  return rate >= 1 || (rate > 0 && rowDraw(requestHash, row) < rate);
 }
 
 /** Requests and rows held before they are copied into their blocks (see `PayloadArchive.held`). */
@@ -99,7 +104,7 @@ export class PayloadArchive {
       // Sampled: only the chosen rows are copied; the draw is the row's own (see `archived`).
       keep = [];
       const h = hash32(e.requestId);
-      for (let i = 0; i < resolved.n; i++) if (rowDraw(h, i) < rate) keep.push(i);
+      for (let i = 0; i < resolved.n; i++) if (sampledRow(h, i, rate)) keep.push(i);
       if (!keep.length) return;
     }
     const rows = keep ? keep.length : resolved.n;
